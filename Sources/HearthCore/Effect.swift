@@ -1,0 +1,54 @@
+/// Why the room closes a connection. `code` is the WebSocket close code the shell uses.
+public enum CloseReason: String, CaseIterable, Hashable, Sendable {
+    case ended = "session ended"
+    case left = "left"
+    case removed = "removed"
+    case banned = "banned"
+    case denied = "denied"
+    case takenOver = "taken over by another connection"
+    case roomLocked = "room locked"
+
+    public var code: UInt16 {
+        switch self {
+        case .ended: return 4000
+        case .left: return 4001
+        case .removed: return 4002
+        case .banned: return 4003
+        case .denied: return 4004
+        case .takenOver: return 4005
+        case .roomLocked: return 4006
+        }
+    }
+}
+
+/// A timer the room asks the shell to run. Timers are effects: the engine has no clock.
+public struct TimerID: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: Hashable, Sendable {
+        /// A dropped member's seat stops being held.
+        case grace(ParticipantID)
+    }
+
+    public var room: RoomID
+    public var kind: Kind
+
+    public init(room: RoomID, kind: Kind) {
+        self.room = room
+        self.kind = kind
+    }
+
+    public var description: String {
+        switch kind {
+        case .grace(let id): return "\(room)/grace/\(id)"
+        }
+    }
+}
+
+/// What the shell must do after the engine handled an input, in order.
+public enum Effect: Hashable, Sendable {
+    case send(Message, to: [ConnectionID])
+    case close(ConnectionID, CloseReason)
+    case audit(AuditRecord)
+    case attendance(AttendanceRecord)
+    case schedule(TimerID, at: Instant)
+    case cancel(TimerID)
+}

@@ -1,0 +1,80 @@
+/// All the rooms of one node, and which room each connection belongs to.
+///
+/// A thin router over `Room`: it creates a room on its first arrival, sends each input to
+/// its room, and forgets connections once they are gone. Still pure: no I/O, no clock.
+public struct Engine: Sendable {
+    public private(set) var rooms: [RoomID: Room] = [:]
+    var roomOfConnection: [ConnectionID: RoomID] = [:]
+    public var defaultSettings: RoomSettings
+
+    public init(defaultSettings: RoomSettings = RoomSettings()) {
+        self.defaultSettings = defaultSettings
+    }
+
+    /// The room a connection has joined (or tried to), if any.
+    public func room(of connection: ConnectionID) -> RoomID? { roomOfConnection[connection] }
+
+    /// `hello`: an authenticated identity arrives. `settings` apply only if this creates the room.
+    public mutating func connect(
+        _ connection: ConnectionID, room id: RoomID, identity: Identity, credential: ResumeCredential,
+        settings: RoomSettings? = nil, rid: String? = nil, at: Instant
+    ) -> [Effect] {
+        roomOfConnection[connection] = id
+        return withRoom(id, creating: settings ?? defaultSettings, at: at) {
+            $0.connect(connection, identity: identity, credential: credential, rid: rid, at: at)
+        }
+    }
+
+    /// `resume`: a seat's secret (hashed by the shell) and the last sequence number processed.
+    public mutating func resume(
+        _ connection: ConnectionID, room id: RoomID, resumeHash: String, lastSeq: UInt64, rid: String? = nil,
+        at: Instant
+    ) -> [Effect] {
+        guard rooms[id] != nil else {
+            return [.send(Message(rid: rid, event: .error(.resumeFailed)), to: [connection])]
+        }
+        roomOfConnection[connection] = id
+        return withRoom(id, creating: defaultSettings, at: at) {
+            $0.resume(connection, resumeHash: resumeHash, lastSeq: lastSeq, rid: rid, at: at)
+        }
+    }
+
+    public mutating func handle(
+        _ command: ClientCommand, from connection: ConnectionID, rid: String? = nil, at: Instant
+    ) -> [Effect] {
+        guard let id = roomOfConnection[connection], rooms[id] != nil else {
+            return [.send(Message(rid: rid, event: .error(.helloRequired)), to: [connection])]
+        }
+        return withRoom(id, creating: defaultSettings, at: at) {
+            $0.handle(command, from: connection, rid: rid, at: at)
+        }
+    }
+
+    public mutating func disconnected(_ connection: ConnectionID, at: Instant) -> [Effect] {
+        guard let id = roomOfConnection.removeValue(forKey: connection), rooms[id] != nil else { return [] }
+        return withRoom(id, creating: defaultSettings, at: at) { $0.disconnected(connection, at: at) }
+    }
+
+    public mutating func timerFired(_ timer: TimerID, at: Instant) -> [Effect] {
+        guard rooms[timer.room] != nil else { return [] }
+        return withRoom(timer.room, creating: defaultSettings, at: at) { $0.timerFired(timer.kind, at: at) }
+    }
+
+    /// Runs `body` on the room, creating it if needed. The room is moved out of the
+    /// dictionary and back, so its storage stays uniquely referenced and is never copied.
+    mutating func withRoom(
+        _ id: RoomID, creating settings: RoomSettings, at: Instant, _ body: (inout Room) -> [Effect]
+    ) -> [Effect] {
+        var room = rooms.removeValue(forKey: id) ?? Room(id: id, settings: settings, at: at)
+        defer { rooms[id] = room }
+        return body(&room)
+    }
+
+    /// Forgets ended rooms that ended before `cutoff` (their records live in the shell's store).
+    public mutating func dropEndedRooms(before cutoff: Instant) {
+        rooms = rooms.filter { _, room in
+            if case .ended(let at) = room.phase { return at >= cutoff }
+            return true
+        }
+    }
+}

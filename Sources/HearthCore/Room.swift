@@ -1,0 +1,186 @@
+/// One group session: the heart of Hearth.
+///
+/// `Room` is a value type with no I/O, no clock and no threads. Each input is a
+/// `mutating` method that takes the time it happened and returns the effects the shell
+/// must carry out, in order (send, close, audit, attendance, timers). The same inputs
+/// always give the same state and effects, which is what makes it testable alone.
+public struct Room: Sendable {
+    public enum Phase: Hashable, Sendable {
+        case open
+        case ended(Instant)
+    }
+
+    struct Logged: Sendable {
+        var seq: UInt64
+        var audience: [ParticipantID]
+        var message: Message
+    }
+
+    struct StoredChat: Sendable {
+        var message: ChatMessage
+        var audience: [ParticipantID]
+    }
+
+    public let id: RoomID
+    public let createdAt: Instant
+    public internal(set) var settings: RoomSettings
+    public internal(set) var phase: Phase = .open
+    public internal(set) var locked = false
+    public internal(set) var spotlight: ParticipantID?
+    public internal(set) var seats: [ParticipantID: Seat] = [:]
+    public internal(set) var banned: Set<UserID> = []
+    /// The last sequence number given to a logged event.
+    public internal(set) var seq: UInt64 = 0
+    /// Open "I need help" signals, by member.
+    public internal(set) var help: [ParticipantID: Instant] = [:]
+    var seatOfUser: [UserID: ParticipantID] = [:]
+    var seatOfConnection: [ConnectionID: ParticipantID] = [:]
+    var seatOfResumeHash: [String: ParticipantID] = [:]
+    var nextSeat: UInt32 = 1
+    var nextMessage: UInt64 = 1
+    /// Recent logged events, oldest first, for replay to resuming members.
+    var log: [Logged] = []
+    var chatLog: [StoredChat] = []
+    /// Whether staff were present after the last input, to notice a change.
+    var staffWasPresent = false
+
+    public init(id: RoomID, settings: RoomSettings = RoomSettings(), at: Instant) {
+        self.id = id
+        self.settings = settings
+        self.createdAt = at
+    }
+
+    public var isEnded: Bool {
+        if case .ended = phase { return true }
+        return false
+    }
+
+    public func seat(of connection: ConnectionID) -> Seat? {
+        seatOfConnection[connection].flatMap { seats[$0] }
+    }
+
+    public func seat(ofUser user: UserID) -> Seat? {
+        seatOfUser[user].flatMap { seats[$0] }
+    }
+
+    /// Staff count as present only while connected and in the room.
+    public var staffPresent: Bool {
+        seats.values.contains { $0.isStaff && $0.placement == .room && $0.isConnected }
+    }
+
+    /// Non-staff members admitted (connected or held): what capacity counts.
+    public var admittedMemberCount: Int {
+        seats.values.reduce(0) { $0 + ($1.placement == .room && !$1.isStaff ? 1 : 0) }
+    }
+
+    /// Seats in a stable order (by participant id).
+    func ordered(_ placement: Placement) -> [Seat] {
+        seats.values.filter { $0.placement == placement }.sorted { $0.id < $1.id }
+    }
+
+    var roomState: RoomStateView {
+        RoomStateView(
+            locked: locked, staffPresent: staffPresent, spotlight: spotlight,
+            chatPolicy: settings.chatPolicy, privateMessages: settings.privateMessages,
+            selfUnmute: settings.selfUnmute, waitingRoom: settings.waitingRoom,
+            capacity: settings.capacity)
+    }
+
+    func waitingView(_ seat: Seat) -> WaitingView {
+        WaitingView(
+            id: seat.id, alias: seat.alias, role: seat.role, userID: seat.userID,
+            since: seat.waitingSince ?? createdAt, consentVersion: seat.consentVersion,
+            location: seat.location, connected: seat.isConnected, ready: meetsRequirements(seat) == nil)
+    }
+
+    func waitingStatus(_ seat: Seat) -> WaitingStatus {
+        let reason: WaitingReason =
+            seat.sentBack ? .sentBack : (staffPresent ? .waitingForAdmission : .waitingForFacilitator)
+        return WaitingStatus(
+            reason: reason, consentVersion: settings.consentVersion,
+            consentAcknowledged: settings.consentVersion == nil || seat.consentVersion == settings.consentVersion,
+            locationRequired: settings.requireLocation, locationGiven: seat.location != nil)
+    }
+
+    /// The error that stops this waiting member's admission, or nil.
+    func meetsRequirements(_ seat: Seat) -> ErrorCode? {
+        if let required = settings.consentVersion, seat.consentVersion != required { return .consentRequired }
+        if settings.requireLocation && seat.location == nil { return .locationRequired }
+        return nil
+    }
+
+    func snapshot(for seat: Seat) -> RoomSnapshot {
+        let staff = seat.isStaff
+        let members = ordered(.room).map { $0.memberView(forStaff: staff) }
+        let chat = chatLog.suffix(settings.chatHistory).filter { $0.audience.contains(seat.id) }.map(\.message)
+        return RoomSnapshot(
+            you: seat.memberView(forStaff: true), room: roomState, members: members, chat: chat,
+            waiting: staff ? ordered(.waiting).map(waitingView) : nil,
+            help: staff ? help.map { HelpRequest(id: $0.key, at: $0.value) }.sorted { $0.id < $1.id } : nil)
+    }
+
+    // MARK: Audiences
+
+    var roomAudience: [ParticipantID] { ordered(.room).map(\.id) }
+    var staffAudience: [ParticipantID] { ordered(.room).filter(\.isStaff).map(\.id) }
+    var memberAudience: [ParticipantID] { ordered(.room).filter { !$0.isStaff }.map(\.id) }
+    var waitingAudience: [ParticipantID] { ordered(.waiting).map(\.id) }
+
+    // MARK: Emitting
+
+    /// Logs an event under a new sequence number and sends it to the audience's connected seats.
+    mutating func publish(_ event: ServerEvent, to audience: [ParticipantID], into fx: inout [Effect]) {
+        guard !audience.isEmpty else { return }
+        seq += 1
+        let message = Message(seq: seq, event: event)
+        log.append(Logged(seq: seq, audience: audience, message: message))
+        // Trimmed in batches of a quarter window: O(1) per event, bounded memory.
+        if log.count > settings.replayWindow + settings.replayWindow / 4 {
+            log.removeFirst(log.count - settings.replayWindow)
+        }
+        let connections = audience.compactMap { seats[$0]?.connection }
+        if !connections.isEmpty { fx.append(.send(message, to: connections)) }
+    }
+
+    /// Publishes the staff view to staff and the member view to everyone else in `audience`.
+    mutating func publishMember(
+        _ seat: Seat, audience: [ParticipantID], into fx: inout [Effect],
+        _ make: (MemberView) -> ServerEvent
+    ) {
+        let staff = audience.filter { seats[$0]?.isStaff == true }
+        let others = audience.filter { seats[$0]?.isStaff != true }
+        publish(make(seat.memberView(forStaff: true)), to: staff, into: &fx)
+        publish(make(seat.memberView(forStaff: false)), to: others, into: &fx)
+    }
+
+    /// Tells the room that a member's visible state changed.
+    mutating func memberChanged(_ id: ParticipantID, into fx: inout [Effect]) {
+        guard let seat = seats[id] else { return }
+        switch seat.placement {
+        case .room: publishMember(seat, audience: roomAudience, into: &fx) { .memberUpdated($0) }
+        case .waiting: publish(.waitingUpdated(waitingView(seat)), to: staffAudience, into: &fx)
+        }
+    }
+
+    /// A direct reply: not logged, no sequence number.
+    func reply(_ event: ServerEvent, to connection: ConnectionID, rid: String?, into fx: inout [Effect]) {
+        fx.append(.send(Message(rid: rid, event: event), to: [connection]))
+    }
+
+    func audit(
+        _ action: String, at: Instant, actor: Seat?, subject: Seat?, outcome: AuditRecord.Outcome = .done,
+        reason: String? = nil, into fx: inout [Effect]
+    ) {
+        fx.append(
+            .audit(
+                AuditRecord(
+                    at: at, room: id, actor: actor?.party, subject: subject?.party, action: action,
+                    outcome: outcome, reason: reason)))
+    }
+
+    func attendance(_ kind: AttendanceRecord.Kind, _ seat: Seat, at: Instant, into fx: inout [Effect]) {
+        fx.append(.attendance(AttendanceRecord(at: at, room: id, member: seat.party, kind: kind)))
+    }
+
+    func graceTimer(_ id: ParticipantID) -> TimerID { TimerID(room: self.id, kind: .grace(id)) }
+}

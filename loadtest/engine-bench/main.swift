@@ -1,0 +1,103 @@
+import Foundation
+// Engine throughput: commands/s and delivered events/s for chat in a room of 12.
+// Run: swift run -c release hearth-engine-bench [commands]
+import HearthCore
+
+let commands = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 1_000_000
+
+func now(_ i: Int) -> Instant { Instant(milliseconds: 1_000_000 + Int64(i / 1000)) }
+
+/// One room: a facilitator and 11 members, everyone admitted.
+func makeRoom() -> (Room, [ConnectionID]) {
+    var room = Room(id: RoomID("bench"), at: now(0))
+    var connections: [ConnectionID] = []
+    for i in 0..<12 {
+        let c = ConnectionID(UInt64(i + 1))
+        let role: Role = i == 0 ? .facilitator : .participant
+        let identity = Identity(userID: UserID("u\(i)"), role: role, alias: "member \(i)")
+        _ = room.connect(
+            c, identity: identity, credential: ResumeCredential(secret: "s\(i)", hash: "h\(i)"), at: now(0))
+        if i > 0 { _ = room.handle(.admit(ParticipantID(UInt32(i + 1))), from: connections[0], at: now(0)) }
+        connections.append(c)
+    }
+    return (room, connections)
+}
+
+func measure(_ label: String, _ body: () -> (commands: Int, deliveries: Int)) {
+    let clock = ContinuousClock()
+    var result = (commands: 0, deliveries: 0)
+    let elapsed = clock.measure { result = body() }
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let perSecond = Double(result.commands) / seconds
+    let deliveredPerSecond = Double(result.deliveries) / seconds
+    let secondsText = String(format: "%.3f", seconds)
+    let microseconds = String(format: "%.2f", seconds / Double(result.commands) * 1e6)
+    print("\(label): \(result.commands) commands in \(secondsText) s", terminator: " = ")
+    print("\(Int(perSecond)) commands/s, \(Int(deliveredPerSecond)) delivered events/s, \(microseconds) µs/command")
+}
+
+func deliveries(_ effects: [Effect]) -> Int {
+    effects.reduce(0) { n, effect in
+        if case .send(_, let to) = effect { return n + to.count }
+        return n
+    }
+}
+
+measure("chat, room of 12") {
+    var (room, connections) = makeRoom()
+    var delivered = 0
+    for i in 0..<commands {
+        let effects = room.handle(
+            .chat(to: .room, text: "hello everyone, this is a message"), from: connections[i % 12], at: now(i))
+        delivered += deliveries(effects)
+    }
+    return (commands, delivered)
+}
+
+measure("chat with rid (ack), room of 12") {
+    var (room, connections) = makeRoom()
+    var delivered = 0
+    for i in 0..<commands {
+        let effects = room.handle(
+            .chat(to: .room, text: "hello everyone"), from: connections[i % 12], rid: "r", at: now(i))
+        delivered += deliveries(effects)
+    }
+    return (commands, delivered)
+}
+
+measure("signal relay, room of 12") {
+    var (room, connections) = makeRoom()
+    var delivered = 0
+    for i in 0..<commands {
+        let to = ParticipantID(UInt32((i + 1) % 12 + 1))
+        let effects = room.handle(
+            .signal(to: to, kind: .ice, payload: #"{"candidate":"x"}"#), from: connections[i % 12], at: now(i))
+        delivered += deliveries(effects)
+    }
+    return (commands, delivered)
+}
+
+measure("hand up/down, 1,000 rooms of 12 through Engine") {
+    var engine = Engine()
+    var connections: [ConnectionID] = []
+    for r in 0..<1000 {
+        for i in 0..<12 {
+            let c = ConnectionID(UInt64(r * 100 + i))
+            let identity = Identity(userID: UserID("u\(i)"), role: i == 0 ? .facilitator : .participant, alias: "m")
+            _ = engine.connect(
+                c, room: RoomID("room-\(r)"), identity: identity,
+                credential: ResumeCredential(secret: "s", hash: "h\(r)-\(i)"), at: now(0))
+            if i > 0 {
+                _ = engine.handle(.admit(ParticipantID(UInt32(i + 1))), from: ConnectionID(UInt64(r * 100)), at: now(0))
+            }
+            connections.append(c)
+        }
+    }
+    var delivered = 0
+    for i in 0..<commands {
+        let c = connections[((i / 2) * 7919) % connections.count]
+        let effects = engine.handle(i % 2 == 0 ? .raiseHand : .lowerHand(nil), from: c, at: now(i))
+        delivered += deliveries(effects)
+    }
+    return (commands, delivered)
+}
