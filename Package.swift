@@ -3,16 +3,70 @@ import PackageDescription
 
 // Layers, bottom up (docs/architecture.md draws them):
 //   HearthCore       pure room engine: commands in, effects out (no I/O, no C, no clock)
+//   CLws, CJansson   system libraries: libwebsockets (TLS WebSocket) and jansson (JSON)
+//   HearthWire       the v1 JSON wire protocol, through jansson
+//   HearthTransport  libwebsockets server: TLS, sessions, send queues, HTTP routes
+//   HearthAuth       join tokens (JWT), TURN credentials, resume secrets
+//   HearthServer     the shell: runs the engine, executes its effects, config, metrics
+//   hearthd          the command-line entry point
 let package = Package(
     name: "Hearth",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "HearthCore", targets: ["HearthCore"])
+        .executable(name: "hearthd", targets: ["hearthd"]),
+        .library(name: "HearthCore", targets: ["HearthCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .target(name: "HearthCore"),
+        .systemLibrary(
+            name: "CLws", path: "Sources/CLws", pkgConfig: "libwebsockets",
+            providers: [.apt(["libwebsockets-dev", "libssl-dev", "libcap-dev", "libuv1-dev", "libev-dev"])]),
+        .systemLibrary(
+            name: "CJansson", path: "Sources/CJansson", pkgConfig: "jansson",
+            providers: [.apt(["libjansson-dev"])]),
+        .target(name: "HearthWire", dependencies: ["HearthCore", "CJansson"]),
+        .target(
+            name: "HearthTransport",
+            dependencies: ["CLws", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "HearthAuth",
+            dependencies: [
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .target(
+            name: "HearthServer",
+            dependencies: [
+                "HearthCore", "HearthWire", "HearthTransport", "HearthAuth",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
+            ]),
+        .executableTarget(
+            name: "hearthd",
+            dependencies: [
+                "HearthServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "transport-demo",
+            dependencies: ["HearthTransport", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/transport/demo"),
         .executableTarget(
             name: "hearth-engine-bench", dependencies: ["HearthCore"], path: "loadtest/engine-bench"),
         .testTarget(name: "HearthCoreTests", dependencies: ["HearthCore"]),
+        .testTarget(name: "HearthWireTests", dependencies: ["HearthWire"]),
+        .testTarget(name: "HearthAuthTests", dependencies: ["HearthAuth"]),
+        .testTarget(name: "HearthConfigTests", dependencies: ["HearthServer"]),
     ]
 )

@@ -1,0 +1,57 @@
+/*
+ * Thin C shim for HearthTransport: only what Swift cannot import directly
+ * from libwebsockets 4.1.6 / libev / OpenSSL (function-like macros, variadic
+ * logging, 64-bit option constants, SSL_OP_* bit macros).  Everything is
+ * `static inline` or a constant, so no C target is needed.
+ */
+#ifndef CLWS_SHIM_H
+#define CLWS_SHIM_H
+
+#include <libwebsockets.h>
+#include <openssl/ssl.h>
+#include <ev.h>
+#include <stdint.h>
+
+/* LWS_PRE is a function-like macro (_LWS_PAD(...)). */
+static inline size_t clws_pre(void) { return LWS_PRE; }
+
+/* lws context options (imported as Int64 otherwise; info.options is uint64_t). */
+static const uint64_t CLWS_OPT_DO_SSL_GLOBAL_INIT = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+static const uint64_t CLWS_OPT_VALIDATE_UTF8 = LWS_SERVER_OPTION_VALIDATE_UTF8;
+static const uint64_t CLWS_OPT_LIBEV = LWS_SERVER_OPTION_LIBEV;
+static const uint64_t CLWS_OPT_FAIL_UPON_UNABLE_TO_BIND = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+static const uint64_t CLWS_OPT_DISABLE_IPV6 = LWS_SERVER_OPTION_DISABLE_IPV6;
+
+/* OpenSSL protocol exclusions (SSL_OP_* are function-like macros in OpenSSL 3). */
+static const long CLWS_SSL_OP_NO_OLD_TLS =
+    (long)(SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
+
+/* lwsl_* are macros over the variadic _lws_log(). */
+static inline void clws_log(int level, const char *msg) { _lws_log(level, "%s\n", msg); }
+
+/*
+ * A libwebsockets timer with a back pointer: lws sul callbacks only receive
+ * the sul, so the owner is found at a fixed offset (the sul is the first
+ * member).
+ */
+typedef struct clws_timer {
+    lws_sorted_usec_list_t sul;
+    void *owner;
+} clws_timer;
+
+/* libev: the loop is created by us ("foreign loop" for lws) so that lws does
+ * not install its own SIGINT watcher and so that the owner can break it. */
+static inline void *clws_ev_loop_new(void) { return ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK); }
+static inline void clws_ev_run(void *loop) { (void)ev_run((struct ev_loop *)loop, 0); }
+static inline void clws_ev_break_all(void *loop) { ev_break((struct ev_loop *)loop, EVBREAK_ALL); }
+static inline void clws_ev_loop_destroy(void *loop) { ev_loop_destroy((struct ev_loop *)loop); }
+static inline const char *clws_ev_backend_name(void *loop) {
+    switch (ev_backend((struct ev_loop *)loop)) {
+    case EVBACKEND_EPOLL: return "epoll";
+    case EVBACKEND_POLL: return "poll";
+    case EVBACKEND_SELECT: return "select";
+    default: return "other";
+    }
+}
+
+#endif

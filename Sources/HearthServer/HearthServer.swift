@@ -1,0 +1,93 @@
+import Dispatch
+import Foundation
+import HearthAuth
+import HearthTransport
+import Logging
+
+/// One running Hearth node: the transport, the shell around the engine, and the records.
+public final class HearthServer: @unchecked Sendable {
+    public static let version = "0.1.0"
+
+    public let configuration: HearthConfiguration
+    private let transport: Transport
+    private let host: RoomHost
+    private let records: RecordLog
+    private let logger: Logger
+
+    public init(configuration: HearthConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        guard let certificate = configuration.tls.certificate, let key = configuration.tls.privateKey else {
+            throw ServerError.noCertificate
+        }
+        let (hostName, port) = try configuration.listenAddress()
+        var keys: [TokenKey] = []
+        for key in configuration.tokens.keys {
+            keys.append(
+                try TokenKey(algorithm: key.algorithm, secret: key.secret, publicKey: key.publicKey, kid: key.kid))
+        }
+        if let dev = configuration.dev.tokenSecret {
+            keys.append(try TokenKey.hs256(secret: dev))
+        }
+        let verifier = TokenVerifier(
+            keys: keys, leewaySeconds: configuration.tokens.leewaySeconds,
+            maxLifetimeSeconds: configuration.tokens.maxLifetimeSeconds)
+        records = try RecordLog(directory: configuration.dataDirectory)
+        host = RoomHost(
+            configuration: configuration, verifier: verifier, records: records, metrics: ServerMetrics(),
+            logger: logger, version: Self.version)
+        var t = TransportConfiguration(host: hostName, port: port, certificatePath: certificate, privateKeyPath: key)
+        t.maxMessageBytes = configuration.limits.maxMessageBytes
+        t.sendQueueMaxMessages = configuration.limits.sendQueueMaxMessages
+        t.sendQueueMaxBytes = configuration.limits.sendQueueMaxBytes
+        t.pingIntervalSeconds = configuration.limits.pingIntervalSeconds
+        t.hangupSeconds = configuration.limits.hangupSeconds
+        t.allowedOrigins = configuration.allowedOrigins
+        transport = try Transport(configuration: t, delegate: host, logger: logger)
+    }
+
+    public func start() throws {
+        try transport.start()
+        logger.info("listening", metadata: ["listen": "\(configuration.listen)", "version": "\(Self.version)"])
+    }
+
+    /// Graceful stop: every client is told to reconnect (1001), records are flushed.
+    public func stop() {
+        transport.stop()
+        records.flush()
+        logger.info("stopped")
+    }
+
+    /// Runs until SIGTERM or SIGINT, then stops gracefully.
+    public func runUntilSignalled() throws {
+        try start()
+        let done = DispatchSemaphore(value: 0)
+        let queue = DispatchQueue(label: "hearth.signals")
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { [self] in
+                logger.info("signal received, shutting down", metadata: ["signal": "\(sig)"])
+                stop()
+                done.signal()
+            }
+            source.resume()
+            sources.append(source)
+        }
+        done.wait()
+        withExtendedLifetime(sources) {}
+    }
+}
+
+public enum ServerError: Error, CustomStringConvertible {
+    case noCertificate
+
+    public var description: String {
+        switch self {
+        case .noCertificate:
+            return "no TLS certificate configured: set tls.certificate and tls.privateKey (or --tls-cert/--tls-key); "
+                + "scripts/run generates a development certificate"
+        }
+    }
+}

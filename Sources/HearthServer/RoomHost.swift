@@ -1,0 +1,331 @@
+import Foundation
+import HearthAuth
+import HearthCore
+import HearthTransport
+import HearthWire
+import Logging
+
+/// Close codes the shell itself uses (the engine's are in `CloseReason`).
+public enum ShellClose {
+    public static let authenticationFailed: UInt16 = 4401
+    public static let unknownEndpoint: UInt16 = 4404
+    public static let helloTimeout: UInt16 = 4408
+    public static let tooManyBadMessages: UInt16 = 1008
+}
+
+/// The imperative shell around the engine, confined to the transport's event-loop thread.
+///
+/// It turns transport events into engine inputs (authenticating `hello` on the way), and
+/// runs the engine's effects: sends (each message encoded once for all its recipients),
+/// closes, records and timers. It is the one owner of the `Engine` value.
+final class RoomHost: TransportDelegate {
+    struct Client {
+        let room: RoomID
+        let openedAt: Instant
+        var joined = false
+        var badMessages = 0
+    }
+
+    private var engine: Engine
+    private var timers = TimerQueue()
+    private var clients: [SessionID: Client] = [:]
+    private let verifier: TokenVerifier
+    private let configuration: HearthConfiguration
+    private let records: RecordLog
+    let metrics: ServerMetrics
+    private let logger: Logger
+    private let startedAt = Date()
+    private let version: String
+    private var lastGaugeUpdate = Instant(milliseconds: 0)
+
+    init(
+        configuration: HearthConfiguration, verifier: TokenVerifier, records: RecordLog, metrics: ServerMetrics,
+        logger: Logger, version: String
+    ) {
+        self.configuration = configuration
+        self.verifier = verifier
+        self.records = records
+        self.metrics = metrics
+        self.logger = logger
+        self.version = version
+        self.engine = Engine(defaultSettings: Self.roomSettings(configuration))
+    }
+
+    static func roomSettings(_ c: HearthConfiguration) -> RoomSettings {
+        var s = RoomSettings()
+        s.capacity = c.rooms.capacity
+        s.waitingRoom = c.rooms.waitingRoom
+        s.consentVersion = c.rooms.consentVersion
+        s.requireLocation = c.rooms.requireLocation
+        s.chatPolicy = ChatPolicy(rawValue: c.rooms.chatPolicy) ?? .everyone
+        s.privateMessages = c.rooms.privateMessages
+        s.selfUnmute = c.rooms.selfUnmute
+        s.graceMilliseconds = Int64(c.rooms.graceSeconds) * 1000
+        s.facilitatorDrop = FacilitatorDropPolicy(rawValue: c.rooms.facilitatorDrop) ?? .hold
+        s.replayWindow = c.rooms.replayWindow
+        s.maxChatLength = c.limits.maxChatLength
+        s.maxSignalBytes = c.limits.maxSignalBytes
+        return s
+    }
+
+    /// Room settings from the token, applied only when its arrival creates the room.
+    func settings(from claims: JoinClaims) -> RoomSettings {
+        var s = engine.defaultSettings
+        if let v = claims.capacity { s.capacity = v }
+        if let v = claims.waitingRoom { s.waitingRoom = v }
+        if let v = claims.consentVersion { s.consentVersion = v }
+        if let v = claims.requireLocation { s.requireLocation = v }
+        if let v = claims.chatPolicy.flatMap(ChatPolicy.init(rawValue:)) { s.chatPolicy = v }
+        if let v = claims.privateMessages { s.privateMessages = v }
+        if let v = claims.selfUnmute { s.selfUnmute = v }
+        return s
+    }
+
+    static func now() -> Instant {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Instant(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
+    }
+
+    static func connection(_ s: SessionID) -> ConnectionID { ConnectionID(s.rawValue) }
+    static func session(_ c: ConnectionID) -> SessionID { SessionID(rawValue: c.rawValue) }
+
+    /// `/v1/rooms/{room}`: room ids are opaque, 1–64 of `A-Z a-z 0-9 _ -`.
+    static func room(fromPath path: String) -> RoomID? {
+        let prefix = "/v1/rooms/"
+        guard path.hasPrefix(prefix) else { return nil }
+        let id = path.dropFirst(prefix.count)
+        guard (1...64).contains(id.utf8.count),
+            id.utf8.allSatisfy({
+                ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95
+            })
+        else { return nil }
+        return RoomID(String(id))
+    }
+
+    // MARK: Transport events
+
+    func transportDidOpen(_ session: SessionID, path: String, peerAddress: String, transport: Transport) {
+        guard let room = Self.room(fromPath: path) else {
+            logger.info("closed: unknown endpoint", metadata: ["session": "\(session)"])
+            metrics.close(ShellClose.unknownEndpoint)
+            transport.close(session, code: ShellClose.unknownEndpoint, reason: "unknown endpoint")
+            return
+        }
+        clients[session] = Client(room: room, openedAt: Self.now())
+        logger.debug("opened", metadata: ["session": "\(session)", "room": "\(room)"])
+    }
+
+    func transportDidReceive(_ session: SessionID, text: UnsafeRawBufferPointer, transport: Transport) {
+        guard var client = clients[session] else { return }
+        metrics.bytesIn.increment(by: text.count)
+        let at = Self.now()
+        switch WireDecoder.decode(text) {
+        case .failure(let error):
+            metrics.messageIn("invalid")
+            refuse(session, &client, error.code, rid: error.rid, transport: transport)
+        case .success(let inbound):
+            switch inbound {
+            case .ping(let rid):
+                metrics.messageIn("ping")
+                send(WireEncoder.encodePong(rid: rid), type: "pong", to: [session], transport: transport)
+            case .hello(let token, let rid):
+                metrics.messageIn("hello")
+                if client.joined { return refuse(session, &client, .alreadyJoined, rid: rid, transport: transport) }
+                hello(session, &client, token: token, rid: rid, at: at, transport: transport)
+            case .resume(let secret, let lastSeq, let rid):
+                metrics.messageIn("resume")
+                if client.joined { return refuse(session, &client, .alreadyJoined, rid: rid, transport: transport) }
+                client.joined = true
+                clients[session] = client
+                let hash = ResumeSecret.hash(secret)
+                dispatch(transport) {
+                    $0.resume(
+                        Self.connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, rid: rid,
+                        at: at)
+                }
+                // A failed resume leaves the connection free to say hello.
+                if engine.rooms[client.room]?.seat(of: Self.connection(session)) == nil {
+                    clients[session]?.joined = false
+                }
+            case .command(let command, let rid):
+                metrics.messageIn(command.name)
+                guard client.joined else {
+                    return refuse(session, &client, .helloRequired, rid: rid, transport: transport)
+                }
+                dispatch(transport) { $0.handle(command, from: Self.connection(session), rid: rid, at: at) }
+            }
+        }
+    }
+
+    func transportDidClose(_ session: SessionID, transport: Transport) {
+        guard let client = clients.removeValue(forKey: session) else { return }
+        if client.joined {
+            dispatch(transport) { $0.disconnected(Self.connection(session), at: Self.now()) }
+        }
+        logger.debug("closed", metadata: ["session": "\(session)"])
+    }
+
+    func transportHTTP(_ request: HTTPRequest, transport: Transport) -> HTTPResponse {
+        switch (request.method, request.path) {
+        case ("GET", "/healthz"):
+            let uptime = Int(Date().timeIntervalSince(startedAt))
+            let body =
+                #"{"status":"ok","version":"\#(version)","uptimeSeconds":\#(uptime),"connections":\#(clients.count),"rooms":\#(engine.rooms.count)}"#
+            return HTTPResponse(status: 200, contentType: "application/json", text: body)
+        case ("GET", "/metrics"):
+            updateGauges(transport)
+            return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4", body: metrics.exposition())
+        default:
+            return HTTPResponse(
+                status: 404, contentType: "application/json",
+                text: #"{"code":"not-found","message":"No such endpoint."}"#)
+        }
+    }
+
+    func transportTick(_ transport: Transport) {
+        let now = Self.now()
+        for timer in timers.popDue(now) {
+            dispatch(transport) { $0.timerFired(timer, at: now) }
+        }
+        // Connections that have not said hello (or resumed) in time.
+        let deadline = Int64(configuration.limits.helloTimeoutSeconds) * 1000
+        for (session, client) in clients where !client.joined && now - client.openedAt >= deadline {
+            clients[session] = nil
+            metrics.close(ShellClose.helloTimeout)
+            transport.close(session, code: ShellClose.helloTimeout, reason: "hello timeout")
+        }
+        if now - lastGaugeUpdate >= 1000 { updateGauges(transport) }
+    }
+
+    func transportWillStop(_ transport: Transport) {
+        logger.info("stopping: telling every client to reconnect", metadata: ["connections": "\(clients.count)"])
+        records.flush()
+    }
+
+    // MARK: Engine
+
+    private func hello(
+        _ session: SessionID, _ client: inout Client, token: String, rid: String?, at: Instant, transport: Transport
+    ) {
+        let date = Date(timeIntervalSince1970: Double(at.milliseconds) / 1000)
+        switch verifier.verify(token, now: date, expectedRoom: client.room.rawValue) {
+        case .failure(let error):
+            // One answer whatever failed; the reason goes to the audit trail only.
+            records.appendAuthenticationFailure(room: client.room.rawValue, reason: error.reason.description, at: at)
+            metrics.refusal(ErrorCode.authenticationFailed.rawValue)
+            metrics.close(ShellClose.authenticationFailed)
+            logger.info("authentication failed", metadata: ["session": "\(session)", "reason": "\(error.reason)"])
+            send(
+                WireEncoder.encodeError(.authenticationFailed, rid: rid), type: "error", to: [session],
+                transport: transport)
+            clients[session] = nil
+            transport.close(session, code: ShellClose.authenticationFailed, reason: "authentication failed")
+        case .success(let claims):
+            guard let role = Role(rawValue: claims.role) else {
+                return refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
+            }
+            client.joined = true
+            clients[session] = client
+            let identity = Identity(userID: UserID(claims.sub), role: role, alias: claims.name)
+            let (secret, hash) = ResumeSecret.generate()
+            let settings = settings(from: claims)
+            dispatch(transport) {
+                $0.connect(
+                    Self.connection(session), room: client.room, identity: identity,
+                    credential: ResumeCredential(secret: secret, hash: hash), settings: settings, rid: rid, at: at)
+            }
+        }
+    }
+
+    /// Answers bad input with an error; closes the connection when it keeps coming.
+    private func refuse(
+        _ session: SessionID, _ client: inout Client, _ code: ErrorCode, rid: String?, transport: Transport
+    ) {
+        metrics.refusal(code.rawValue)
+        send(WireEncoder.encodeError(code, rid: rid), type: "error", to: [session], transport: transport)
+        client.badMessages += 1
+        clients[session] = client
+        if client.badMessages > configuration.limits.maxMalformedMessages {
+            metrics.close(ShellClose.tooManyBadMessages)
+            transport.close(session, code: ShellClose.tooManyBadMessages, reason: "too many bad messages")
+        }
+    }
+
+    /// Runs one engine input and carries out its effects.
+    private func dispatch(_ transport: Transport, _ input: (inout Engine) -> [Effect]) {
+        let start = ContinuousClock.now
+        let effects = input(&engine)
+        metrics.dispatch.recordNanoseconds(Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000))
+        run(effects, transport: transport)
+    }
+
+    private func run(_ effects: [Effect], transport: Transport) {
+        for effect in effects {
+            switch effect {
+            case .send(let message, let to):
+                let ice: [ICEServer]
+                switch message.event {
+                case .welcome, .resumed: ice = iceServers(for: to.first)
+                default: ice = []
+                }
+                if case .error(let code) = message.event { metrics.refusal(code.rawValue) }
+                send(
+                    WireEncoder.encode(message, iceServers: ice), type: message.event.type, to: to.map(Self.session),
+                    transport: transport)
+            case .close(let connection, let reason):
+                let session = Self.session(connection)
+                metrics.close(reason.code)
+                transport.close(session, code: reason.code, reason: reason.rawValue)
+            case .audit(let record):
+                records.append(record)
+            case .attendance(let record):
+                records.append(record)
+            case .schedule(let timer, let at):
+                timers.schedule(timer, at: at)
+            case .cancel(let timer):
+                timers.cancel(timer)
+            }
+        }
+    }
+
+    private func send(_ bytes: [UInt8], type: String, to sessions: [SessionID], transport: Transport) {
+        guard !sessions.isEmpty else { return }
+        let message = OutboundMessage(bytes)
+        transport.send(message, to: sessions)
+        metrics.messageOut(type, count: sessions.count)
+        metrics.bytesOut.increment(by: bytes.count * sessions.count)
+    }
+
+    /// The ICE servers a client should use, with short-lived TURN credentials (coturn's
+    /// REST scheme) named after the connection, not the person.
+    private func iceServers(for connection: ConnectionID?) -> [ICEServer] {
+        configuration.ice.servers.map { server in
+            guard server.turn, let secret = configuration.ice.turnSecret else { return ICEServer(urls: server.urls) }
+            let user = "c\(connection?.rawValue ?? 0)"
+            let (username, password) = turnCredentials(
+                secret: secret, user: user, ttlSeconds: configuration.ice.turnTTLSeconds, now: Date())
+            return ICEServer(urls: server.urls, username: username, credential: password)
+        }
+    }
+
+    private func updateGauges(_ transport: Transport) {
+        lastGaugeUpdate = Self.now()
+        metrics.connections.record(transport.openSessionCount)
+        var open = 0
+        var inRoom = 0
+        var waiting = 0
+        for room in engine.rooms.values where !room.isEnded {
+            open += 1
+            for seat in room.seats.values {
+                if seat.placement == .room { inRoom += 1 } else { waiting += 1 }
+            }
+        }
+        metrics.rooms.record(open)
+        metrics.membersInRoom.record(inRoom)
+        metrics.membersWaiting.record(waiting)
+        metrics.sendQueueDrops.increment(by: Int(transport.counters.queueOverflowCloses) - reportedDrops)
+        reportedDrops = Int(transport.counters.queueOverflowCloses)
+    }
+    private var reportedDrops = 0
+}

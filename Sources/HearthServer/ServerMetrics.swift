@@ -1,0 +1,74 @@
+import CoreMetrics
+import Prometheus
+
+typealias Counter = CoreMetrics.Counter
+typealias Gauge = CoreMetrics.Gauge
+typealias Timer = CoreMetrics.Timer
+
+/// The server's metrics, through swift-metrics with a Prometheus registry of our own (no
+/// global bootstrap, so several servers can live in one test process).
+final class ServerMetrics {
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    let connections: Gauge
+    let rooms: Gauge
+    let membersInRoom: Gauge
+    let membersWaiting: Gauge
+    let bytesIn: Counter
+    let bytesOut: Counter
+    let sendQueueDrops: Counter
+    let dispatch: Timer
+    private var messagesIn: [String: Counter] = [:]
+    private var messagesOut: [String: Counter] = [:]
+    private var refused: [String: Counter] = [:]
+    private var closes: [UInt16: Counter] = [:]
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(5), .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100),
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(25),
+        ]
+        self.factory = factory
+        connections = Gauge(label: "hearth_connections", factory: factory)
+        rooms = Gauge(label: "hearth_rooms", factory: factory)
+        membersInRoom = Gauge(label: "hearth_members", dimensions: [("placement", "room")], factory: factory)
+        membersWaiting = Gauge(label: "hearth_members", dimensions: [("placement", "waiting")], factory: factory)
+        bytesIn = Counter(label: "hearth_bytes_in_total", factory: factory)
+        bytesOut = Counter(label: "hearth_bytes_out_total", factory: factory)
+        sendQueueDrops = Counter(label: "hearth_send_queue_drops_total", factory: factory)
+        dispatch = Timer(label: "hearth_engine_dispatch_seconds", factory: factory)
+    }
+
+    func messageIn(_ type: String) {
+        cached(&messagesIn, type, "hearth_messages_in_total", ("type", type)).increment()
+    }
+
+    func messageOut(_ type: String, count: Int) {
+        cached(&messagesOut, type, "hearth_messages_out_total", ("type", type)).increment(by: count)
+    }
+
+    func refusal(_ reason: String) {
+        cached(&refused, reason, "hearth_refused_total", ("reason", reason)).increment()
+    }
+
+    func close(_ code: UInt16) {
+        cached(&closes, code, "hearth_closes_total", ("code", String(code))).increment()
+    }
+
+    private func cached<Key: Hashable>(
+        _ table: inout [Key: Counter], _ key: Key, _ label: String, _ dimension: (String, String)
+    ) -> Counter {
+        if let counter = table[key] { return counter }
+        let counter = Counter(label: label, dimensions: [dimension], factory: factory)
+        table[key] = counter
+        return counter
+    }
+
+    /// The Prometheus text exposition.
+    func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}

@@ -1,0 +1,202 @@
+import Logging
+
+/// Settings for one ``Transport``: where to listen, which certificate to use,
+/// and the per-session limits.
+///
+/// The transport is TLS-only (TLS 1.2 and 1.3); plaintext connections to the
+/// port are never served.
+public struct TransportConfiguration: Sendable {
+    /// Address to listen on, for example `"127.0.0.1"` or `"0.0.0.0"`.
+    public var host: String
+    /// TCP port to listen on (1...65535; 0 is not supported).
+    public var port: Int
+    /// PEM certificate (chain) file.
+    public var certificatePath: String
+    /// PEM private key file (RSA or EC).
+    public var privateKeyPath: String
+    /// Largest reassembled inbound text message, in bytes. A message that would
+    /// exceed it is refused before it is buffered (close 1009 "message too big").
+    public var maxMessageBytes: Int = 65_536
+    /// Most messages queued for one session; one more closes it with 4008.
+    public var sendQueueMaxMessages: Int = 1024
+    /// Most bytes queued for one session; more closes it with 4008
+    /// ("send queue overflow"). A peer that does not read is dropped 5 s later.
+    public var sendQueueMaxBytes: Int = 1 << 20
+    /// Seconds without a valid PONG before the server sends a PING.
+    public var pingIntervalSeconds: Int = 20
+    /// Seconds without a valid PONG before the connection is dropped.
+    public var hangupSeconds: Int = 40
+    /// Period of ``TransportDelegate/transportTick(_:)``, in milliseconds.
+    public var tickMilliseconds: Int = 100
+    /// Allowed `Origin` values for WebSocket upgrades (exact, case-insensitive
+    /// match, e.g. `"https://app.example.com"`). Empty allows every origin.
+    /// Upgrades with another Origin are refused with HTTP 403; upgrades with no
+    /// Origin header (non-browser clients) are allowed.
+    public var allowedOrigins: [String] = []
+    /// Largest HTTP request body accepted (bigger requests get 413).
+    public var maxHTTPBodyBytes: Int = 65_536
+    /// libwebsockets' own log mask (`LLL_ERR` = 1, `LLL_WARN` = 2,
+    /// `LLL_NOTICE` = 4, `LLL_INFO` = 8). Lines go to a `Logger` labelled
+    /// `hearth.lws`. Notice and above are very chatty with libev.
+    public var libraryLogMask: Int32 = 1 | 2
+
+    public init(host: String, port: Int, certificatePath: String, privateKeyPath: String) {
+        self.host = host
+        self.port = port
+        self.certificatePath = certificatePath
+        self.privateKeyPath = privateKeyPath
+    }
+}
+
+/// Opaque WebSocket session identifier. The low 4 bits carry the index of the
+/// worker (lws context) that owns the session; the rest is a counter.
+public struct SessionID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    /// Index of the worker thread that owns this session.
+    public var workerIndex: Int { Int(rawValue & 0xF) }
+    public var description: String { "s\(rawValue)" }
+}
+
+/// One encoded outbound message, shared by all its recipients (encode once,
+/// enqueue the same instance for every session). Immutable.
+///
+/// Queued messages are coalesced into one text frame joined by `"\n"`
+/// (newline-delimited JSON). A message that is empty or contains a newline is
+/// never coalesced; it always travels alone in its own frame.
+public final class OutboundMessage: Sendable {
+    /// The UTF-8 payload.
+    public let bytes: [UInt8]
+    /// True when the message may share a frame with others.
+    public let isBatchable: Bool
+
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        self.isBatchable = !bytes.isEmpty && !bytes.contains(0x0A)
+    }
+
+    public convenience init(_ text: String) {
+        self.init(Array(text.utf8))
+    }
+}
+
+/// A plain (non-upgrade) HTTP request, over HTTP/1.1 or HTTP/2.
+public struct HTTPRequest: Sendable {
+    /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `OPTIONS`, `HEAD`.
+    public var method: String
+    /// URI path without the query, e.g. `"/healthz"`.
+    public var path: String
+    /// Query arguments, each URL-decoded by libwebsockets, joined by `&`
+    /// (`"a=1&b=x y"`); empty if none.
+    public var query: String
+    /// A subset of request headers, names lower-cased: `authorization`,
+    /// `content-type`, `origin`, `user-agent`, `x-forwarded-for`.
+    public var headers: [String: String]
+    /// Request body (POST/PUT/PATCH with a Content-Length, at most
+    /// ``TransportConfiguration/maxHTTPBodyBytes``); empty otherwise.
+    public var body: [UInt8]
+    /// Peer IP address.
+    public var peerAddress: String
+
+    public init(
+        method: String, path: String, query: String = "", headers: [String: String] = [:],
+        body: [UInt8] = [], peerAddress: String = ""
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.peerAddress = peerAddress
+    }
+}
+
+/// The response to an ``HTTPRequest``. Sent with `Content-Length` and
+/// `Cache-Control: no-store`.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: [UInt8]
+
+    public init(status: Int, contentType: String, body: [UInt8]) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+
+    public init(status: Int, contentType: String = "text/plain; charset=utf-8", text: String) {
+        self.init(status: status, contentType: contentType, body: Array(text.utf8))
+    }
+}
+
+/// Monotonic counters of one transport (read on the lws thread).
+public struct TransportCounters: Sendable, Equatable {
+    /// Complete inbound text messages delivered / their bytes.
+    public var messagesIn: UInt64 = 0
+    public var bytesIn: UInt64 = 0
+    /// Outbound messages written / payload bytes written (including the
+    /// newline separators of coalesced frames) / WebSocket frames written.
+    public var messagesOut: UInt64 = 0
+    public var bytesOut: UInt64 = 0
+    public var framesOut: UInt64 = 0
+    public var sessionsOpened: UInt64 = 0
+    public var sessionsClosed: UInt64 = 0
+    /// Sessions closed with 4008 because their send queue overflowed.
+    public var queueOverflowCloses: UInt64 = 0
+    /// Sessions closed with 1009 (inbound message over the limit).
+    public var oversizeCloses: UInt64 = 0
+    /// Sessions closed with 1003 (binary frame received).
+    public var binaryCloses: UInt64 = 0
+    /// WebSocket upgrades refused by the Origin allowlist.
+    public var originRejections: UInt64 = 0
+    /// Plain HTTP requests answered.
+    public var httpRequests: UInt64 = 0
+
+    public init() {}
+}
+
+/// Errors thrown by ``Transport/init(configuration:delegate:logger:)`` and
+/// ``Transport/start()``.
+public enum TransportError: Error, CustomStringConvertible, Sendable {
+    case invalidConfiguration(String)
+    case certificateUnreadable(path: String)
+    case privateKeyUnreadable(path: String)
+    case cannotBind(host: String, port: Int, reason: String)
+    case contextCreationFailed(String)
+    case threadCreationFailed(errno: Int32)
+    case alreadyStarted
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let m): return "invalid transport configuration: \(m)"
+        case .certificateUnreadable(let p): return "TLS certificate file is missing or unreadable: \(p)"
+        case .privateKeyUnreadable(let p): return "TLS private key file is missing or unreadable: \(p)"
+        case .cannotBind(let h, let p, let r): return "cannot listen on \(h):\(p): \(r)"
+        case .contextCreationFailed(let m): return "libwebsockets context creation failed: \(m)"
+        case .threadCreationFailed(let e): return "cannot create the transport thread (errno \(e))"
+        case .alreadyStarted: return "transport already started or stopped"
+        }
+    }
+}
+
+/// Receives transport events. Every method is called ONLY on the lws thread,
+/// so implementations may call the lws-thread-only members of ``Transport``
+/// directly.
+public protocol TransportDelegate: AnyObject {
+    /// A WebSocket session is established. `path` is the request URI path
+    /// without the query, e.g. `"/v1/rooms/abc"`.
+    func transportDidOpen(_ session: SessionID, path: String, peerAddress: String, transport: Transport)
+    /// One whole text message (fragments reassembled, valid UTF-8). The buffer
+    /// is only valid during the call.
+    func transportDidReceive(_ session: SessionID, text: UnsafeRawBufferPointer, transport: Transport)
+    /// Called exactly once for every session that was opened, however it ended.
+    /// Sends to the session are ignored from here on.
+    func transportDidClose(_ session: SessionID, transport: Transport)
+    /// Any plain HTTP request on the same port (not a WebSocket upgrade).
+    func transportHTTP(_ request: HTTPRequest, transport: Transport) -> HTTPResponse
+    /// Called every ``TransportConfiguration/tickMilliseconds``.
+    func transportTick(_ transport: Transport)
+    /// Graceful shutdown begins: last chance to send final messages or closes.
+    /// Afterwards every open session is closed with 1001 "server restarting".
+    func transportWillStop(_ transport: Transport)
+}

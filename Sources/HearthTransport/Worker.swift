@@ -1,0 +1,805 @@
+import CLws
+import Dispatch
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// State of one WebSocket session. Owned by its worker, lws thread only.
+final class Session {
+    let id: SessionID
+    let wsi: OpaquePointer
+    /// FIFO of outbound messages: `queue[head...]` is pending.
+    var queue: [OutboundMessage] = []
+    var head = 0
+    var queuedBytes = 0
+    /// Reassembly buffer for a fragmented inbound message.
+    var rx: [UInt8] = []
+    /// Set once a close was decided: flush `queue`, then close with this.
+    var closeRequest: (code: UInt16, reason: String)?
+    /// Set once the connection is being torn down: inbound data is ignored.
+    var discardInput = false
+
+    init(id: SessionID, wsi: OpaquePointer) {
+        self.id = id
+        self.wsi = wsi
+    }
+
+    var queuedCount: Int { queue.count - head }
+
+    func popFront(_ n: Int) {
+        for i in head..<(head + n) { queuedBytes -= queue[i].bytes.count }
+        head += n
+        if head == queue.count {
+            queue.removeAll(keepingCapacity: queue.capacity <= 64)
+            head = 0
+        } else if head >= 256, head * 2 >= queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+    }
+
+    func dropQueue() {
+        queue = []
+        head = 0
+        queuedBytes = 0
+    }
+}
+
+/// One plain HTTP request/response in flight (lws thread only).
+final class HTTPExchange {
+    var request: HTTPRequest
+    var waitingForBody: Bool
+    var response: [UInt8] = []
+    var offset = 0
+    var responding = false
+    var closeAfterResponse = false
+
+    init(request: HTTPRequest, waitingForBody: Bool) {
+        self.request = request
+        self.waitingForBody = waitingForBody
+    }
+}
+
+/// One libwebsockets context and the thread that services it.
+///
+/// Everything here except `startup`/`startupFailure` and `inbox` is confined
+/// to the worker's thread. Reached from lws callbacks through the context
+/// user pointer.
+final class Worker {
+    /// Largest coalesced frame written in one `lws_write`.
+    static let batchLimit = 65_536
+    /// How long a graceful stop waits for sessions to close.
+    static let stopGraceMicroseconds: Int64 = 1_500_000
+    /// Hard timeout after a close was requested (peer that never reads).
+    static let closeTimeoutSeconds: Int32 = 5
+
+    let index: UInt64
+    let transport: Transport
+    private(set) var delegate: (any TransportDelegate)?
+    let configuration: TransportConfiguration
+    let logger: Logger
+    let inbox: WorkerInbox
+
+    /// Signalled once the context is created (or failed).
+    let startup = DispatchSemaphore(value: 0)
+    let startupFailure = Mutex<String?>(nil)
+
+    // lws thread state
+    var sessions: [UInt64: Session] = [:]
+    private var exchanges: [UInt64: HTTPExchange] = [:]
+    var counters = TransportCounters()
+    private var nextSerial: UInt64 = 1
+    private var nextExchange: UInt64 = 1
+    private var context: OpaquePointer?
+    private var loop: UnsafeMutableRawPointer?
+    private enum State { case starting, running, stopping, tearingDown }
+    private var state = State.starting
+    private let pre = Int(clws_pre())
+    private var scratch: UnsafeMutableRawPointer
+    private var scratchCapacity: Int
+    private let tickTimer: UnsafeMutablePointer<clws_timer>
+    private let stopTimer: UnsafeMutablePointer<clws_timer>
+
+    private static let exchangeTag: UInt64 = 1 << 63
+
+    init(index: UInt64, transport: Transport, delegate: any TransportDelegate) {
+        precondition(index < 16)
+        self.index = index
+        self.transport = transport
+        self.delegate = delegate
+        self.configuration = transport.configuration
+        self.logger = transport.logger
+        self.inbox = transport.inbox
+        scratchCapacity = Int(clws_pre()) + Worker.batchLimit + 4096
+        scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchCapacity, alignment: 16)
+        tickTimer = .allocate(capacity: 1)
+        tickTimer.initialize(to: clws_timer())
+        stopTimer = .allocate(capacity: 1)
+        stopTimer.initialize(to: clws_timer())
+    }
+
+    deinit {
+        scratch.deallocate()
+        tickTimer.deallocate()
+        stopTimer.deallocate()
+    }
+
+    static func from(_ wsi: OpaquePointer) -> Worker? {
+        guard let ctx = lws_get_context(wsi), let user = lws_context_user(ctx) else { return nil }
+        return Unmanaged<Worker>.fromOpaque(user).takeUnretainedValue()
+    }
+
+    // MARK: - Thread body
+
+    func run() {
+        transport.setLoopThread(pthread_self())
+        lws_set_log_level(configuration.libraryLogMask, hearthLwsLogEmit)
+
+        var cstrings: [UnsafeMutablePointer<CChar>] = []
+        func cs(_ s: String) -> UnsafePointer<CChar> {
+            let p = strdup(s)!
+            cstrings.append(p)
+            return UnsafePointer(p)
+        }
+        defer { for p in cstrings { free(p) } }
+
+        // Protocols: [0] "http" (plain HTTP, h1 and h2), [1] "hearth.v1"
+        // (WebSocket, also the default for upgrades without a subprotocol).
+        let protocols = UnsafeMutablePointer<lws_protocols>.allocate(capacity: 3)
+        protocols.initialize(repeating: lws_protocols(), count: 3)
+        defer { protocols.deallocate() }
+        protocols[0].name = cs("http")
+        protocols[0].callback = hearthLwsCallback
+        protocols[0].per_session_data_size = MemoryLayout<UInt64>.size
+        protocols[1].name = cs("hearth.v1")
+        protocols[1].callback = hearthLwsCallback
+        protocols[1].per_session_data_size = MemoryLayout<UInt64>.size
+        protocols[1].rx_buffer_size = 4096
+        protocols[1].tx_packet_size = Worker.batchLimit
+
+        let pvoDefault = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
+        pvoDefault.initialize(to: lws_protocol_vhost_options())
+        pvoDefault.pointee.name = cs("default")
+        pvoDefault.pointee.value = cs("1")
+        let pvo = UnsafeMutablePointer<lws_protocol_vhost_options>.allocate(capacity: 1)
+        pvo.initialize(to: lws_protocol_vhost_options())
+        pvo.pointee.name = cs("hearth.v1")
+        pvo.pointee.value = cs("")
+        pvo.pointee.options = UnsafePointer(pvoDefault)
+        defer { pvo.deallocate(); pvoDefault.deallocate() }
+
+        let retry = UnsafeMutablePointer<lws_retry_bo_t>.allocate(capacity: 1)
+        retry.initialize(to: lws_retry_bo_t())
+        retry.pointee.secs_since_valid_ping = UInt16(configuration.pingIntervalSeconds)
+        retry.pointee.secs_since_valid_hangup = UInt16(configuration.hangupSeconds)
+        defer { retry.deallocate() }
+
+        // lws dlopen()s its libev glue from this plugin (Debian package
+        // libwebsockets-evlib-ev); without it context creation fails.
+        guard let evlib = dlopen("libwebsockets-evlib_ev.so", RTLD_LAZY) else {
+            failStartup("cannot load libwebsockets-evlib_ev.so (install libwebsockets-evlib-ev and libev4)")
+            return
+        }
+        dlclose(evlib)
+        guard let loop = clws_ev_loop_new() else {
+            failStartup("cannot create the libev loop")
+            return
+        }
+        self.loop = loop
+        let foreignLoops = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
+        foreignLoops.initialize(to: loop)
+        defer { foreignLoops.deallocate() }
+
+        var info = lws_context_creation_info()
+        info.iface = cs(configuration.host)
+        info.port = Int32(configuration.port)
+        info.protocols = UnsafePointer(protocols)
+        info.pvo = UnsafePointer(pvo)
+        info.vhost_name = cs("hearth")
+        info.server_string = cs("hearth")
+        info.ssl_cert_filepath = cs(configuration.certificatePath)
+        info.ssl_private_key_filepath = cs(configuration.privateKeyPath)
+        info.ssl_options_set = CLWS_SSL_OP_NO_OLD_TLS
+        info.options =
+            CLWS_OPT_DO_SSL_GLOBAL_INIT | CLWS_OPT_VALIDATE_UTF8 | CLWS_OPT_LIBEV
+            | CLWS_OPT_FAIL_UPON_UNABLE_TO_BIND
+        // lws 4.1.6 with IPv6 enabled parses an IPv4 literal iface into the
+        // wrong field of the sockaddr_in6 and binds to [::] (every interface).
+        // IPv4 literals therefore get an IPv4-only vhost.
+        var v4 = in_addr()
+        if inet_pton(AF_INET, configuration.host, &v4) == 1 { info.options |= CLWS_OPT_DISABLE_IPV6 }
+        info.retry_and_idle_policy = UnsafePointer(retry)
+        info.foreign_loops = foreignLoops
+        info.user = Unmanaged.passUnretained(self).toOpaque()
+
+        guard let ctx = lws_create_context(&info) else {
+            clws_ev_loop_destroy(loop)
+            self.loop = nil
+            failStartup(
+                "lws_create_context returned NULL (bad certificate/key, or cannot listen on "
+                    + "\(configuration.host):\(configuration.port); see the hearth.lws log)")
+            return
+        }
+        context = ctx
+
+        // The evlib plugin is dlopen()ed by lws: check it really is in.
+        let plugin = dlopen("libwebsockets-evlib_ev.so", RTLD_NOLOAD | RTLD_LAZY)
+        if let plugin { dlclose(plugin) }
+        let backend = String(cString: clws_ev_backend_name(loop))
+
+        state = .running
+        inbox.attach(context: ctx)
+        schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
+        logger.info(
+            "transport listening",
+            metadata: [
+                "host": "\(configuration.host)", "port": "\(configuration.port)",
+                "eventLoop": "\(plugin != nil ? "libev" : "libev plugin NOT loaded")/\(backend)",
+            ])
+        startup.signal()
+
+        clws_ev_run(loop)
+
+        // The loop was broken by a stop: tear down on this thread.
+        state = .tearingDown
+        inbox.detach()
+        lws_sul_cancel(sul(tickTimer))
+        lws_sul_cancel(sul(stopTimer))
+        lws_context_destroy(ctx)
+        context = nil
+        for (_, s) in sessions {
+            counters.sessionsClosed += 1
+            delegate?.transportDidClose(s.id, transport: transport)
+        }
+        sessions.removeAll()
+        exchanges.removeAll()
+        clws_ev_loop_destroy(loop)
+        self.loop = nil
+        logger.info(
+            "transport stopped",
+            metadata: [
+                "sessionsOpened": "\(counters.sessionsOpened)", "sessionsClosed": "\(counters.sessionsClosed)",
+            ])
+        delegate = nil
+    }
+
+    private func failStartup(_ message: String) {
+        startupFailure.withLock { $0 = message }
+        logger.error("transport failed to start", metadata: ["reason": "\(message)"])
+        inbox.detach()
+        startup.signal()
+    }
+
+    // MARK: - Timers, inbox, stop
+
+    private func sul(_ t: UnsafeMutablePointer<clws_timer>) -> UnsafeMutablePointer<lws_sorted_usec_list_t> {
+        UnsafeMutableRawPointer(t).assumingMemoryBound(to: lws_sorted_usec_list_t.self)
+    }
+
+    private func schedule(_ t: UnsafeMutablePointer<clws_timer>, after us: Int64) {
+        guard let context else { return }
+        t.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+        lws_sul_schedule(context, 0, sul(t), hearthTimerCallback, us)
+    }
+
+    func timerFired(_ t: UnsafeMutablePointer<clws_timer>) {
+        if t == tickTimer {
+            guard state == .running || state == .stopping else { return }
+            schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
+            delegate?.transportTick(transport)
+        } else if t == stopTimer {
+            if state == .stopping {
+                logger.info("stop grace period over", metadata: ["openSessions": "\(sessions.count)"])
+                breakLoop()
+            }
+        }
+    }
+
+    private func drainInbox() {
+        let (jobs, stop) = inbox.drain()
+        for job in jobs where state == .running || state == .stopping {
+            job(transport)
+        }
+        if stop { beginStop() }
+    }
+
+    private func beginStop() {
+        guard state == .running else { return }
+        state = .stopping
+        logger.info("transport stopping", metadata: ["openSessions": "\(sessions.count)"])
+        delegate?.transportWillStop(transport)
+        for s in sessions.values { startClose(s, code: 1001, reason: "server restarting") }
+        if sessions.isEmpty {
+            breakLoop()
+        } else {
+            schedule(stopTimer, after: Worker.stopGraceMicroseconds)
+        }
+    }
+
+    private func breakLoop() {
+        if let loop { clws_ev_break_all(loop) }
+    }
+
+    // MARK: - Callback dispatch
+
+    func callback(
+        _ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
+        _ input: UnsafeMutableRawPointer?, _ len: Int
+    ) -> Int32 {
+        switch reason {
+        case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+            drainInbox()
+            return 0
+        case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+            return confirmUpgrade(wsi)
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+            // Backstop for upgrade paths that skip CONFIRM_UPGRADE (ws over h2).
+            if originAllowed(wsi) { return 0 }
+            counters.originRejections += 1
+            logger.info("websocket upgrade refused: origin not allowed")
+            return 1
+        case LWS_CALLBACK_ESTABLISHED:
+            return established(wsi, user)
+        case LWS_CALLBACK_RECEIVE:
+            return receive(wsi, user, input, len)
+        case LWS_CALLBACK_SERVER_WRITEABLE:
+            return writeable(wsi, user)
+        case LWS_CALLBACK_CLOSED:
+            closed(user)
+            return 0
+        case LWS_CALLBACK_HTTP:
+            return httpBegin(wsi, user)
+        case LWS_CALLBACK_HTTP_BODY:
+            return httpBody(user, input, len)
+        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+            return httpBodyComplete(wsi, user)
+        case LWS_CALLBACK_HTTP_WRITEABLE:
+            return httpWriteable(wsi, user)
+        case LWS_CALLBACK_CLOSED_HTTP:
+            httpClosed(user)
+            return lws_callback_http_dummy(wsi, reason, user, input, len)
+        case LWS_CALLBACK_WSI_DESTROY:
+            // Last notification for any wsi (user space intact): if CLOSED was
+            // never delivered for a session, report it now (exactly once).
+            closed(user)
+            httpClosed(user)
+            return lws_callback_http_dummy(wsi, reason, user, input, len)
+        default:
+            return lws_callback_http_dummy(wsi, reason, user, input, len)
+        }
+    }
+
+    // MARK: - WebSocket
+
+    private func session(_ user: UnsafeMutableRawPointer?) -> Session? {
+        guard let user else { return nil }
+        let id = user.load(as: UInt64.self)
+        guard id != 0, id & Worker.exchangeTag == 0 else { return nil }
+        return sessions[id]
+    }
+
+    private func established(_ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?) -> Int32 {
+        guard state == .running, let user else { return -1 }
+        let previous = user.load(as: UInt64.self)
+        if previous & Worker.exchangeTag != 0 { exchanges[previous] = nil }
+        let raw = (nextSerial << 4) | index
+        nextSerial += 1
+        user.storeBytes(of: raw, as: UInt64.self)
+        let s = Session(id: SessionID(rawValue: raw), wsi: wsi)
+        sessions[raw] = s
+        counters.sessionsOpened += 1
+        let path = requestPath(wsi)
+        let peer = peerAddress(wsi)
+        logger.debug("session open", metadata: ["session": "\(s.id)", "peer": "\(peer)"])
+        delegate?.transportDidOpen(s.id, path: path, peerAddress: peer, transport: transport)
+        return 0
+    }
+
+    private func receive(
+        _ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?,
+        _ input: UnsafeMutableRawPointer?, _ len: Int
+    ) -> Int32 {
+        guard let s = session(user) else { return -1 }
+        if s.discardInput { return 0 }
+        if lws_frame_is_binary(wsi) != 0 {
+            counters.binaryCloses += 1
+            logger.info("closing session: binary frame", metadata: ["session": "\(s.id)"])
+            return closeNow(s, code: 1003, reason: "binary frames not supported")
+        }
+        let remaining = Int(lws_remaining_packet_payload(wsi))
+        if s.rx.count + len + remaining > configuration.maxMessageBytes {
+            counters.oversizeCloses += 1
+            logger.info(
+                "closing session: message too big",
+                metadata: [
+                    "session": "\(s.id)", "atLeast": "\(s.rx.count + len + remaining)",
+                ])
+            return closeNow(s, code: 1009, reason: "message too big")
+        }
+        let isFinal = lws_is_final_fragment(wsi) != 0
+        if isFinal && s.rx.isEmpty {
+            deliver(s, UnsafeRawBufferPointer(start: input, count: len))
+        } else {
+            if len > 0, let input { s.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len)) }
+            if isFinal {
+                var message: [UInt8] = []
+                swap(&message, &s.rx)
+                message.withUnsafeBytes { deliver(s, $0) }
+            }
+        }
+        return 0
+    }
+
+    private func deliver(_ s: Session, _ text: UnsafeRawBufferPointer) {
+        counters.messagesIn += 1
+        counters.bytesIn += UInt64(text.count)
+        delegate?.transportDidReceive(s.id, text: text, transport: transport)
+    }
+
+    /// Close from inside a callback of this wsi: set the close frame, return -1.
+    private func closeNow(_ s: Session, code: UInt16, reason: String) -> Int32 {
+        s.discardInput = true
+        s.dropQueue()
+        s.closeRequest = (code, reason)
+        setCloseReason(s.wsi, code: code, reason: reason)
+        return -1
+    }
+
+    private func setCloseReason(_ wsi: OpaquePointer, code: UInt16, reason: String) {
+        var bytes = Array(reason.utf8.prefix(123))
+        bytes.withUnsafeMutableBufferPointer { b in
+            lws_close_reason(wsi, lws_close_status(rawValue: UInt32(code)), b.baseAddress, b.count)
+        }
+    }
+
+    private func writeable(_ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?) -> Int32 {
+        guard let s = session(user) else { return 0 }
+        // Let lws drain what it already buffered first; it calls us again.
+        if lws_partial_buffered(wsi) != 0 { return 0 }
+        if s.queuedCount > 0 {
+            guard writeBatch(s) else { return -1 }
+            if s.queuedCount > 0 || s.closeRequest != nil { lws_callback_on_writable(wsi) }
+            return 0
+        }
+        if let c = s.closeRequest {
+            s.discardInput = true
+            setCloseReason(wsi, code: c.code, reason: c.reason)
+            return -1
+        }
+        return 0
+    }
+
+    /// Writes the head of the queue as one text frame: consecutive batchable
+    /// messages joined by "\n" up to `batchLimit` bytes, or one message alone.
+    private func writeBatch(_ s: Session) -> Bool {
+        var count = 0
+        var total = 0
+        let first = s.queue[s.head]
+        if !first.isBatchable {
+            count = 1
+            total = first.bytes.count
+        } else {
+            var i = s.head
+            while i < s.queue.count {
+                let m = s.queue[i]
+                guard m.isBatchable else { break }
+                let add = count == 0 ? m.bytes.count : m.bytes.count + 1
+                if count > 0 && total + add > Worker.batchLimit { break }
+                total += add
+                count += 1
+                i += 1
+            }
+        }
+        ensureScratch(total)
+        let start = scratch + pre
+        var p = start
+        for k in 0..<count {
+            if k > 0 {
+                p.storeBytes(of: 0x0A, as: UInt8.self)
+                p += 1
+            }
+            s.queue[s.head + k].bytes.withUnsafeBytes { b in
+                if let base = b.baseAddress { p.copyMemory(from: base, byteCount: b.count) }
+                p += b.count
+            }
+        }
+        let n = lws_write(s.wsi, start.assumingMemoryBound(to: UInt8.self), total, LWS_WRITE_TEXT)
+        if n < 0 {
+            logger.debug("write failed", metadata: ["session": "\(s.id)"])
+            return false
+        }
+        counters.framesOut += 1
+        counters.messagesOut += UInt64(count)
+        counters.bytesOut += UInt64(total)
+        s.popFront(count)
+        return true
+    }
+
+    private func ensureScratch(_ payload: Int) {
+        let needed = pre + payload + 16
+        guard needed > scratchCapacity else { return }
+        scratch.deallocate()
+        scratchCapacity = max(needed, scratchCapacity * 2)
+        scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchCapacity, alignment: 16)
+    }
+
+    private func closed(_ user: UnsafeMutableRawPointer?) {
+        guard let user else { return }
+        let id = user.load(as: UInt64.self)
+        guard id != 0, id & Worker.exchangeTag == 0 else { return }
+        user.storeBytes(of: 0, as: UInt64.self)
+        guard let s = sessions.removeValue(forKey: id) else { return }
+        counters.sessionsClosed += 1
+        logger.debug("session closed", metadata: ["session": "\(s.id)"])
+        delegate?.transportDidClose(s.id, transport: transport)
+        if state == .stopping && sessions.isEmpty { breakLoop() }
+    }
+
+    // Called through Transport (lws thread).
+
+    func enqueue(_ message: OutboundMessage, to id: SessionID) {
+        guard state == .running || state == .stopping, let s = sessions[id.rawValue],
+            s.closeRequest == nil
+        else { return }
+        let size = message.bytes.count
+        if s.queuedCount + 1 > configuration.sendQueueMaxMessages
+            || s.queuedBytes + size > configuration.sendQueueMaxBytes
+        {
+            counters.queueOverflowCloses += 1
+            logger.notice(
+                "closing session: send queue overflow",
+                metadata: [
+                    "session": "\(s.id)", "queuedMessages": "\(s.queuedCount)", "queuedBytes": "\(s.queuedBytes)",
+                ])
+            s.dropQueue()
+            startClose(s, code: 4008, reason: "send queue overflow")
+            return
+        }
+        let wasEmpty = s.queuedCount == 0
+        s.queue.append(message)
+        s.queuedBytes += size
+        if wasEmpty { lws_callback_on_writable(s.wsi) }
+    }
+
+    func requestClose(_ id: SessionID, code: UInt16, reason: String) {
+        guard state == .running || state == .stopping, let s = sessions[id.rawValue] else { return }
+        startClose(s, code: code, reason: reason)
+    }
+
+    private func startClose(_ s: Session, code: UInt16, reason: String) {
+        guard s.closeRequest == nil else { return }
+        s.closeRequest = (code, reason)
+        lws_set_timeout(s.wsi, PENDING_TIMEOUT_USER_OK, Worker.closeTimeoutSeconds)
+        lws_callback_on_writable(s.wsi)
+    }
+
+    // MARK: - Origin
+
+    private func confirmUpgrade(_ wsi: OpaquePointer) -> Int32 {
+        if originAllowed(wsi) { return 0 }
+        counters.originRejections += 1
+        logger.info("websocket upgrade refused: origin not allowed")
+        // lws_return_http_status() would answer "HTTP/1.0" here (the request
+        // version is not parsed yet at this point), which strict WebSocket
+        // clients reject; write a minimal HTTP/1.1 403 ourselves.
+        let body = "origin not allowed\n"
+        let text =
+            "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            + "content-length: \(body.utf8.count)\r\ncache-control: no-store\r\n\r\n" + body
+        let bytes = Array(text.utf8)
+        ensureScratch(bytes.count)
+        let start = scratch + pre
+        bytes.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        if lws_write(wsi, start.assumingMemoryBound(to: UInt8.self), bytes.count, LWS_WRITE_HTTP) < 0 { return -1 }
+        return 1  // "headers sent": lws completes the transaction
+    }
+
+    private func originAllowed(_ wsi: OpaquePointer) -> Bool {
+        let allowed = configuration.allowedOrigins
+        if allowed.isEmpty { return true }
+        guard let origin = header(wsi, WSI_TOKEN_ORIGIN) else { return true }
+        let o = origin.lowercased()
+        return allowed.contains { $0.lowercased() == o }
+    }
+
+    // MARK: - HTTP
+
+    private static let methodNames = ["GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE", "CONNECT", "HEAD"]
+
+    private func exchange(_ user: UnsafeMutableRawPointer?) -> (UInt64, HTTPExchange)? {
+        guard let user else { return nil }
+        let id = user.load(as: UInt64.self)
+        guard id & Worker.exchangeTag != 0, let ex = exchanges[id] else { return nil }
+        return (id, ex)
+    }
+
+    private func httpBegin(_ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?) -> Int32 {
+        guard let user, state == .running || state == .stopping else { return -1 }
+        var uri: UnsafeMutablePointer<CChar>?
+        var uriLength: Int32 = 0
+        let m = Int(lws_http_get_uri_and_method(wsi, &uri, &uriLength))
+        let method: String
+        if m >= 0 && m < Worker.methodNames.count {
+            method = Worker.methodNames[m]
+        } else {
+            method = header(wsi, WSI_TOKEN_HTTP_COLON_METHOD) ?? "GET"
+        }
+        var path = "/"
+        if let uri, uriLength > 0 {
+            path = String(decoding: UnsafeRawBufferPointer(start: uri, count: Int(uriLength)), as: UTF8.self)
+            if let q = path.firstIndex(of: "?") { path = String(path[..<q]) }
+        }
+        var headers: [String: String] = [:]
+        for (name, token) in [
+            ("authorization", WSI_TOKEN_HTTP_AUTHORIZATION),
+            ("content-type", WSI_TOKEN_HTTP_CONTENT_TYPE),
+            ("origin", WSI_TOKEN_ORIGIN),
+            ("user-agent", WSI_TOKEN_HTTP_USER_AGENT),
+            ("x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR),
+        ] {
+            if let v = header(wsi, token) { headers[name] = v }
+        }
+        let contentLengthHeader = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH)
+        let contentLength = contentLengthHeader.flatMap { Int($0) } ?? 0
+        let request = HTTPRequest(
+            method: method, path: path, query: queryString(wsi),
+            headers: headers, body: [], peerAddress: peerAddress(wsi))
+        // lws delivers a body (HTTP_BODY... then HTTP_BODY_COMPLETION) for any
+        // POST (even with Content-Length: 0), for a positive Content-Length,
+        // and for PUT/PATCH without Content-Length.
+        let expectsBody =
+            method == "POST" || contentLength > 0
+            || ((method == "PUT" || method == "PATCH") && contentLengthHeader == nil)
+        let id = Worker.exchangeTag | nextExchange
+        nextExchange += 1
+        user.storeBytes(of: id, as: UInt64.self)
+        let ex = HTTPExchange(request: request, waitingForBody: expectsBody)
+        exchanges[id] = ex
+        if contentLength > configuration.maxHTTPBodyBytes {
+            ex.closeAfterResponse = true
+            return respond(wsi, ex, HTTPResponse(status: 413, text: "request body too large\n"))
+        }
+        if expectsBody { return 0 }
+        return respond(wsi, ex, nil)
+    }
+
+    private func httpBody(_ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ len: Int) -> Int32 {
+        guard let (_, ex) = exchange(user) else { return -1 }
+        if ex.responding { return 0 }  // discarding the body of a refused request
+        if ex.request.body.count + len > configuration.maxHTTPBodyBytes { return -1 }
+        if len > 0, let input { ex.request.body.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len)) }
+        return 0
+    }
+
+    private func httpBodyComplete(_ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?) -> Int32 {
+        guard let (_, ex) = exchange(user) else { return -1 }
+        if ex.responding { return 0 }
+        ex.waitingForBody = false
+        return respond(wsi, ex, nil)
+    }
+
+    /// Writes the status line and headers now and the body from HTTP_WRITEABLE
+    /// (separate writes, last one LWS_WRITE_HTTP_FINAL: required for h2).
+    private func respond(_ wsi: OpaquePointer, _ ex: HTTPExchange, _ fixed: HTTPResponse?) -> Int32 {
+        let response: HTTPResponse
+        if let fixed {
+            response = fixed
+        } else if let delegate {
+            response = delegate.transportHTTP(ex.request, transport: transport)
+        } else {
+            response = HTTPResponse(status: 503, text: "unavailable\n")
+        }
+        counters.httpRequests += 1
+        ex.responding = true
+        ex.response = response.body
+        ex.offset = 0
+
+        ensureScratch(4096)
+        let start = (scratch + pre).assumingMemoryBound(to: UInt8.self)
+        let end = start + 4000
+        var p: UnsafeMutablePointer<UInt8>? = start
+        if lws_add_http_common_headers(
+            wsi, UInt32(response.status), response.contentType,
+            lws_filepos_t(response.body.count), &p, end) != 0
+        {
+            return -1
+        }
+        let noStore = "no-store"
+        if lws_add_http_header_by_name(wsi, "cache-control:", noStore, Int32(noStore.utf8.count), &p, end) != 0 {
+            return -1
+        }
+        if lws_finalize_write_http_header(wsi, start, &p, end) != 0 { return -1 }
+        lws_callback_on_writable(wsi)
+        return 0
+    }
+
+    private func httpWriteable(_ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?) -> Int32 {
+        guard let (id, ex) = exchange(user), ex.responding else { return 0 }
+        let remaining = ex.response.count - ex.offset
+        var chunk = min(remaining, 16_384)
+        let allowance = lws_get_peer_write_allowance(wsi)  // -1: no flow control (h1)
+        if allowance >= 0 { chunk = min(chunk, Int(allowance)) }
+        if chunk == 0 && remaining > 0 {
+            lws_callback_on_writable(wsi)
+            return 0
+        }
+        let isLast = ex.offset + chunk == ex.response.count
+        ensureScratch(chunk)
+        let start = scratch + pre
+        ex.response.withUnsafeBytes { b in
+            if chunk > 0, let base = b.baseAddress { start.copyMemory(from: base + ex.offset, byteCount: chunk) }
+        }
+        let n = lws_write(
+            wsi, start.assumingMemoryBound(to: UInt8.self), chunk,
+            isLast ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP)
+        if n < 0 { return -1 }
+        ex.offset += chunk
+        if !isLast {
+            lws_callback_on_writable(wsi)
+            return 0
+        }
+        exchanges[id] = nil
+        user?.storeBytes(of: 0, as: UInt64.self)
+        if ex.closeAfterResponse { return -1 }
+        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+    }
+
+    private func httpClosed(_ user: UnsafeMutableRawPointer?) {
+        guard let user else { return }
+        let id = user.load(as: UInt64.self)
+        if id & Worker.exchangeTag != 0 {
+            exchanges[id] = nil
+            user.storeBytes(of: 0, as: UInt64.self)
+        }
+    }
+
+    // MARK: - Header helpers
+
+    private func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> String? {
+        let n = Int(lws_hdr_total_length(wsi, token))
+        guard n > 0 else { return nil }
+        let capacity = n + 1
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: capacity) { buf -> String? in
+            let copied = lws_hdr_copy(wsi, buf.baseAddress, Int32(capacity), token)
+            guard copied >= 0 else { return nil }
+            return String(decoding: UnsafeRawBufferPointer(start: buf.baseAddress, count: Int(copied)), as: UTF8.self)
+        }
+    }
+
+    /// lws stores each URI argument as one fragment (URL-decoded); rejoin
+    /// them with "&" (lws_hdr_copy would join them with ",").
+    private func queryString(_ wsi: OpaquePointer) -> String {
+        var parts: [String] = []
+        var i: Int32 = 0
+        while true {
+            let n = Int(lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i))
+            if n <= 0 { break }
+            let part = withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 1) { buf -> String? in
+                let copied = lws_hdr_copy_fragment(wsi, buf.baseAddress, Int32(n + 1), WSI_TOKEN_HTTP_URI_ARGS, i)
+                guard copied >= 0 else { return nil }
+                return String(
+                    decoding: UnsafeRawBufferPointer(start: buf.baseAddress, count: Int(copied)), as: UTF8.self)
+            }
+            guard let part else { break }
+            parts.append(part)
+            i += 1
+        }
+        return parts.joined(separator: "&")
+    }
+
+    private func requestPath(_ wsi: OpaquePointer) -> String {
+        let raw = header(wsi, WSI_TOKEN_GET_URI) ?? header(wsi, WSI_TOKEN_HTTP_COLON_PATH) ?? "/"
+        if let q = raw.firstIndex(of: "?") { return String(raw[..<q]) }
+        return raw
+    }
+
+    private func peerAddress(_ wsi: OpaquePointer) -> String {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buf -> String in
+            guard let p = lws_get_peer_simple(wsi, buf.baseAddress, 64) else { return "" }
+            return String(cString: p)
+        }
+    }
+}

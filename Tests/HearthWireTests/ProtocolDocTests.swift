@@ -1,0 +1,94 @@
+import Foundation
+import HearthCore
+import HearthWire
+import XCTest
+
+/// docs/protocol.md and docs/protocol.schema.json against the code they describe.
+final class ProtocolDocTests: XCTestCase {
+    func testPermissionTableIsTheEngines() throws {
+        let doc = try Repo.text(Repo.protocolDoc)
+        XCTAssertTrue(
+            doc.contains("\n" + Permissions.markdownTable() + "\n"),
+            "docs/protocol.md must contain Permissions.markdownTable() exactly:\n" + Permissions.markdownTable())
+    }
+
+    func testEveryMessageTypeIsDocumented() throws {
+        let doc = try Repo.text(Repo.protocolDoc)
+        let schema = try Schema.load()
+        let serverTypes = Samples.eventTypes + ["pong"]
+        XCTAssertEqual(serverTypes.count, Samples.caseCount + 1)
+        let clientTypes = Samples.commandNames + ["hello", "resume", "ping"]
+        XCTAssertEqual(Set(Samples.commands.map { Samples.commandIndex($0.command) }).count, Samples.commandCaseCount)
+        for (side, types) in [("server", serverTypes), ("client", clientTypes)] {
+            for type in types {
+                XCTAssertTrue(
+                    doc.contains("### `\(type)`"), "docs/protocol.md has no heading for \(side) message \(type)")
+                XCTAssertEqual(schema.typeConst(of: "\(side).\(type)"), type, "schema $defs has no \(side).\(type)")
+                XCTAssertTrue(schema.oneOf(side).contains("#/$defs/\(side).\(type)"), "$defs.\(side) misses \(type)")
+            }
+            XCTAssertEqual(Set(schema.oneOf(side)).count, types.count, "$defs.\(side) lists messages not in the code")
+        }
+    }
+
+    func testEveryErrorAndCloseCodeIsDocumented() throws {
+        let doc = try Repo.text(Repo.protocolDoc)
+        for code in ErrorCode.allCases {
+            XCTAssertTrue(doc.contains("| `\(code.rawValue)` | \(code.message) |"), "error code \(code.rawValue)")
+        }
+        for reason in CloseReason.allCases {
+            XCTAssertTrue(doc.contains("| \(reason.code) | "), "close code \(reason.code)")
+        }
+        for shellCode in [1000, 1001, 1003, 1008, 1009, 4008, 4401, 4408, 4429] {
+            XCTAssertTrue(doc.contains("| \(shellCode) | "), "close code \(shellCode)")
+        }
+        let schema = try Schema.load()
+        XCTAssertEqual(schema.errorCodes, ErrorCode.allCases.map(\.rawValue))
+    }
+
+    func testDocumentedExamplesAreValid() throws {
+        // Every JSON example line in the document is a message the schema accepts, and the
+        // client ones decode. Examples are written one message per line, prefixed → or ←.
+        let doc = try Repo.text(Repo.protocolDoc)
+        var items: [SchemaValidator.Item] = []
+        for line in doc.split(separator: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("→ {") {
+                let json = String(trimmed.dropFirst(2))
+                items.append(.init(definition: .client, json: json, label: "doc client example"))
+                if case .failure(let error) = WireDecoder.decode(json) { XCTFail("\(json) → \(error)") }
+            } else if trimmed.hasPrefix("← {") {
+                items.append(
+                    .init(definition: .server, json: String(trimmed.dropFirst(2)), label: "doc server example"))
+            }
+        }
+        XCTAssertGreaterThan(items.count, 60)
+        try SchemaValidator.assert(items)
+    }
+}
+
+/// The parts of the schema the tests read.
+struct Schema {
+    var root: [String: Any]
+
+    static func load() throws -> Schema {
+        let data = try Data(contentsOf: Repo.schema)
+        return Schema(root: try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any]))
+    }
+
+    var defs: [String: Any] { root["$defs"] as? [String: Any] ?? [:] }
+
+    func typeConst(of name: String) -> String? {
+        let def = defs[name] as? [String: Any]
+        let properties = def?["properties"] as? [String: Any]
+        return (properties?["type"] as? [String: Any])?["const"] as? String
+    }
+
+    func oneOf(_ name: String) -> [String] {
+        let list = (defs[name] as? [String: Any])?["oneOf"] as? [[String: Any]] ?? []
+        return list.compactMap { $0["$ref"] as? String }
+    }
+
+    var errorCodes: [String] {
+        (defs["errorCode"] as? [String: Any])?["enum"] as? [String] ?? []
+    }
+}

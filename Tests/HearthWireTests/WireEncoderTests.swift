@@ -1,0 +1,174 @@
+import Foundation
+import HearthCore
+import HearthWire
+import XCTest
+
+final class WireEncoderTests: XCTestCase {
+    func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    func object(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let value = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+        return try XCTUnwrap(value as? [String: Any], "not an object: \(text(bytes))", file: file, line: line)
+    }
+
+    func testSamplesCoverEveryEvent() {
+        XCTAssertEqual(
+            Set(Samples.events.map { Samples.caseIndex($0.event) }).count, Samples.caseCount,
+            "a ServerEvent case has no sample")
+    }
+
+    func testExactShapes() {
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(rid: "r1", event: .error(.roomFull)))),
+            #"{"type":"error","rid":"r1","code":"room-full","message":"The room is at capacity."}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encodeError(.badJSON, rid: nil)),
+            #"{"type":"error","code":"bad-json","message":"The message is not valid JSON."}"#)
+        XCTAssertEqual(text(WireEncoder.encodePong(rid: "k")), #"{"type":"pong","rid":"k"}"#)
+        XCTAssertEqual(text(WireEncoder.encodePong(rid: nil)), #"{"type":"pong"}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 7, event: .memberLeft(ParticipantID(3), reason: .sentBack)))),
+            #"{"type":"member-left","seq":7,"member":"p3","reason":"sent-back"}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 41, event: .chat(Samples.chatPrivate)))),
+            #"{"type":"chat","seq":41,"message":{"id":"m13","seq":41,"from":"p1","fromAlias":"Dr. K","to":"p2","#
+                + #""text":"Are you OK?","deleted":false,"at":1700000000006}}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 30, event: .chat(Samples.chatDeleted)))),
+            #"{"type":"chat","seq":30,"message":{"id":"m9","seq":30,"from":"p4","fromAlias":"Alias 4","to":"staff","#
+                + #""deleted":true,"at":1700000000001}}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(rid: "c", event: .ack(Ack(message: MessageID(13), seq: 41))))),
+            #"{"type":"ack","rid":"c","message":"m13","messageSeq":41}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(rid: "c", event: .ack(Ack(admitted: []))))),
+            #"{"type":"ack","rid":"c","admitted":[]}"#)
+        XCTAssertEqual(
+            text(
+                WireEncoder.encode(
+                    Message(event: .signal(from: ParticipantID(2), kind: .ice, payload: #"{"a":[1,"x"]}"#)))),
+            #"{"type":"signal","from":"p2","kind":"ice","payload":{"a":[1,"x"]}}"#)
+        XCTAssertEqual(
+            text(
+                WireEncoder.encode(Message(seq: 4_294_967_296, event: .chatDeleted(MessageID(UInt64(UInt32.max) + 1))))),
+            #"{"type":"chat-deleted","seq":4294967296,"message":"m4294967296"}"#)
+        XCTAssertEqual(
+            text(
+                WireEncoder.encode(
+                    Message(seq: 1, event: .helpAcknowledged(ParticipantID(UInt32.max), by: ParticipantID(0))))),
+            #"{"type":"help-acknowledged","seq":1,"member":"p4294967295","by":"p0"}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 2, event: .memberUpdated(Samples.member(5))))),
+            #"{"type":"member-updated","seq":2,"member":{"id":"p5","alias":"Alias 5","role":"participant","#
+                + #""audio":true,"video":false,"connected":false,"mediaGranted":false,"chatGranted":false}}"#)
+    }
+
+    func testEveryTypeIsTheEventType() throws {
+        for message in Samples.events {
+            let bytes = WireEncoder.encode(message, iceServers: Samples.iceServers)
+            let json = try object(bytes)
+            XCTAssertEqual(json["type"] as? String, message.event.type)
+            XCTAssertEqual((json["seq"] as? NSNumber)?.uint64Value, message.seq)
+            XCTAssertEqual(json["rid"] as? String, message.rid)
+            // One line each: the transport separates messages with "\n".
+            XCTAssertFalse(bytes.contains(0x0A), text(bytes))
+            XCTAssertEqual(bytes.first, UInt8(ascii: "{"))
+            XCTAssertEqual(bytes.last, UInt8(ascii: "}"))
+            // Only welcome and resumed carry ICE servers.
+            let hasICE = message.event.type == "welcome" || message.event.type == "resumed"
+            XCTAssertEqual(json["iceServers"] != nil, hasICE, message.event.type)
+        }
+    }
+
+    func testICEServers() throws {
+        let welcome = Samples.events[0]
+        let json = try object(WireEncoder.encode(welcome, iceServers: Samples.iceServers))
+        let servers = try XCTUnwrap(json["iceServers"] as? [[String: Any]])
+        XCTAssertEqual(servers.count, 2)
+        XCTAssertEqual(servers[0]["urls"] as? [String], ["stun:stun.example.org:3478"])
+        XCTAssertNil(servers[0]["username"])
+        XCTAssertEqual(servers[1]["username"] as? String, "1700000000:p1")
+        XCTAssertEqual(servers[1]["credential"] as? String, "b64cred==")
+        let none = try object(WireEncoder.encode(welcome))
+        XCTAssertEqual((none["iceServers"] as? [Any])?.count, 0)
+    }
+
+    func testStaffOnlyFieldsOnlyWhenInTheView() throws {
+        let plain = try object(WireEncoder.encode(Message(seq: 1, event: .memberJoined(Samples.member(3)))))
+        let member = try XCTUnwrap(plain["member"] as? [String: Any])
+        for key in ["userId", "location", "consentVersion", "handRaisedAt"] { XCTAssertNil(member[key], key) }
+        let staff = try object(
+            WireEncoder.encode(Message(seq: 1, event: .memberJoined(Samples.member(4, staffView: true)))))
+        let staffMember = try XCTUnwrap(staff["member"] as? [String: Any])
+        XCTAssertEqual(staffMember["userId"] as? String, "user-4")
+        XCTAssertEqual(staffMember["location"] as? String, "Home, Portland OR")
+        XCTAssertEqual(staffMember["consentVersion"] as? String, "2024-01")
+        XCTAssertEqual((staffMember["handRaisedAt"] as? NSNumber)?.int64Value, Samples.t0.milliseconds + 4)
+        // A member's snapshot has no waiting room and no help list.
+        let admitted = try object(WireEncoder.encode(Message(seq: 1, event: .admitted(Samples.memberSnapshot))))
+        let room = try XCTUnwrap(admitted["room"] as? [String: Any])
+        XCTAssertNil(room["waiting"])
+        XCTAssertNil(room["help"])
+        XCTAssertNil((room["state"] as? [String: Any])?["spotlight"])
+    }
+
+    func testAppendingKeepsHeadroom() {
+        var out = [UInt8](repeating: 0, count: 16)
+        WireEncoder.encode(Message(event: .error(.rateLimited)), appendingTo: &out)
+        XCTAssertEqual(out.prefix(16), [UInt8](repeating: 0, count: 16)[...])
+        XCTAssertEqual(Array(out.dropFirst(16)), WireEncoder.encode(Message(event: .error(.rateLimited))))
+    }
+
+    func testSignalPayloadRoundTrip() throws {
+        let payloads = [
+            #"{"type":"offer","sdp":"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"}"#,
+            #"{"candidate":"candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 0.0.0.0 rport 0","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"a/b+c"}"#,
+            #"{"nested":{"list":[1,-2,3.5,-0.25,true,false,null,"é\u2028\"\\"],"empty":{},"none":[]}}"#,
+            #"null"#, #""just text""#, #"[]"#, #"0"#,
+        ]
+        for original in payloads {
+            let inbound = WireDecoder.decode(#"{"type":"signal","to":"p2","kind":"offer","payload":"# + original + "}")
+            guard case .success(.command(.signal(let to, let kind, let payload), nil)) = inbound else {
+                XCTFail("not decoded: \(original)")
+                continue
+            }
+            // What the engine relays, re-encoded for the peer.
+            let out = WireEncoder.encode(Message(event: .signal(from: ParticipantID(1), kind: kind, payload: payload)))
+            XCTAssertEqual(to, ParticipantID(2))
+            let relayed = try object(out)
+            XCTAssertEqual(relayed["from"] as? String, "p1")
+            XCTAssertEqual(relayed["kind"] as? String, "offer")
+            let expected = try JSONSerialization.jsonObject(with: Data(original.utf8), options: [.fragmentsAllowed])
+            XCTAssertEqual(relayed["payload"] as? NSObject, expected as? NSObject, original)
+            // Byte for byte, the compact form is stable through decode and encode.
+            XCTAssertTrue(text(out).hasSuffix(#","payload":"# + payload + "}"), text(out))
+        }
+    }
+
+    func testRealsKeepTheirValue() throws {
+        // jansson writes reals with 17 significant digits: the same double, maybe other digits.
+        guard
+            case .success(.command(.signal(_, _, let payload), _)) = WireDecoder.decode(
+                #"{"type":"signal","to":"p2","kind":"ice","payload":[0.1,1e-7,1.0]}"#)
+        else { return XCTFail("not decoded") }
+        XCTAssertEqual(payload, "[0.10000000000000001,9.9999999999999995e-8,1.0]")
+        let values = payload.dropFirst().dropLast().split(separator: ",").compactMap { Double($0) }
+        XCTAssertEqual(values, [0.1, 1e-7, 1.0])
+    }
+
+    func testUnparsablePayloadBecomesNull() {
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(event: .signal(from: ParticipantID(1), kind: .ice, payload: "{nope")))),
+            #"{"type":"signal","from":"p1","kind":"ice","payload":null}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(event: .signal(from: ParticipantID(1), kind: .ice, payload: "")))),
+            #"{"type":"signal","from":"p1","kind":"ice","payload":null}"#)
+    }
+
+    func testStringsAreEscaped() throws {
+        let nasty = "\"},{\"type\":\"error\"\n\u{0}\u{1F}\\ \u{2028} 🙂"
+        let bytes = WireEncoder.encode(Message(seq: 1, event: .waitingRoomMessage(text: nasty, at: Samples.t0)))
+        XCTAssertFalse(bytes.contains(0x0A))
+        XCTAssertEqual(try object(bytes)["text"] as? String, nasty)
+    }
+}

@@ -1,0 +1,136 @@
+"""Transport and protocol rules against the running server: TLS, limits, bad input, HTTP."""
+import asyncio
+import json
+import socket
+import ssl
+
+import pytest
+import websockets
+from conftest import run
+from hearth import Client, client_tls, mint
+
+
+def test_plaintext_is_refused(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        try:
+            data = s.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            data = b""
+    assert b"200" not in data and b"status" not in data
+
+
+def test_tls_1_1_is_refused_and_1_2_1_3_work(server):
+    old = client_tls(minimum=ssl.TLSVersion.TLSv1, maximum=ssl.TLSVersion.TLSv1_1)
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with pytest.raises(ssl.SSLError):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=3) as s:
+            with old.wrap_socket(s) as tls:
+                tls.do_handshake()
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = client_tls(minimum=version, maximum=version)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=3) as s:
+            with ctx.wrap_socket(s) as tls:
+                assert tls.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+
+
+def test_hello_deadline_closes_silent_connections(server):
+    async def go():
+        c = await Client.connect(server, "room-silent")
+        assert await c.closed(timeout=5) == 4408
+    run(go())
+
+
+def test_unknown_endpoint_is_closed(server):
+    async def go():
+        ws = await websockets.connect(f"{server.url}/v2/elsewhere", ssl=client_tls())
+        c = Client(ws, "lost")
+        assert await c.closed() == 4404
+    run(go())
+
+
+def test_oversized_frame_closes_1009(server):
+    async def go():
+        c = await Client.connect(server, "room-big")
+        await c.ws.send(json.dumps({"type": "ping", "pad": "x" * 70_000}))
+        assert await c.closed() == 1009
+    run(go())
+
+
+def test_binary_frame_closes_1003(server):
+    async def go():
+        c = await Client.connect(server, "room-bin")
+        await c.ws.send(b"\x00\x01")
+        assert await c.closed() == 1003
+    run(go())
+
+
+def test_bad_input_gets_errors_without_closing(server):
+    async def go():
+        c = await Client.connect(server, "room-bad")
+        await c.ws.send("{not json")
+        assert (await c.expect("error"))["code"] == "bad-json"
+        await c.ws.send(json.dumps({"type": "dance", "rid": "r9"}))
+        err = await c.expect("error")
+        assert err["code"] == "unknown-type" and err["rid"] == "r9"
+        await c.ws.send(json.dumps({"type": "chat", "to": "room", "text": "early", "rid": "r10"}))
+        err = await c.expect("error")
+        assert err["code"] == "hello-required" and err["rid"] == "r10"
+        await c.ws.send(json.dumps({"type": "ping", "rid": "p"}))
+        assert (await c.expect("pong"))["rid"] == "p"
+        # Repeated bad input closes the connection (each error is read before the next send,
+        # so the close frame is not lost to a reset).
+        code = None
+        for _ in range(10):
+            try:
+                await c.ws.send("[")
+                assert (await c.expect("error"))["code"] == "bad-json"
+            except websockets.ConnectionClosed as e:
+                code = e.rcvd.code if e.rcvd else None
+                break
+        assert code == 1008
+    run(go())
+
+
+def test_authentication_failures_are_one_error(server):
+    async def go():
+        for token in [
+            mint("room-auth", "facilitator", "F", secret="wrong-secret-wrong-secret-wrong-secret"),
+            mint("another-room", "facilitator", "F"),
+            mint("room-auth", "facilitator", "F", ttl=-120),
+            "garbage",
+        ]:
+            c = await Client.connect(server, "room-auth")
+            await c.send("hello", token=token)
+            err = await c.expect("error")
+            assert err["code"] == "authentication-failed"
+            assert await c.closed() == 4401
+        await asyncio.sleep(0.3)
+        failures = [r for r in server.records("audit.jsonl") if r["action"] == "authenticate"]
+        assert len(failures) >= 4
+        assert not any("garbage" in json.dumps(r) for r in failures), "tokens never reach the records"
+    run(go())
+
+
+def test_healthz_and_metrics(server):
+    with server.https("/healthz") as r:
+        health = json.loads(r.read())
+    assert health["status"] == "ok" and health["version"] and health["uptimeSeconds"] >= 0
+    with server.https("/metrics") as r:
+        text = r.read().decode()
+    for name in ["hearth_connections", "hearth_rooms", "hearth_messages_in_total", "hearth_engine_dispatch_seconds"]:
+        assert name in text, name
+
+
+def test_operational_log_has_no_names_or_tokens(server):
+    async def go():
+        token = mint("room-log", "facilitator", "Zelda Quackenbush", sub="secret-user-77")
+        c = await Client.connect(server, "room-log")
+        await c.send("hello", token=token)
+        await c.expect("welcome")
+        await c.request("chat", to="room", text="my very private words")
+        await c.close()
+    run(go())
+    log = server.log()
+    for needle in ["Zelda", "secret-user-77", "my very private words", "eyJ"]:
+        assert needle not in log, needle
