@@ -7,6 +7,7 @@ public enum CloseReason: String, CaseIterable, Hashable, Sendable {
     case denied = "denied"
     case takenOver = "taken over by another connection"
     case roomLocked = "room locked"
+    case waitingRoomFull = "waiting room full"
 
     public var code: UInt16 {
         switch self {
@@ -17,6 +18,7 @@ public enum CloseReason: String, CaseIterable, Hashable, Sendable {
         case .denied: return 4004
         case .takenOver: return 4005
         case .roomLocked: return 4006
+        case .waitingRoomFull: return 4007
         }
     }
 }

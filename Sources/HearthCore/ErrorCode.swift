@@ -10,6 +10,7 @@ public enum ErrorCode: String, CaseIterable, Hashable, Sendable, Error {
     case roomFull = "room-full"
     case roomLocked = "room-locked"
     case roomEnded = "room-ended"
+    case waitingRoomFull = "waiting-room-full"
     case banned
     case consentRequired = "consent-required"
     case consentMismatch = "consent-mismatch"
@@ -33,6 +34,8 @@ public enum ErrorCode: String, CaseIterable, Hashable, Sendable, Error {
     case alreadyJoined = "already-joined"
     case authenticationFailed = "authentication-failed"
     case rateLimited = "rate-limited"
+    case serverFull = "server-full"
+    case tokenReused = "token-reused"
     case internalError = "internal-error"
 
     /// A short, fixed English message for the code: never contains client data.
@@ -46,6 +49,7 @@ public enum ErrorCode: String, CaseIterable, Hashable, Sendable, Error {
         case .roomFull: return "The room is at capacity."
         case .roomLocked: return "The room is locked."
         case .roomEnded: return "The session has ended."
+        case .waitingRoomFull: return "The waiting room is full; try again shortly."
         case .banned: return "You were removed from this session."
         case .consentRequired: return "The member has not acknowledged the current consent agreement."
         case .consentMismatch: return "That is not the consent version this room requires."
@@ -68,6 +72,8 @@ public enum ErrorCode: String, CaseIterable, Hashable, Sendable, Error {
         case .alreadyJoined: return "This connection has already joined."
         case .authenticationFailed: return "Authentication failed."
         case .rateLimited: return "Too many messages; slow down."
+        case .serverFull: return "This server is at capacity; try again later."
+        case .tokenReused: return "This invitation has already been used."
         case .internalError: return "Internal server error."
         }
     }

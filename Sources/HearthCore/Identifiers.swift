@@ -33,8 +33,9 @@ public struct ParticipantID: Hashable, Comparable, Sendable, CustomStringConvert
     public static func < (a: ParticipantID, b: ParticipantID) -> Bool { a.rawValue < b.rawValue }
     /// Wire form: `p` followed by the number, e.g. `p7`.
     public var description: String { "p\(rawValue)" }
+    /// Parses the canonical wire form only (`p7`, not `p07` or `p+7`).
     public init?(wire: String) {
-        guard wire.first == "p", let n = UInt32(wire.dropFirst()) else { return nil }
+        guard wire.first == "p", let n = UInt32(wire.dropFirst()), wire == "p\(n)" else { return nil }
         self.rawValue = n
     }
 }
@@ -53,8 +54,9 @@ public struct MessageID: Hashable, Comparable, Sendable, CustomStringConvertible
     public static func < (a: MessageID, b: MessageID) -> Bool { a.rawValue < b.rawValue }
     /// Wire form: `m` followed by the number, e.g. `m12`.
     public var description: String { "m\(rawValue)" }
+    /// Parses the canonical wire form only (`m12`, not `m012` or `m+12`).
     public init?(wire: String) {
-        guard wire.first == "m", let n = UInt64(wire.dropFirst()) else { return nil }
+        guard wire.first == "m", let n = UInt64(wire.dropFirst()), wire == "m\(n)" else { return nil }
         self.rawValue = n
     }
 }

@@ -149,7 +149,9 @@ extension Room {
         case .admitAll:
             var admitted: [ParticipantID] = []
             for seat in ordered(.waiting) where meetsRequirements(seat) == nil {
-                if admit(seat.id, by: actor, at: at, into: &fx) == nil { admitted.append(seat.id) }
+                let error = admit(seat.id, by: actor, at: at, into: &fx)
+                if error == .roomFull { break }
+                if error == nil { admitted.append(seat.id) }
             }
             audit(command.name, at: at, actor: actor, subject: nil, into: &fx)
             ack(actor, rid: rid, Ack(admitted: admitted), into: &fx)
@@ -443,6 +445,11 @@ extension Room {
             if role != .observer {
                 seats[pid]?.mediaGranted = false
                 seats[pid]?.chatGranted = false
+            }
+            // A role that may not publish (an observer without a grant) stops publishing.
+            if let seat = seats[pid], !seat.may(.publishMedia) {
+                seats[pid]?.audio = false
+                seats[pid]?.video = false
             }
             memberChanged(pid, into: &fx)
             if let seat = seats[pid], wasStaff != seat.isStaff {

@@ -29,6 +29,11 @@ extension Room {
             auditRefusedArrival(identity, .roomLocked, at: at, into: &fx)
             return fx
         }
+        if !identity.role.isStaff && waitingCount >= settings.maxWaiting {
+            refuse(connection, .waitingRoomFull, close: .waitingRoomFull, rid: rid, into: &fx)
+            auditRefusedArrival(identity, .waitingRoomFull, at: at, into: &fx)
+            return fx
+        }
         let pid = ParticipantID(nextSeat)
         nextSeat += 1
         var seat = Seat(
@@ -218,12 +223,18 @@ extension Room {
         seat.placedAt = at
         seat.waitingSince = at
         seat.handRaisedAt = nil
+        // Nobody publishes from the waiting room.
+        seat.audio = false
+        seat.video = false
         seat.sentBack = reason == .sentBack
         seats[pid] = seat
-        if spotlight == pid { spotlight = nil }
         help[pid] = nil
         attendance(.enterWaiting, seat, at: at, into: &fx)
         publish(.memberLeft(pid, reason: reason), to: roomAudience, into: &fx)
+        if spotlight == pid {
+            spotlight = nil
+            publish(.roomUpdated(roomState), to: roomAudience, into: &fx)
+        }
         publish(.waitingUpdated(waitingView(seat)), to: staffAudience, into: &fx)
         publish(.waiting(waitingStatus(seat)), to: [pid], into: &fx)
     }

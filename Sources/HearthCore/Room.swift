@@ -73,6 +73,8 @@ public struct Room: Sendable {
         seats.values.reduce(0) { $0 + ($1.placement == .room && !$1.isStaff ? 1 : 0) }
     }
 
+    var waitingCount: Int { seats.values.reduce(0) { $0 + ($1.placement == .waiting ? 1 : 0) } }
+
     /// Seats in a stable order (by participant id).
     func ordered(_ placement: Placement) -> [Seat] {
         seats.values.filter { $0.placement == placement }.sorted { $0.id < $1.id }

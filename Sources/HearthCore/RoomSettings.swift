@@ -19,6 +19,8 @@ public enum FacilitatorDropPolicy: String, CaseIterable, Hashable, Sendable {
 public struct RoomSettings: Hashable, Sendable {
     /// Most non-staff members admitted at once (staff do not count).
     public var capacity: Int = 12
+    /// Most members in the waiting room at once (new arrivals beyond it are turned away).
+    public var maxWaiting: Int = 50
     public var waitingRoom: Bool = true
     /// The consent/confidentiality agreement version a member must acknowledge before admission.
     public var consentVersion: String? = nil

@@ -30,6 +30,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     public var dev = Dev()
     public var ice = ICE()
     public var limits = Limits()
+    public var rateLimits = RateLimits()
     public var rooms = RoomDefaults()
     /// Browser `Origin`s allowed to open the WebSocket (`https://host[:port]`, or `*`).
     /// Empty: no browser origin is allowed (only clients sending no `Origin`).
@@ -126,6 +127,30 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var maxMalformedMessages: Int = 10
         public var maxChatLength: Int = 2000
         public var maxSignalBytes: Int = 16_384
+        /// Open connections from one address (0 = no limit). Behind a load balancer, raise it.
+        public var maxConnectionsPerAddress: Int = 200
+        /// Live rooms on this node.
+        public var maxRooms: Int = 5000
+        /// Members waiting in one room's waiting room.
+        public var maxWaiting: Int = 50
+
+        public init() {}
+    }
+
+    /// Rate limits: token buckets (burst, then so many per second).
+    public struct RateLimits: Sendable, Codable, Equatable {
+        /// Failed authentications per source address before its connections are refused early.
+        public var authFailureBurst: Int = 20
+        public var authFailuresPerSecond: Double = 0.2
+        public var chatBurst: Int = 10
+        public var chatPerSecond: Double = 5
+        /// ICE candidates come in bursts when a mesh forms.
+        public var signalBurst: Int = 300
+        public var signalPerSecond: Double = 100
+        public var controlBurst: Int = 30
+        public var controlPerSecond: Double = 10
+        /// Consecutive rate-limited commands after which the connection is closed (4429).
+        public var maxStrikes: Int = 50
 
         public init() {}
     }
@@ -143,7 +168,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var graceSeconds: Int = 60
         /// `hold` or `waiting-room`.
         public var facilitatorDrop: String = "hold"
-        public var replayWindow: Int = 1024
+        public var replayWindow: Int = 512
 
         public init() {}
     }
@@ -363,10 +388,23 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             ("sendQueueMaxBytes", limits.sendQueueMaxBytes), ("helloTimeoutSeconds", limits.helloTimeoutSeconds),
             ("pingIntervalSeconds", limits.pingIntervalSeconds), ("hangupSeconds", limits.hangupSeconds),
             ("maxMalformedMessages", limits.maxMalformedMessages), ("maxChatLength", limits.maxChatLength),
-            ("maxSignalBytes", limits.maxSignalBytes),
+            ("maxSignalBytes", limits.maxSignalBytes), ("maxRooms", limits.maxRooms), ("maxWaiting", limits.maxWaiting),
         ]
         for (name, value) in positive where value <= 0 {
             throw .invalidValue(key: "limits.\(name)", problem: "must be positive (got \(value))")
+        }
+        if limits.maxConnectionsPerAddress < 0 {
+            throw .invalidValue(key: "limits.maxConnectionsPerAddress", problem: "must not be negative")
+        }
+        let rates: [(String, Double)] = [
+            ("authFailureBurst", Double(rateLimits.authFailureBurst)),
+            ("authFailuresPerSecond", rateLimits.authFailuresPerSecond), ("chatBurst", Double(rateLimits.chatBurst)),
+            ("chatPerSecond", rateLimits.chatPerSecond), ("signalBurst", Double(rateLimits.signalBurst)),
+            ("signalPerSecond", rateLimits.signalPerSecond), ("controlBurst", Double(rateLimits.controlBurst)),
+            ("controlPerSecond", rateLimits.controlPerSecond), ("maxStrikes", Double(rateLimits.maxStrikes)),
+        ]
+        for (name, value) in rates where !(value > 0) {
+            throw .invalidValue(key: "rateLimits.\(name)", problem: "must be positive (got \(value))")
         }
         if limits.sendQueueMaxBytes < limits.maxMessageBytes {
             throw .invalidValue(key: "limits.sendQueueMaxBytes", problem: "must be at least limits.maxMessageBytes")
@@ -482,7 +520,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     // MARK: Codable (every key optional, unknown keys refused)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case listen, tls, dataDirectory, tokens, dev, ice, limits, rooms, allowedOrigins, logLevel
+        case listen, tls, dataDirectory, tokens, dev, ice, limits, rateLimits, rooms, allowedOrigins, logLevel
     }
 
     public init(from decoder: any Decoder) throws {
@@ -495,6 +533,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         dev = try c.value(.dev, default: d.dev)
         ice = try c.value(.ice, default: d.ice)
         limits = try c.value(.limits, default: d.limits)
+        rateLimits = try c.value(.rateLimits, default: d.rateLimits)
         rooms = try c.value(.rooms, default: d.rooms)
         allowedOrigins = try c.value(.allowedOrigins, default: d.allowedOrigins)
         logLevel = try c.value(.logLevel, default: d.logLevel)
@@ -572,6 +611,7 @@ extension HearthConfiguration.Limits {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case maxMessageBytes, sendQueueMaxMessages, sendQueueMaxBytes, helloTimeoutSeconds
         case pingIntervalSeconds, hangupSeconds, maxMalformedMessages, maxChatLength, maxSignalBytes
+        case maxConnectionsPerAddress, maxRooms, maxWaiting
     }
 
     public init(from decoder: any Decoder) throws {
@@ -586,6 +626,30 @@ extension HearthConfiguration.Limits {
         maxMalformedMessages = try c.value(.maxMalformedMessages, default: d.maxMalformedMessages)
         maxChatLength = try c.value(.maxChatLength, default: d.maxChatLength)
         maxSignalBytes = try c.value(.maxSignalBytes, default: d.maxSignalBytes)
+        maxConnectionsPerAddress = try c.value(.maxConnectionsPerAddress, default: d.maxConnectionsPerAddress)
+        maxRooms = try c.value(.maxRooms, default: d.maxRooms)
+        maxWaiting = try c.value(.maxWaiting, default: d.maxWaiting)
+    }
+}
+
+extension HearthConfiguration.RateLimits {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case authFailureBurst, authFailuresPerSecond, chatBurst, chatPerSecond, signalBurst, signalPerSecond
+        case controlBurst, controlPerSecond, maxStrikes
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try strictContainer(decoder, CodingKeys.self)
+        let d = Self()
+        authFailureBurst = try c.value(.authFailureBurst, default: d.authFailureBurst)
+        authFailuresPerSecond = try c.value(.authFailuresPerSecond, default: d.authFailuresPerSecond)
+        chatBurst = try c.value(.chatBurst, default: d.chatBurst)
+        chatPerSecond = try c.value(.chatPerSecond, default: d.chatPerSecond)
+        signalBurst = try c.value(.signalBurst, default: d.signalBurst)
+        signalPerSecond = try c.value(.signalPerSecond, default: d.signalPerSecond)
+        controlBurst = try c.value(.controlBurst, default: d.controlBurst)
+        controlPerSecond = try c.value(.controlPerSecond, default: d.controlPerSecond)
+        maxStrikes = try c.value(.maxStrikes, default: d.maxStrikes)
     }
 }
 

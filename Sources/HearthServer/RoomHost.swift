@@ -11,6 +11,8 @@ public enum ShellClose {
     public static let unknownEndpoint: UInt16 = 4404
     public static let helloTimeout: UInt16 = 4408
     public static let tooManyBadMessages: UInt16 = 1008
+    public static let tryAgainLater: UInt16 = 1013
+    public static let rateLimited: UInt16 = 4429
 }
 
 /// The imperative shell around the engine, confined to the transport's event-loop thread.
@@ -22,6 +24,8 @@ final class RoomHost: TransportDelegate {
     struct Client {
         let room: RoomID
         let openedAt: Instant
+        let peer: String
+        var budget: CommandBudget
         var joined = false
         var badMessages = 0
     }
@@ -37,6 +41,11 @@ final class RoomHost: TransportDelegate {
     private let startedAt = Date()
     private let version: String
     private var lastGaugeUpdate = Instant(milliseconds: 0)
+    /// Open connections and failed-authentication budgets, per source address.
+    private var connectionsPerAddress: [String: Int] = [:]
+    private var authFailures: [String: TokenBucket] = [:]
+    /// Single-use (guest) token ids already used, until their token expires.
+    private var usedTokenIDs: [String: Instant] = [:]
 
     init(
         configuration: HearthConfiguration, verifier: TokenVerifier, records: RecordLog, metrics: ServerMetrics,
@@ -65,6 +74,7 @@ final class RoomHost: TransportDelegate {
         s.replayWindow = c.rooms.replayWindow
         s.maxChatLength = c.limits.maxChatLength
         s.maxSignalBytes = c.limits.maxSignalBytes
+        s.maxWaiting = c.limits.maxWaiting
         return s
     }
 
@@ -106,14 +116,33 @@ final class RoomHost: TransportDelegate {
     // MARK: Transport events
 
     func transportDidOpen(_ session: SessionID, path: String, peerAddress: String, transport: Transport) {
+        let now = Self.now()
         guard let room = Self.room(fromPath: path) else {
-            logger.info("closed: unknown endpoint", metadata: ["session": "\(session)"])
-            metrics.close(ShellClose.unknownEndpoint)
-            transport.close(session, code: ShellClose.unknownEndpoint, reason: "unknown endpoint")
-            return
+            return turnAway(session, ShellClose.unknownEndpoint, "unknown endpoint", transport: transport)
         }
-        clients[session] = Client(room: room, openedAt: Self.now())
+        // Addresses that keep failing authentication are refused before any work is done.
+        if var bucket = authFailures[peerAddress], !bucket.available(now: now) {
+            authFailures[peerAddress] = bucket
+            metrics.refusal(ErrorCode.rateLimited.rawValue)
+            return turnAway(session, ShellClose.rateLimited, "too many failed authentications", transport: transport)
+        }
+        let limit = configuration.limits.maxConnectionsPerAddress
+        if limit > 0 && connectionsPerAddress[peerAddress, default: 0] >= limit {
+            metrics.refusal(ErrorCode.serverFull.rawValue)
+            return turnAway(
+                session, ShellClose.tryAgainLater, "too many connections from this address", transport: transport)
+        }
+        connectionsPerAddress[peerAddress, default: 0] += 1
+        clients[session] = Client(
+            room: room, openedAt: now, peer: peerAddress,
+            budget: CommandBudget(limits: configuration.rateLimits, now: now))
         logger.debug("opened", metadata: ["session": "\(session)", "room": "\(room)"])
+    }
+
+    private func turnAway(_ session: SessionID, _ code: UInt16, _ reason: String, transport: Transport) {
+        logger.info("closed: \(reason)", metadata: ["session": "\(session)"])
+        metrics.close(code)
+        transport.close(session, code: code, reason: reason)
     }
 
     func transportDidReceive(_ session: SessionID, text: UnsafeRawBufferPointer, transport: Transport) {
@@ -153,6 +182,10 @@ final class RoomHost: TransportDelegate {
                 guard client.joined else {
                     return refuse(session, &client, .helloRequired, rid: rid, transport: transport)
                 }
+                guard client.budget.allow(CommandKind(command), now: at) else {
+                    return rateLimited(session, &client, rid: rid, transport: transport)
+                }
+                clients[session] = client
                 dispatch(transport) { $0.handle(command, from: Self.connection(session), rid: rid, at: at) }
             }
         }
@@ -160,6 +193,11 @@ final class RoomHost: TransportDelegate {
 
     func transportDidClose(_ session: SessionID, transport: Transport) {
         guard let client = clients.removeValue(forKey: session) else { return }
+        if let n = connectionsPerAddress[client.peer], n > 1 {
+            connectionsPerAddress[client.peer] = n - 1
+        } else {
+            connectionsPerAddress[client.peer] = nil
+        }
         if client.joined {
             dispatch(transport) { $0.disconnected(Self.connection(session), at: Self.now()) }
         }
@@ -195,7 +233,14 @@ final class RoomHost: TransportDelegate {
             metrics.close(ShellClose.helloTimeout)
             transport.close(session, code: ShellClose.helloTimeout, reason: "hello timeout")
         }
-        if now - lastGaugeUpdate >= 1000 { updateGauges(transport) }
+        if now - lastGaugeUpdate >= 1000 {
+            updateGauges(transport)
+            usedTokenIDs = usedTokenIDs.filter { $0.value > now }
+            authFailures = authFailures.filter { _, bucket in
+                var b = bucket
+                return !b.isFull(now: now)
+            }
+        }
     }
 
     func transportWillStop(_ transport: Transport) {
@@ -213,6 +258,12 @@ final class RoomHost: TransportDelegate {
         case .failure(let error):
             // One answer whatever failed; the reason goes to the audit trail only.
             records.appendAuthenticationFailure(room: client.room.rawValue, reason: error.reason.description, at: at)
+            let limits = configuration.rateLimits
+            var bucket =
+                authFailures[client.peer]
+                ?? TokenBucket(burst: limits.authFailureBurst, perSecond: limits.authFailuresPerSecond, now: at)
+            _ = bucket.take(now: at)
+            authFailures[client.peer] = bucket
             metrics.refusal(ErrorCode.authenticationFailed.rawValue)
             metrics.close(ShellClose.authenticationFailed)
             logger.info("authentication failed", metadata: ["session": "\(session)", "reason": "\(error.reason)"])
@@ -225,6 +276,27 @@ final class RoomHost: TransportDelegate {
             guard let role = Role(rawValue: claims.role) else {
                 return refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
             }
+            // Guest invitations are single use, for the token's lifetime.
+            if role == .guest {
+                guard let jti = claims.jti, usedTokenIDs[jti] == nil else {
+                    records.appendAuthenticationFailure(room: client.room.rawValue, reason: "token_reused", at: at)
+                    metrics.refusal(ErrorCode.tokenReused.rawValue)
+                    send(
+                        WireEncoder.encodeError(.tokenReused, rid: rid), type: "error", to: [session],
+                        transport: transport)
+                    clients[session] = nil
+                    metrics.close(ShellClose.authenticationFailed)
+                    return transport.close(session, code: ShellClose.authenticationFailed, reason: "token reused")
+                }
+                usedTokenIDs[jti] = Instant(milliseconds: Int64(claims.exp.timeIntervalSince1970 * 1000))
+            }
+            if engine.rooms[client.room] == nil && openRoomCount >= configuration.limits.maxRooms {
+                metrics.refusal(ErrorCode.serverFull.rawValue)
+                send(WireEncoder.encodeError(.serverFull, rid: rid), type: "error", to: [session], transport: transport)
+                clients[session] = nil
+                metrics.close(ShellClose.tryAgainLater)
+                return transport.close(session, code: ShellClose.tryAgainLater, reason: "server full")
+            }
             client.joined = true
             clients[session] = client
             let identity = Identity(userID: UserID(claims.sub), role: role, alias: claims.name)
@@ -235,6 +307,19 @@ final class RoomHost: TransportDelegate {
                     Self.connection(session), room: client.room, identity: identity,
                     credential: ResumeCredential(secret: secret, hash: hash), settings: settings, rid: rid, at: at)
             }
+        }
+    }
+
+    private var openRoomCount: Int { engine.rooms.values.reduce(0) { $0 + ($1.isEnded ? 0 : 1) } }
+
+    /// Answers a command over its budget; closes the connection when the abuse goes on.
+    private func rateLimited(_ session: SessionID, _ client: inout Client, rid: String?, transport: Transport) {
+        metrics.refusal(ErrorCode.rateLimited.rawValue)
+        clients[session] = client
+        send(WireEncoder.encodeError(.rateLimited, rid: rid), type: "error", to: [session], transport: transport)
+        if client.budget.strikes >= configuration.rateLimits.maxStrikes {
+            metrics.close(ShellClose.rateLimited)
+            transport.close(session, code: ShellClose.rateLimited, reason: "rate limited")
         }
     }
 

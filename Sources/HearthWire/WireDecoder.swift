@@ -3,10 +3,12 @@ import HearthCore
 
 /// Decodes client frames (one JSON object each) into `Inbound` values, with jansson.
 ///
-/// The checks, in order: nesting depth (`bad-message`), JSON syntax, UTF-8 and duplicate
-/// keys (`bad-json`), a top-level object (`bad-json`), `rid` (`bad-message`), `type`
-/// (`bad-message` when missing, `unknown-type` when unknown), then the fields of that type
-/// (`bad-message`). Unknown fields are ignored.
+/// The checks, in order: nesting depth (`bad-message`); JSON syntax, UTF-8 and duplicate
+/// keys (`bad-json`), but a number beyond 64 bits is `bad-message`; a top-level object
+/// (`bad-json`); `rid` (`bad-message`, not echoed); `type` (`bad-message` when missing,
+/// `unknown-type` when unknown); then the fields of that type (`bad-message`). Errors echo
+/// the `rid` once it was read. Unknown fields are ignored; `null` counts as absent for
+/// optional fields.
 public enum WireDecoder {
     /// The deepest nesting of objects and arrays a message may have (the top-level object is 1).
     public static let maxDepth = 32
@@ -214,10 +216,8 @@ struct Fields {
     /// A member id that may be absent or null.
     func optionalMember(_ key: StaticString) throws(WireError) -> ParticipantID? {
         guard let value = value(key) else { return nil }
-        guard cj_is_string(value) != 0, let number = Self.number(value, prefix: "p"), number <= UInt32.max else {
-            throw bad
-        }
-        return ParticipantID(UInt32(number))
+        guard let id = Self.participant(value) else { throw bad }
+        return id
     }
 
     /// A member id that must be present but may be null (`spotlight`: null clears it).
@@ -227,17 +227,13 @@ struct Fields {
     }
 
     func messageID(_ key: StaticString) throws(WireError) -> MessageID {
-        guard let value = value(key), cj_is_string(value) != 0, let number = Self.number(value, prefix: "m") else {
-            throw bad
-        }
+        guard let value = value(key), let number = Self.number(value, prefix: UInt8(ascii: "m")) else { throw bad }
         return MessageID(number)
     }
 
     func chatTarget(_ key: StaticString) throws(WireError) -> ChatTarget {
         guard let value = value(key), cj_is_string(value) != 0 else { throw bad }
-        if let number = Self.number(value, prefix: "p"), number <= UInt32.max {
-            return .member(ParticipantID(UInt32(number)))
-        }
+        if let id = Self.participant(value) { return .member(id) }
         switch JSON.stringValue(value) {
         case "room": return .room
         case "staff": return .staff
@@ -266,11 +262,18 @@ struct Fields {
         return String(decoding: text, as: UTF8.self)
     }
 
+    /// A member id (`p7`) in canonical form, fitting 32 bits.
+    static func participant(_ value: JSONPointer) -> ParticipantID? {
+        guard let number = number(value, prefix: UInt8(ascii: "p")), number <= UInt32.max else { return nil }
+        return ParticipantID(UInt32(number))
+    }
+
     /// The number of a canonical wire id: the prefix, then `0` or digits without a leading zero.
-    static func number(_ value: JSONPointer, prefix: Character) -> UInt64? {
-        guard let bytes = json_string_value(value) else { return nil }
+    /// Stricter than `ParticipantID(wire:)`, which also takes `p+7` and `p007`.
+    static func number(_ value: JSONPointer, prefix: UInt8) -> UInt64? {
+        guard cj_is_string(value) != 0, let bytes = json_string_value(value) else { return nil }
         let count = json_string_length(value)
-        guard count >= 2, count <= 21, UInt8(bitPattern: bytes[0]) == prefix.asciiValue else { return nil }
+        guard count >= 2, count <= 21, UInt8(bitPattern: bytes[0]) == prefix else { return nil }
         if count > 2 && bytes[1] == CChar(UInt8(ascii: "0")) { return nil }
         var number: UInt64 = 0
         for i in 1..<count {

@@ -84,7 +84,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(rooms.selfUnmute)
         XCTAssertEqual(rooms.graceSeconds, 60)
         XCTAssertEqual(rooms.facilitatorDrop, "hold")
-        XCTAssertEqual(rooms.replayWindow, 1024)
+        XCTAssertEqual(rooms.replayWindow, 512)
         XCTAssertEqual(config.allowedOrigins, [])
         XCTAssertEqual(config.logLevel, "info")
         XCTAssertNoThrow(try HearthConfiguration.embeddedDefault.validate())

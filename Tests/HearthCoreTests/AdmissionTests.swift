@@ -214,3 +214,18 @@ final class AdmissionTests: XCTestCase {
         XCTAssertTrue(h.audits.contains { $0.action == "admit" && $0.actor == nil })
     }
 }
+
+final class WaitingRoomCapTests: XCTestCase {
+    func testArrivalsBeyondTheWaitingRoomCapAreTurnedAway() {
+        var h = Harness { $0.maxWaiting = 2 }
+        h.join("a", .participant)
+        h.join("b", .participant)
+        let c = h.join("c", .participant)
+        XCTAssertEqual(h.lastError(c), .waitingRoomFull)
+        XCTAssertEqual(h.closed[c], .waitingRoomFull)
+        XCTAssertNil(h.room.seat(ofUser: UserID("c")))
+        XCTAssertEqual(h.audits.last?.outcome, .refused(.waitingRoomFull))
+        let f = h.join("fac", .facilitator)
+        XCTAssertNil(h.closed[f], "staff never wait")
+    }
+}

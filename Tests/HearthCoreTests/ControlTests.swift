@@ -220,3 +220,34 @@ final class ControlTests: XCTestCase {
         XCTAssertEqual(h.audits.last?.reason, "chatPolicy=off selfUnmute=false")
     }
 }
+
+final class ControlEdgeTests: XCTestCase {
+    func testSendingBackTheSpotlitMemberClearsTheSpotlightForEveryone() {
+        var (h, f, m) = Harness.groupInSession(2)
+        h.send(m[0], .setMedia(audio: true, video: true))
+        h.send(f, .spotlight(h.pid("u0")))
+        _ = h.take(m[1])
+        h.send(f, .sendBack(h.pid("u0")))
+        XCTAssertNil(h.room.spotlight)
+        XCTAssertTrue(
+            h.events(m[1]).contains {
+                if case .roomUpdated(let s) = $0 { return s.spotlight == nil } else { return false }
+            })
+        XCTAssertEqual(h.room.seats[h.pid("u0")]?.audio, false, "nobody publishes from the waiting room")
+    }
+
+    func testDemotionToObserverStopsPublishing() {
+        var (h, f, m) = Harness.groupInSession(1)
+        h.send(m[0], .setMedia(audio: true, video: true))
+        h.send(f, .setRole(h.pid("u0"), .observer))
+        XCTAssertEqual(h.room.seats[h.pid("u0")]?.audio, false)
+        XCTAssertEqual(h.room.seats[h.pid("u0")]?.video, false)
+    }
+
+    func testWireIdsAreCanonical() {
+        XCTAssertEqual(ParticipantID(wire: "p7"), ParticipantID(7))
+        for bad in ["p07", "p+7", "p", "7", "p-1", "q7"] { XCTAssertNil(ParticipantID(wire: bad), bad) }
+        XCTAssertEqual(MessageID(wire: "m12"), MessageID(12))
+        for bad in ["m012", "m-0", "m+1"] { XCTAssertNil(MessageID(wire: bad), bad) }
+    }
+}

@@ -73,6 +73,9 @@ class Server:
             "rooms": rooms,
             "ice": {"servers": [{"urls": ["turn:127.0.0.1:3478"], "turn": True}], "turnSecret": "turn-secret"},
         }
+        rate_limits = overrides.pop("rateLimits", None)
+        if rate_limits:
+            config["rateLimits"] = rate_limits
         config.update(overrides)
         self.config_path = self.dir / "hearthd.yaml"
         # JSON is valid YAML.

@@ -1,0 +1,93 @@
+"""Abuse limits against a server configured with tight ones."""
+import asyncio
+
+import pytest
+import websockets
+from conftest import run
+from hearth import Client, Server, mint
+
+
+@pytest.fixture(scope="module")
+def tight():
+    s = Server(
+        limits={"maxConnectionsPerAddress": 6, "maxWaiting": 2},
+        rateLimits={"authFailureBurst": 2, "authFailuresPerSecond": 0.01, "chatBurst": 3, "chatPerSecond": 0.5,
+                    "maxStrikes": 5},
+    )
+    yield s
+    assert s.stop() == 0, s.log()
+
+
+async def closed_before_hello(server, room="any"):
+    c = await Client.connect(server, room)
+    return await c.closed()
+
+
+def test_chat_rate_limit_then_close_on_sustained_abuse(tight):
+    async def go():
+        c = await Client.join(tight, "rl-room", "facilitator", "F")
+        for i in range(3):
+            await c.request("chat", to="room", text=f"ok {i}")
+        rid = await c.send("chat", to="room", text="too fast")
+        err = await c.expect(lambda m: m.get("rid") == rid)
+        assert err["code"] == "rate-limited"
+        # Control commands have their own budget.
+        await c.request("lock")
+        for _ in range(5):
+            await c.send("chat", to="room", text="spam")
+        assert await c.closed() == 4429
+    run(go())
+
+
+def test_guest_invitation_is_single_use(tight):
+    async def go():
+        staff = await Client.join(tight, "rl-guest", "facilitator", "F")
+        token = mint("rl-guest", "guest", "Aunt May")
+        g = await Client.connect(tight, "rl-guest")
+        await g.send("hello", token=token)
+        await g.expect("welcome")
+        again = await Client.connect(tight, "rl-guest")
+        await again.send("hello", token=token)
+        assert (await again.expect("error"))["code"] == "token-reused"
+        assert await again.closed() == 4401
+        for c in (g, staff):
+            await c.close()
+    run(go())
+
+
+def test_rooms_per_node_cap():
+    server = Server(limits={"maxRooms": 2})
+    try:
+        async def go():
+            clients = [await Client.join(server, room, "facilitator", "F") for room in ("cap-1", "cap-2")]
+            c = await Client.connect(server, "cap-3")
+            await c.send("hello", token=mint("cap-3", "facilitator", "F"))
+            assert (await c.expect(lambda m: m["type"] in ("error", "welcome")))["code"] == "server-full"
+            assert await c.closed() == 1013
+            # An ended room frees its place.
+            await clients[0].send("end")
+            await clients[0].closed()
+            await Client.join(server, "cap-3", "facilitator", "F")
+        run(go())
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def test_connections_per_address_cap(tight):
+    async def go():
+        held = [await Client.connect(tight, f"cpa-{i}") for i in range(6)]
+        assert await closed_before_hello(tight) == 1013
+        for c in held:
+            await c.close()
+    run(go())
+
+
+def test_failed_authentications_are_refused_early(tight):
+    async def go():
+        for _ in range(2):
+            c = await Client.connect(tight, "auth-rl")
+            await c.send("hello", token="nonsense")
+            assert await c.closed() == 4401
+        # The address has spent its budget: refused at once, before any hello.
+        assert await closed_before_hello(tight, "auth-rl") == 4429
+    run(go())

@@ -1,0 +1,35 @@
+import CLws
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// C entry points: nonisolated global functions outside any @main file, so no actor isolation is
+// assumed when libwebsockets or pthreads call them on a worker thread.
+
+/// pthread start routine: runs one worker's event loop; `arg` is a +1 retained Worker.
+func loadgenThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    guard let arg else { return nil }
+    let worker = Unmanaged<Worker>.fromOpaque(arg).takeRetainedValue()
+    worker.run()
+    return nil
+}
+
+/// The client protocol callback.
+func loadgenLwsCallback(
+    _ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
+    _ input: UnsafeMutableRawPointer?, _ len: Int
+) -> Int32 {
+    guard let wsi, let ctx = lws_get_context(wsi), let owner = lws_context_user(ctx) else {
+        return lws_callback_http_dummy(wsi, reason, user, input, len)
+    }
+    return Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().callback(wsi, reason, input, len)
+}
+
+/// lws sul timer callback; the sul is the first member of a clws_timer whose owner is the worker.
+func loadgenTimerCallback(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) {
+    guard let sul else { return }
+    let timer = UnsafeMutableRawPointer(sul).assumingMemoryBound(to: clws_timer.self)
+    guard let owner = timer.pointee.owner else { return }
+    Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().timerFired(timer)
+}

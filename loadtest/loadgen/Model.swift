@@ -1,0 +1,149 @@
+/// One group (room) played by a worker: a facilitator in slot 0 and members in slots 1...
+final class Group {
+    let local: Int
+    let room: String
+    let path: UnsafeMutablePointer<CChar>
+    var slots: [Int] = []  // worker connection index per slot
+    var slotByMember: [String: Int] = [:]
+    var admitRequested: Set<String> = []
+    var negotiatedConnections = 0
+    var ready = false
+    var startIntended: UInt64 = 0
+    /// Members that read normally (slow consumers excluded): chat recipients per message.
+    var recipients = 0
+    var controlsSent = 0
+    var lastControlIntended: UInt64 = 0
+    var spotlightOn = false
+    var muteIntended: UInt64 = 0
+    var muteRecipientsDone = 0
+    var muteComplete = false
+    var removeIntended: UInt64 = 0
+    var removedSlot = -1
+    var removeRecipientsDone = 0
+    var removeComplete = false
+
+    init(local: Int, room: String, path: UnsafeMutablePointer<CChar>) {
+        self.local = local
+        self.room = room
+        self.path = path
+    }
+}
+
+/// One client connection (lws thread only).
+final class Connection {
+    let index: Int
+    let group: Group
+    let slot: Int
+    let groupSize: Int
+    let slow: Bool
+    let token: String
+    var wsi: OpaquePointer?
+    var connectIntended: UInt64 = 0
+    var established = false
+    var closed = false
+    var admitted = false
+    var memberID = ""
+    var closeCode = -1
+    var gotRemoved = false
+    var stoppedReading = false
+    /// Outbound messages, each with LWS_PRE bytes of headroom; `outbox[outHead...]` pending.
+    var outbox: [[UInt8]] = []
+    var outHead = 0
+    var rx: [UInt8] = []
+    var lastEventSeq: Int64 = 0
+    // Mesh: per peer slot.
+    var peerPrimary: [Bool]
+    var peerICE: [Int]
+    var peerDone: [Bool]
+    var peersNegotiated = 0
+    var negotiated = false
+    // Chat, as a recipient: per sender slot.
+    var lastFrom: [UInt32]
+    var receivedFrom: [UInt32]
+    // Chat, as a sender: last-recipient tracking ring.
+    var chatSent: UInt32 = 0
+    var ringSeq: [UInt32]
+    var ringRemaining: [Int32]
+    var ringMax: [UInt64]
+    // Steady-phase extras.
+    var handUp = false
+    var handsSent = 0
+    var handUpdates = 0
+    var controlUpdates = 0
+    // Control burst.
+    var mutesSeen = 0
+    var muteDone = false
+    var removeSeen = false
+
+    static let ringSize = 1024
+
+    init(index: Int, group: Group, slot: Int, groupSize: Int, slow: Bool, token: String) {
+        self.index = index
+        self.group = group
+        self.slot = slot
+        self.groupSize = groupSize
+        self.slow = slow
+        self.token = token
+        peerPrimary = Array(repeating: false, count: groupSize)
+        peerICE = Array(repeating: 0, count: groupSize)
+        peerDone = Array(repeating: false, count: groupSize)
+        lastFrom = Array(repeating: 0, count: groupSize)
+        receivedFrom = Array(repeating: 0, count: groupSize)
+        ringSeq = Array(repeating: 0, count: Self.ringSize)
+        ringRemaining = Array(repeating: 0, count: Self.ringSize)
+        ringMax = Array(repeating: 0, count: Self.ringSize)
+    }
+}
+
+/// Timed actions, open loop: each has its intended time.
+enum EventKind: UInt8 {
+    case connect, chat, hand, spotlight, muteAll, remove, slowStop, slowResume
+}
+
+struct TimedEvent {
+    var at: UInt64
+    var kind: EventKind
+    var target: Int32
+}
+
+/// A binary min-heap of timed events.
+struct EventHeap {
+    private(set) var items: [TimedEvent] = []
+
+    var isEmpty: Bool { items.isEmpty }
+    var top: TimedEvent? { items.first }
+
+    mutating func push(_ e: TimedEvent) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            if items[p].at <= items[i].at { break }
+            items.swapAt(p, i)
+            i = p
+        }
+    }
+
+    mutating func pop() -> TimedEvent? {
+        guard !items.isEmpty else { return nil }
+        let first = items[0]
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1
+                let r = l + 1
+                var m = i
+                if l < items.count && items[l].at < items[m].at { m = l }
+                if r < items.count && items[r].at < items[m].at { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return first
+    }
+
+    mutating func removeAll() { items.removeAll() }
+}

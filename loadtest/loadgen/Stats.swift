@@ -1,0 +1,143 @@
+import Histogram
+
+/// Latencies are recorded in microseconds (highest trackable: 10 minutes).
+typealias LatencyHistogram = Histogram<UInt64>
+
+func newHistogram() -> LatencyHistogram {
+    LatencyHistogram(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
+}
+
+/// Everything one worker measured; merged across workers (and processes, via JSON) by `add`.
+struct Stats: Codable {
+    // Latency histograms (µs).
+    var chatDelivery = newHistogram()  // every chat delivery: receipt - intended send time
+    var chatLastRecipient = newHistogram()  // per chat message: the last recipient's receipt - intended
+    var sendLag = newHistogram()  // generator lateness: actual send - intended (should stay small)
+    var handshake = newHistogram()  // intended connect -> WebSocket established (TCP + TLS 1.3 + upgrade)
+    var welcome = newHistogram()  // intended connect -> welcome
+    var admitted = newHistogram()  // intended connect -> in the room
+    var negotiated = newHistogram()  // group start (facilitator's intended connect) -> whole mesh negotiated
+    var controlDelivery = newHistogram()  // steady-phase spotlight toggles: each room-updated delivery
+    var muteAllFanout = newHistogram()  // per group: intended mute-all -> last recipient saw every mute
+    var removeFanout = newHistogram()  // per group: intended remove -> last recipient saw member-left
+
+    // Counters.
+    var connections = 0
+    var connectErrors = 0
+    var established = 0
+    var welcomed = 0
+    var admittedCount = 0
+    var groups = 0
+    var groupsReady = 0
+    var chatSent = 0
+    var chatExpected = 0
+    var chatDelivered = 0
+    var chatDuplicated = 0
+    var chatReordered = 0
+    var chatLost = 0
+    var handSent = 0
+    var handExpected = 0
+    var handDelivered = 0
+    var controlSent = 0
+    var controlExpected = 0
+    var controlDelivered = 0
+    var signalsSent = 0
+    var signalsReceived = 0
+    var framesReceived = 0
+    var messagesReceived = 0
+    var bytesReceived = 0
+    var seqViolations = 0
+    var ringOverflows = 0
+    var unexpectedCloses = 0
+    var muteGroupsDone = 0
+    var removeGroupsDone = 0
+    var slowConnections = 0
+    var slowCut4008 = 0
+    var slowClosedOtherwise = 0
+    var slowStillOpen = 0
+    var steadySeconds = 0.0
+    var errorCodes: [String: Int] = [:]
+    var closeCodes: [String: Int] = [:]
+    var connectErrorSamples: [String] = []
+
+    mutating func add(_ o: Stats) {
+        chatDelivery.add(o.chatDelivery)
+        chatLastRecipient.add(o.chatLastRecipient)
+        sendLag.add(o.sendLag)
+        handshake.add(o.handshake)
+        welcome.add(o.welcome)
+        admitted.add(o.admitted)
+        negotiated.add(o.negotiated)
+        controlDelivery.add(o.controlDelivery)
+        muteAllFanout.add(o.muteAllFanout)
+        removeFanout.add(o.removeFanout)
+        connections += o.connections
+        connectErrors += o.connectErrors
+        established += o.established
+        welcomed += o.welcomed
+        admittedCount += o.admittedCount
+        groups += o.groups
+        groupsReady += o.groupsReady
+        chatSent += o.chatSent
+        chatExpected += o.chatExpected
+        chatDelivered += o.chatDelivered
+        chatDuplicated += o.chatDuplicated
+        chatReordered += o.chatReordered
+        chatLost += o.chatLost
+        handSent += o.handSent
+        handExpected += o.handExpected
+        handDelivered += o.handDelivered
+        controlSent += o.controlSent
+        controlExpected += o.controlExpected
+        controlDelivered += o.controlDelivered
+        signalsSent += o.signalsSent
+        signalsReceived += o.signalsReceived
+        framesReceived += o.framesReceived
+        messagesReceived += o.messagesReceived
+        bytesReceived += o.bytesReceived
+        seqViolations += o.seqViolations
+        ringOverflows += o.ringOverflows
+        unexpectedCloses += o.unexpectedCloses
+        muteGroupsDone += o.muteGroupsDone
+        removeGroupsDone += o.removeGroupsDone
+        slowConnections += o.slowConnections
+        slowCut4008 += o.slowCut4008
+        slowClosedOtherwise += o.slowClosedOtherwise
+        slowStillOpen += o.slowStillOpen
+        steadySeconds = max(steadySeconds, o.steadySeconds)
+        for (k, v) in o.errorCodes { errorCodes[k, default: 0] += v }
+        for (k, v) in o.closeCodes { closeCodes[k, default: 0] += v }
+        connectErrorSamples += o.connectErrorSamples.prefix(max(0, 5 - connectErrorSamples.count))
+    }
+}
+
+func ms(_ us: UInt64) -> String {
+    let v = Double(us) / 1000
+    if v < 10 { return String(format3(v)) }
+    if v < 1000 { return String(format1(v)) }
+    return String(Int(v.rounded()))
+}
+
+func format3(_ v: Double) -> String { formatFixed(v, 3) }
+func format1(_ v: Double) -> String { formatFixed(v, 1) }
+
+func formatFixed(_ v: Double, _ digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let r = (v * scale).rounded() / scale
+    var s = "\(r)"
+    if let dot = s.firstIndex(of: ".") {
+        let decimals = s.distance(from: dot, to: s.endIndex) - 1
+        if decimals < digits { s += String(repeating: "0", count: digits - decimals) }
+    } else if digits > 0 {
+        s += "." + String(repeating: "0", count: digits)
+    }
+    return s
+}
+
+/// "p50=.. p99=.. p99.9=.. max=.. (n=..)" in milliseconds.
+func describe(_ h: LatencyHistogram) -> String {
+    guard h.totalCount > 0 else { return "n=0" }
+    return "p50=\(ms(h.valueAtPercentile(50))) p99=\(ms(h.valueAtPercentile(99))) "
+        + "p99.9=\(ms(h.valueAtPercentile(99.9))) max=\(ms(h.max)) ms (n=\(h.totalCount))"
+}

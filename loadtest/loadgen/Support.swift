@@ -1,0 +1,101 @@
+import CLws
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Monotonic nanoseconds (CLOCK_MONOTONIC is system-wide: comparable across generator processes).
+@inline(__always)
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
+/// Wall-clock milliseconds since the epoch (phase markers for the runner's /proc samples).
+func wallMillis() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// Writes a line to stdout and flushes (the runner reads phase markers as they happen).
+func emit(_ line: String) {
+    print(line)
+    fflush(stdout)
+}
+
+/// Raises the soft file-descriptor limit to the hard limit; returns the new soft limit.
+func raiseFileLimit() -> Int {
+    var rl = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return 1024 }
+    if rl.rlim_cur < rl.rlim_max {
+        rl.rlim_cur = rl.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl)
+        _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl)
+    }
+    return Int(rl.rlim_cur)
+}
+
+/// A small deterministic PRNG (xorshift64*), one per worker: phases and jitter are reproducible.
+struct XorShift: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
+    mutating func next() -> UInt64 {
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        return state &* 0x2545_F491_4F6C_DD1D
+    }
+}
+
+/// HS256 join tokens (the claims HearthAuth's verifier reads), MAC from OpenSSL's one-shot HMAC.
+struct TokenMinter {
+    let key: [UInt8]
+
+    init(secret: String) { key = Array(secret.utf8) }
+
+    func mint(
+        user: String, room: String, role: String, name: String, consentVersion: String?, capacity: Int,
+        waitingRoom: Bool
+    ) -> String {
+        let now = Int(time(nil))
+        var payload =
+            "{\"capacity\":\(capacity),"
+        if let consentVersion { payload += "\"consentVersion\":\"\(consentVersion)\"," }
+        payload +=
+            "\"exp\":\(now + 590),\"iat\":\(now - 5),\"name\":\"\(name)\",\"role\":\"\(role)\","
+            + "\"room\":\"\(room)\",\"sub\":\"\(user)\",\"waitingRoom\":\(waitingRoom)}"
+        let input = Self.base64url(Array("{\"alg\":\"HS256\",\"typ\":\"JWT\"}".utf8)) + "."
+            + Self.base64url(Array(payload.utf8))
+        var mac = [UInt8](repeating: 0, count: 32)
+        var macLength: UInt32 = 0
+        let data = Array(input.utf8)
+        key.withUnsafeBytes { k in
+            data.withUnsafeBufferPointer { d in
+                _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), d.baseAddress, d.count, &mac, &macLength)
+            }
+        }
+        return input + "." + Self.base64url(Array(mac.prefix(Int(macLength))))
+    }
+
+    static func base64url(_ bytes: [UInt8]) -> String {
+        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var i = 0
+        while i + 2 < bytes.count {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [table[Int(v >> 18 & 63)], table[Int(v >> 12 & 63)], table[Int(v >> 6 & 63)], table[Int(v & 63)]]
+            i += 3
+        }
+        if bytes.count - i == 1 {
+            let v = UInt32(bytes[i]) << 16
+            out += [table[Int(v >> 18 & 63)], table[Int(v >> 12 & 63)]]
+        } else if bytes.count - i == 2 {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out += [table[Int(v >> 18 & 63)], table[Int(v >> 12 & 63)], table[Int(v >> 6 & 63)]]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,827 @@
+import CJansson
+import CLws
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+typealias JSONValue = UnsafeMutablePointer<json_t>
+
+/// One event-loop thread: an lws client context on its own libev loop (a foreign loop, as in
+/// the server), many connections, the groups they play, and what they measured. Everything
+/// here is confined to that thread; the main thread reads `stats` and `failures` after join.
+final class Worker {
+    enum Phase { case setup, steady, drain, control, done }
+
+    let plan: Plan
+    let index: Int
+    var stats = Stats()
+    var failures: [String] = []
+    var connections: [Connection] = []
+    var groups: [Group] = []
+    private var heap = EventHeap()
+    private var context: OpaquePointer?
+    private var loop: UnsafeMutableRawPointer?
+    private let eventTimer: UnsafeMutablePointer<clws_timer>
+    private let phaseTimer: UnsafeMutablePointer<clws_timer>
+    private var eventTimerAt: UInt64 = .max
+    private(set) var phase = Phase.setup
+    private var t0: UInt64 = 0
+    private var steadyStart: UInt64 = 0
+    private var steadyEnd: UInt64 = 0
+    private var drainEnd: UInt64 = 0
+    private var controlDeadline: UInt64 = 0
+    private var groupsReady = 0
+    private var rng: XorShift
+    private let pre = clws_pre()
+    private var cStrings: [UnsafeMutablePointer<CChar>] = []
+    private var sourceAddresses: [UnsafeMutablePointer<CChar>] = []
+    private let offerPayload: String
+    private let answerPayload: String
+    private let icePerSide: Int
+
+    init(plan: Plan, index: Int, groupIndices: [Int]) {
+        self.plan = plan
+        self.index = index
+        rng = XorShift(seed: plan.seed &+ UInt64(index) &* 0x1234_5678_9ABC)
+        eventTimer = .allocate(capacity: 1)
+        eventTimer.initialize(to: clws_timer())
+        phaseTimer = .allocate(capacity: 1)
+        phaseTimer.initialize(to: clws_timer())
+        icePerSide = max(0, plan.icePerPair / 2)
+        offerPayload = Worker.sdp(kind: "offer", bytes: plan.sdpBytes)
+        answerPayload = Worker.sdp(kind: "answer", bytes: plan.sdpBytes)
+        let minter = TokenMinter(secret: plan.secret)
+        for i in 0..<plan.sourceCount {
+            sourceAddresses.append(strdup("127.0.0.\(plan.sourceBase + i)"))
+        }
+        for g in groupIndices {
+            let room = "\(plan.roomPrefix)-\(g)"
+            let group = Group(local: groups.count, room: room, path: strdup("/v1/rooms/\(room)"))
+            for slot in 0..<plan.groupSize {
+                let slow = slot >= plan.groupSize - plan.slowPerGroup && slot > 0
+                let token = minter.mint(
+                    user: "\(room)-u\(slot)", room: room, role: slot == 0 ? "facilitator" : "participant",
+                    name: "s\(slot)", consentVersion: plan.consentVersion, capacity: max(12, plan.groupSize),
+                    waitingRoom: plan.waitingRoom)
+                let c = Connection(
+                    index: connections.count, group: group, slot: slot, groupSize: plan.groupSize, slow: slow,
+                    token: token)
+                group.slots.append(c.index)
+                connections.append(c)
+                if !slow { group.recipients += 1 }
+            }
+            groups.append(group)
+        }
+        stats.groups = groups.count
+        stats.connections = connections.count
+        stats.slowConnections = connections.filter(\.slow).count
+    }
+
+    deinit {
+        for p in cStrings { free(p) }
+        for p in sourceAddresses { free(p) }
+        for g in groups { free(g.path) }
+        eventTimer.deallocate()
+        phaseTimer.deallocate()
+    }
+
+    static func from(_ wsi: OpaquePointer) -> Worker? {
+        guard let ctx = lws_get_context(wsi), let p = lws_context_user(ctx) else { return nil }
+        return Unmanaged<Worker>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    private func cs(_ s: String) -> UnsafePointer<CChar> {
+        let p = strdup(s)!
+        cStrings.append(p)
+        return UnsafePointer(p)
+    }
+
+    // MARK: - Loop
+
+    func run() {
+        let protocols = UnsafeMutablePointer<lws_protocols>.allocate(capacity: 2)
+        protocols.initialize(repeating: lws_protocols(), count: 2)
+        defer { protocols.deallocate() }
+        protocols[0].name = cs("hearth.v1")
+        protocols[0].callback = loadgenLwsCallback
+        protocols[0].per_session_data_size = 0
+        protocols[0].rx_buffer_size = 4096
+        protocols[0].tx_packet_size = 0
+
+        guard let loop = clws_ev_loop_new() else {
+            failures.append("cannot create the libev loop")
+            return
+        }
+        self.loop = loop
+        let foreignLoops = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
+        foreignLoops.initialize(to: loop)
+        defer { foreignLoops.deallocate() }
+
+        var info = lws_context_creation_info()
+        info.port = -1  // CONTEXT_PORT_NO_LISTEN: client only
+        info.protocols = UnsafePointer(protocols)
+        info.options = CLWS_OPT_DO_SSL_GLOBAL_INIT | CLWS_OPT_LIBEV
+        info.foreign_loops = foreignLoops
+        info.user = Unmanaged.passUnretained(self).toOpaque()
+        info.timeout_secs = 30
+        guard let ctx = lws_create_context(&info) else {
+            clws_ev_loop_destroy(loop)
+            failures.append("lws_create_context failed (is libwebsockets-evlib-ev installed?)")
+            return
+        }
+        context = ctx
+
+        // Open loop: every connection has an intended connect time.
+        t0 = monotonicNanos() + 200_000_000
+        let rate = max(plan.connectRate / Double(max(1, plan.threads)), 0.001)
+        let interval = 1e9 / rate
+        for c in connections {
+            c.connectIntended = t0 + UInt64(Double(c.index) * interval)
+            if c.slot == 0 { c.group.startIntended = c.connectIntended }
+            heap.push(TimedEvent(at: c.connectIntended, kind: .connect, target: Int32(c.index)))
+        }
+        armEventTimer(now: monotonicNanos())
+        schedule(phaseTimer, afterMicros: 50_000)
+
+        clws_ev_run(loop)
+
+        lws_sul_cancel(sul(eventTimer))
+        lws_sul_cancel(sul(phaseTimer))
+        lws_context_destroy(ctx)
+        context = nil
+        clws_ev_loop_destroy(loop)
+        self.loop = nil
+    }
+
+    private func sul(_ t: UnsafeMutablePointer<clws_timer>) -> UnsafeMutablePointer<lws_sorted_usec_list_t> {
+        UnsafeMutableRawPointer(t).assumingMemoryBound(to: lws_sorted_usec_list_t.self)
+    }
+
+    private func schedule(_ t: UnsafeMutablePointer<clws_timer>, afterMicros us: Int64) {
+        guard let context else { return }
+        t.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+        lws_sul_schedule(context, 0, sul(t), loadgenTimerCallback, max(0, us))
+    }
+
+    private func armEventTimer(now: UInt64) {
+        guard let top = heap.top else {
+            eventTimerAt = .max
+            return
+        }
+        if top.at == eventTimerAt { return }
+        eventTimerAt = top.at
+        schedule(eventTimer, afterMicros: top.at > now ? Int64((top.at - now) / 1000) : 0)
+    }
+
+    private func push(_ e: TimedEvent, now: UInt64) {
+        heap.push(e)
+        if e.at < eventTimerAt { armEventTimer(now: now) }
+    }
+
+    func timerFired(_ t: UnsafeMutablePointer<clws_timer>) {
+        guard phase != .done else { return }
+        if t == eventTimer {
+            eventTimerAt = .max
+            var now = monotonicNanos()
+            var handled = 0
+            while let top = heap.top, top.at <= now + 20_000 {
+                _ = heap.pop()
+                perform(top, now: now)
+                handled += 1
+                if handled & 63 == 0 { now = monotonicNanos() }
+            }
+            armEventTimer(now: monotonicNanos())
+        } else if t == phaseTimer {
+            phaseTick(now: monotonicNanos())
+            if phase != .done { schedule(phaseTimer, afterMicros: 50_000) }
+        }
+    }
+
+    private func phaseTick(now: UInt64) {
+        switch phase {
+        case .setup:
+            if groupsReady == groups.count {
+                beginSteady(now: now)
+            } else if now > t0 + UInt64(plan.setupTimeout * 1e9) {
+                failures.append(
+                    "setup timed out after \(plan.setupTimeout) s: \(groupsReady)/\(groups.count) groups ready, "
+                        + "\(stats.established) established, \(stats.admittedCount) admitted")
+                finish()
+            }
+        case .steady:
+            if now >= steadyEnd {
+                phase = .drain
+                emit("PHASE steady-end \(wallMillis())")
+            }
+        case .drain:
+            if now >= drainEnd {
+                if plan.controlBurst { beginControl(now: now) } else { finish() }
+            }
+        case .control:
+            if groups.allSatisfy({ $0.muteComplete && $0.removeComplete }) || now > controlDeadline {
+                finish()
+            }
+        case .done:
+            break
+        }
+    }
+
+    private func beginSteady(now: UInt64) {
+        phase = .steady
+        steadyStart = now + UInt64(plan.settle * 1e9)
+        steadyEnd = steadyStart + UInt64(plan.duration * 1e9)
+        drainEnd = steadyEnd + UInt64(plan.drain * 1e9)
+        emit("PHASE setup-done \(wallMillis()) groups=\(groups.count) connections=\(connections.count)")
+        emit("PHASE steady-start \(wallMillis() + Int64(plan.settle * 1000))")
+        func phaseOffset(_ rate: Double) -> UInt64 {
+            UInt64(Double.random(in: 0..<(1e9 / rate), using: &rng))
+        }
+        for c in connections where !c.slow {
+            if plan.chatRate > 0 {
+                push(TimedEvent(at: steadyStart + phaseOffset(plan.chatRate), kind: .chat, target: Int32(c.index)), now: now)
+            }
+            if plan.handRate > 0 && c.slot > 0 {
+                push(TimedEvent(at: steadyStart + phaseOffset(plan.handRate), kind: .hand, target: Int32(c.index)), now: now)
+            }
+            if plan.controlRate > 0 && c.slot == 0 && plan.groupSize > 1 {
+                push(
+                    TimedEvent(at: steadyStart + phaseOffset(plan.controlRate), kind: .spotlight, target: Int32(c.index)),
+                    now: now)
+            }
+        }
+        for c in connections where c.slow {
+            let stop = steadyStart + UInt64(plan.slowAfter * 1e9)
+            push(TimedEvent(at: stop, kind: .slowStop, target: Int32(c.index)), now: now)
+            push(TimedEvent(at: stop + UInt64(plan.slowPause * 1e9), kind: .slowResume, target: Int32(c.index)), now: now)
+        }
+    }
+
+    private func beginControl(now: UInt64) {
+        phase = .control
+        let base = now + 500_000_000
+        let spread = plan.controlSpread * 1e9
+        for g in groups {
+            let at = base + UInt64(spread * Double(g.local) / Double(max(1, groups.count)))
+            push(TimedEvent(at: at, kind: .muteAll, target: Int32(g.slots[0])), now: now)
+            push(TimedEvent(at: at + 2_000_000_000, kind: .remove, target: Int32(g.slots[0])), now: now)
+        }
+        controlDeadline = base + UInt64(spread) + 2_000_000_000 + UInt64(plan.controlTimeout * 1e9)
+        emit("PHASE control-start \(wallMillis() + 500)")
+    }
+
+    private func finish() {
+        guard phase != .done else { return }
+        let wasSteady = steadyStart > 0
+        phase = .done
+        heap.removeAll()
+        if wasSteady { stats.steadySeconds = plan.duration }
+        verify()
+        emit("PHASE done \(wallMillis())")
+        if let loop { clws_ev_break_all(loop) }
+    }
+
+    // MARK: - Timed actions
+
+    private func perform(_ e: TimedEvent, now: UInt64) {
+        let c = connections[Int(e.target)]
+        switch e.kind {
+        case .connect:
+            connect(c)
+        case .chat:
+            guard e.at < steadyEnd, phase == .steady else { return }
+            if c.admitted && !c.closed { sendChat(c, intended: e.at, now: now) }
+            push(TimedEvent(at: e.at + UInt64(1e9 / plan.chatRate), kind: .chat, target: e.target), now: now)
+        case .hand:
+            guard e.at < steadyEnd, phase == .steady else { return }
+            if c.admitted && !c.closed {
+                c.handUp.toggle()
+                c.handsSent += 1
+                stats.handSent += 1
+                send(c, c.handUp ? "{\"type\":\"raise-hand\"}" : "{\"type\":\"lower-hand\"}")
+            }
+            push(TimedEvent(at: e.at + UInt64(1e9 / plan.handRate), kind: .hand, target: e.target), now: now)
+        case .spotlight:
+            guard e.at < steadyEnd, phase == .steady else { return }
+            let g = c.group
+            if c.admitted && !c.closed, let target = connections[g.slots[1]].memberID.nonEmpty {
+                g.spotlightOn.toggle()
+                g.controlsSent += 1
+                g.lastControlIntended = e.at
+                stats.controlSent += 1
+                send(
+                    c,
+                    g.spotlightOn
+                        ? "{\"type\":\"spotlight\",\"member\":\"\(target)\"}" : "{\"type\":\"spotlight\",\"member\":null}")
+            }
+            push(TimedEvent(at: e.at + UInt64(1e9 / plan.controlRate), kind: .spotlight, target: e.target), now: now)
+        case .muteAll:
+            c.group.muteIntended = e.at
+            send(c, "{\"type\":\"mute-all\"}")
+        case .remove:
+            let g = c.group
+            let victim = connections[g.slots[g.slots.count - 1]]
+            g.removedSlot = victim.slot
+            g.removeIntended = e.at
+            send(c, "{\"type\":\"remove\",\"member\":\"\(victim.memberID)\"}")
+        case .slowStop:
+            if let wsi = c.wsi, !c.closed {
+                c.stoppedReading = true
+                _ = lws_rx_flow_control(wsi, 0)
+            }
+        case .slowResume:
+            if let wsi = c.wsi, !c.closed {
+                c.stoppedReading = false
+                _ = lws_rx_flow_control(wsi, 1)
+            }
+        }
+    }
+
+    private func connect(_ c: Connection) {
+        guard let context else { return }
+        var info = lws_client_connect_info()
+        info.context = context
+        info.port = Int32(plan.port)
+        info.ssl_connection = Int32(
+            LCCSCF_USE_SSL.rawValue | LCCSCF_ALLOW_SELFSIGNED.rawValue
+                | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK.rawValue | LCCSCF_ALLOW_EXPIRED.rawValue
+                | LCCSCF_ALLOW_INSECURE.rawValue)
+        info.opaque_user_data = UnsafeMutableRawPointer(bitPattern: c.index + 1)
+        info.iface = UnsafePointer(sourceAddresses[c.index % sourceAddresses.count])
+        info.path = UnsafePointer(c.group.path)
+        var wsi: OpaquePointer?
+        plan.host.withCString { host in
+            "hearth.v1".withCString { proto in
+                "http/1.1".withCString { alpn in
+                    "localhost".withCString { hostHeader in
+                        info.address = host
+                        info.host = hostHeader
+                        info.protocol = proto
+                        info.alpn = alpn
+                        wsi = lws_client_connect_via_info(&info)
+                    }
+                }
+            }
+        }
+        if wsi == nil && !c.closed {
+            c.closed = true
+            stats.connectErrors += 1
+            if stats.connectErrorSamples.count < 5 { stats.connectErrorSamples.append("connect_via_info returned NULL") }
+        }
+    }
+
+    // MARK: - lws callback
+
+    private func connection(_ wsi: OpaquePointer) -> Connection? {
+        guard let p = lws_get_opaque_user_data(wsi) else { return nil }
+        let i = Int(bitPattern: p) - 1
+        return i >= 0 && i < connections.count ? connections[i] : nil
+    }
+
+    func callback(
+        _ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ input: UnsafeMutableRawPointer?, _ len: Int
+    ) -> Int32 {
+        switch reason {
+        case LWS_CALLBACK_CLIENT_ESTABLISHED:
+            guard let c = connection(wsi) else { return -1 }
+            let now = monotonicNanos()
+            c.wsi = wsi
+            c.established = true
+            stats.established += 1
+            stats.handshake.record(micros(now, c.connectIntended))
+            if c.slow {
+                var size = Int32(plan.slowReceiveBuffer)
+                _ = setsockopt(
+                    lws_get_socket_fd(wsi), SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            }
+            send(c, "{\"type\":\"hello\",\"token\":\"\(c.token)\"}")
+        case LWS_CALLBACK_CLIENT_RECEIVE:
+            guard let c = connection(wsi), let input else { return 0 }
+            let final = lws_is_final_fragment(wsi) != 0
+            if !final || !c.rx.isEmpty {
+                c.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len))
+                if !final { return 0 }
+                let frame = c.rx
+                c.rx.removeAll(keepingCapacity: true)
+                frame.withUnsafeBytes { receive(c, $0) }
+            } else {
+                receive(c, UnsafeRawBufferPointer(start: input, count: len))
+            }
+        case LWS_CALLBACK_CLIENT_WRITEABLE:
+            guard let c = connection(wsi), c.outHead < c.outbox.count else { return 0 }
+            let written = c.outbox[c.outHead].withUnsafeMutableBufferPointer { b in
+                lws_write(wsi, b.baseAddress! + pre, b.count - pre, LWS_WRITE_TEXT)
+            }
+            if written < 0 { return -1 }
+            c.outbox[c.outHead] = []
+            c.outHead += 1
+            if c.outHead == c.outbox.count {
+                c.outbox.removeAll(keepingCapacity: true)
+                c.outHead = 0
+            } else {
+                if c.outHead >= 64 {
+                    c.outbox.removeFirst(c.outHead)
+                    c.outHead = 0
+                }
+                lws_callback_on_writable(wsi)
+            }
+        case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+            if let c = connection(wsi), let input, len >= 2 {
+                let b = input.assumingMemoryBound(to: UInt8.self)
+                c.closeCode = Int(b[0]) << 8 | Int(b[1])
+            }
+        case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+            guard let c = connection(wsi) else { return 0 }
+            let text = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "?"
+            connectionEnded(c, error: text)
+        case LWS_CALLBACK_CLIENT_CLOSED:
+            guard let c = connection(wsi) else { return 0 }
+            connectionEnded(c, error: nil)
+        default:
+            return lws_callback_http_dummy(wsi, reason, nil, input, len)
+        }
+        return 0
+    }
+
+    private func connectionEnded(_ c: Connection, error: String?) {
+        guard !c.closed else { return }
+        c.closed = true
+        c.wsi = nil
+        guard phase != .done else { return }
+        if !c.established {
+            stats.connectErrors += 1
+            if stats.connectErrorSamples.count < 5 { stats.connectErrorSamples.append(error ?? "closed before open") }
+            return
+        }
+        let code = c.closeCode >= 0 ? String(c.closeCode) : (error.map { "error: \($0)" } ?? "no close frame")
+        if c.slow {
+            if c.closeCode == 4008 { stats.slowCut4008 += 1 } else { stats.slowClosedOtherwise += 1 }
+            stats.closeCodes["slow:" + code, default: 0] += 1
+        } else if c.group.removedSlot == c.slot && c.gotRemoved {
+            stats.closeCodes["removed:" + code, default: 0] += 1
+        } else {
+            stats.unexpectedCloses += 1
+            stats.closeCodes[code, default: 0] += 1
+        }
+    }
+
+    // MARK: - Sending
+
+    private func send(_ c: Connection, _ text: String) {
+        guard let wsi = c.wsi, !c.closed else { return }
+        var bytes = [UInt8](repeating: 0, count: pre)
+        bytes.append(contentsOf: text.utf8)
+        c.outbox.append(bytes)
+        if c.outbox.count - c.outHead == 1 { lws_callback_on_writable(wsi) }
+    }
+
+    private func sendChat(_ c: Connection, intended: UInt64, now: UInt64) {
+        c.chatSent += 1
+        let n = c.chatSent
+        let r = Int(n) & (Connection.ringSize - 1)
+        if c.ringRemaining[r] > 0 { stats.ringOverflows += 1 }
+        c.ringSeq[r] = n
+        c.ringRemaining[r] = Int32(c.group.recipients)
+        c.ringMax[r] = 0
+        let head = "{\"type\":\"chat\",\"to\":\"room\",\"text\":\"lg|\(c.group.local)|\(c.slot)|\(n)|\(intended)|"
+        let pad = max(1, plan.chatBytes - head.utf8.count - 2)
+        send(c, head + String(repeating: "x", count: pad) + "\"}")
+        stats.chatSent += 1
+        stats.sendLag.record(micros(now, intended))
+    }
+
+    private func sendSignal(_ c: Connection, to peer: String, kind: String) {
+        if kind == "offer" || kind == "answer" {
+            send(
+                c,
+                "{\"type\":\"signal\",\"to\":\"\(peer)\",\"kind\":\"\(kind)\",\"payload\":"
+                    + (kind == "offer" ? offerPayload : answerPayload) + "}")
+            stats.signalsSent += 1
+        }
+        for i in 0..<icePerSide {
+            let head =
+                "{\"type\":\"signal\",\"to\":\"\(peer)\",\"kind\":\"ice\",\"payload\":{\"candidate\":\"candidate:"
+                + "\(c.slot)\(i) 1 udp 2122260223 192.0.2.\(c.slot + 1) \(50000 + i) typ host generation 0 ufrag lg"
+            let tail = "\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}"
+            let pad = max(0, plan.iceBytes - head.utf8.count - tail.utf8.count)
+            send(c, head + String(repeating: "x", count: pad) + tail)
+            stats.signalsSent += 1
+        }
+    }
+
+    static func sdp(kind: String, bytes: Int) -> String {
+        var s = "v=0\\r\\no=- 4611731400430051336 2 IN IP4 127.0.0.1\\r\\ns=-\\r\\nt=0 0\\r\\n"
+        var line = 0
+        while s.utf8.count < bytes {
+            s += "a=x-lg-\(line):abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop\\r\\n"
+            line += 1
+        }
+        return "{\"type\":\"\(kind)\",\"sdp\":\"\(s)\"}"
+    }
+
+    // MARK: - Receiving
+
+    private func receive(_ c: Connection, _ frame: UnsafeRawBufferPointer) {
+        guard let base = frame.baseAddress, frame.count > 0 else { return }
+        let now = monotonicNanos()
+        stats.framesReceived += 1
+        stats.bytesReceived += frame.count
+        var start = 0
+        while start < frame.count {
+            let rest = frame.count - start
+            let nl = memchr(base + start, 0x0A, rest)
+            let end = nl.map { base.distance(to: UnsafeRawPointer($0)) } ?? frame.count
+            if end > start { line(c, base + start, end - start, now: now) }
+            start = end + 1
+        }
+    }
+
+    private static let typePrefix = Array("{\"type\":\"".utf8)
+    private static let chatType = Array("chat\"".utf8)
+    private static let seqKey = Array("\"seq\":".utf8)
+    private static let textKey = Array("\"text\":\"lg|".utf8)
+
+    private func line(_ c: Connection, _ p: UnsafeRawPointer, _ n: Int, now: UInt64) {
+        stats.messagesReceived += 1
+        let b = p.assumingMemoryBound(to: UInt8.self)
+        let tp = Worker.typePrefix
+        if n > tp.count + 5 && memcmp(p, tp, tp.count) == 0 && memcmp(p + tp.count, Worker.chatType, 5) == 0 {
+            if let seq = Worker.integer(after: Worker.seqKey, in: b, n, limit: 40) { checkSeq(c, Int64(seq)) }
+            chat(c, b, n, now: now)
+            return
+        }
+        guard let root = json_loadb(p.assumingMemoryBound(to: CChar.self), n, 0, nil) else {
+            failures.append("unparsable message from the server")
+            return
+        }
+        defer { cj_decref(root) }
+        if let seq = jint(jget(root, "seq")) { checkSeq(c, seq) }
+        guard let type = jstr(jget(root, "type")) else { return }
+        message(c, type, root, now: now)
+    }
+
+    private func checkSeq(_ c: Connection, _ seq: Int64) {
+        if seq <= c.lastEventSeq { stats.seqViolations += 1 }
+        c.lastEventSeq = max(c.lastEventSeq, seq)
+    }
+
+    /// Parses the decimal integer after `key` (searched in the first `limit` bytes).
+    private static func integer(after key: [UInt8], in b: UnsafePointer<UInt8>, _ n: Int, limit: Int) -> UInt64? {
+        guard let hit = memmem(b, min(n, limit), key, key.count) else { return nil }
+        var i = UnsafeRawPointer(b).distance(to: UnsafeRawPointer(hit)) + key.count
+        var v: UInt64 = 0
+        var digits = 0
+        while i < n, b[i] >= 48, b[i] <= 57 {
+            v = v &* 10 &+ UInt64(b[i] - 48)
+            i += 1
+            digits += 1
+        }
+        return digits > 0 ? v : nil
+    }
+
+    private func chat(_ c: Connection, _ b: UnsafePointer<UInt8>, _ n: Int, now: UInt64) {
+        let key = Worker.textKey
+        guard let hit = memmem(b, n, key, key.count) else { return }
+        var i = UnsafeRawPointer(b).distance(to: UnsafeRawPointer(hit)) + key.count
+        var fields: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        for f in 0..<4 {
+            var v: UInt64 = 0
+            while i < n, b[i] >= 48, b[i] <= 57 {
+                v = v &* 10 &+ UInt64(b[i] - 48)
+                i += 1
+            }
+            guard i < n, b[i] == 124 else { return }  // '|'
+            i += 1
+            switch f {
+            case 0: fields.0 = v
+            case 1: fields.1 = v
+            case 2: fields.2 = v
+            default: fields.3 = v
+            }
+        }
+        let (groupLocal, senderSlot, seq, intended) = (Int(fields.0), Int(fields.1), UInt32(fields.2), fields.3)
+        guard groupLocal == c.group.local, senderSlot < c.groupSize else {
+            failures.append("chat delivered to the wrong room")
+            return
+        }
+        if c.slow { return }
+        let latency = micros(now, intended)
+        stats.chatDelivered += 1
+        stats.chatDelivery.record(latency)
+        let last = c.lastFrom[senderSlot]
+        if seq == last {
+            stats.chatDuplicated += 1
+            return
+        } else if seq < last {
+            stats.chatReordered += 1
+            return
+        }
+        c.lastFrom[senderSlot] = seq
+        c.receivedFrom[senderSlot] += 1
+        let sender = connections[c.group.slots[senderSlot]]
+        let r = Int(seq) & (Connection.ringSize - 1)
+        if sender.ringSeq[r] == seq && sender.ringRemaining[r] > 0 {
+            sender.ringMax[r] = max(sender.ringMax[r], latency)
+            sender.ringRemaining[r] -= 1
+            if sender.ringRemaining[r] == 0 { stats.chatLastRecipient.record(sender.ringMax[r]) }
+        }
+    }
+
+    private func message(_ c: Connection, _ type: String, _ root: JSONValue, now: UInt64) {
+        let g = c.group
+        switch type {
+        case "welcome":
+            stats.welcomed += 1
+            stats.welcome.record(micros(now, c.connectIntended))
+            let you = jget(root, "you")
+            c.memberID = jstr(jget(you, "id")) ?? ""
+            g.slotByMember[c.memberID] = c.slot
+            if let room = jget(root, "room"), jstr(jget(you, "placement")) == "room" {
+                admitted(c, room: room, now: now)
+            } else if let waiting = jget(root, "waiting"), let version = jstr(jget(waiting, "consentVersion")),
+                jbool(jget(waiting, "consentAcknowledged")) != true
+            {
+                send(c, "{\"type\":\"consent\",\"version\":\"\(version)\"}")
+            }
+        case "waiting-updated":
+            if c.slot == 0, let m = jget(root, "member") { considerAdmitting(c, m) }
+        case "admitted":
+            if let room = jget(root, "room") { admitted(c, room: room, now: now) }
+        case "member-joined":
+            learn(g, jget(root, "member"))
+        case "signal":
+            stats.signalsReceived += 1
+            guard let from = jstr(jget(root, "from")), let kind = jstr(jget(root, "kind")),
+                let peer = g.slotByMember[from]
+            else {
+                failures.append("signal from an unknown member")
+                return
+            }
+            switch kind {
+            case "offer":
+                c.peerPrimary[peer] = true
+                sendSignal(c, to: from, kind: "answer")
+            case "answer":
+                c.peerPrimary[peer] = true
+            default:
+                c.peerICE[peer] += 1
+            }
+            checkPeer(c, peer, now: now)
+        case "member-updated":
+            if phase == .control {
+                let m = jget(root, "member")
+                if jbool(jget(m, "audio")) == false && !c.muteDone && g.muteIntended > 0 {
+                    c.mutesSeen += 1
+                    if c.mutesSeen == c.groupSize - 1 {
+                        c.muteDone = true
+                        g.muteRecipientsDone += 1
+                        if g.muteRecipientsDone == c.groupSize {
+                            g.muteComplete = true
+                            stats.muteGroupsDone += 1
+                            stats.muteAllFanout.record(micros(now, g.muteIntended))
+                        }
+                    }
+                }
+            } else if phase == .steady || phase == .drain {
+                if !c.slow {
+                    c.handUpdates += 1
+                    stats.handDelivered += 1
+                }
+            }
+        case "member-left":
+            if phase == .control, g.removeIntended > 0, !c.removeSeen, c.slot != g.removedSlot {
+                c.removeSeen = true
+                g.removeRecipientsDone += 1
+                if g.removeRecipientsDone == c.groupSize - 1 {
+                    g.removeComplete = true
+                    stats.removeGroupsDone += 1
+                    stats.removeFanout.record(micros(now, g.removeIntended))
+                }
+            }
+        case "removed":
+            c.gotRemoved = true
+        case "room-updated":
+            if (phase == .steady || phase == .drain) && g.controlsSent > 0 && !c.slow {
+                c.controlUpdates += 1
+                stats.controlDelivered += 1
+                stats.controlDelivery.record(micros(now, g.lastControlIntended))
+            }
+        case "error":
+            let code = jstr(jget(root, "code")) ?? "?"
+            stats.errorCodes[code, default: 0] += 1
+        default:
+            break
+        }
+    }
+
+    private func learn(_ g: Group, _ member: JSONValue?) {
+        guard let id = jstr(jget(member, "id")), let alias = jstr(jget(member, "alias")), alias.first == "s",
+            let slot = Int(alias.dropFirst()), slot < plan.groupSize
+        else { return }
+        g.slotByMember[id] = slot
+    }
+
+    private func considerAdmitting(_ fac: Connection, _ waiting: JSONValue) {
+        guard jbool(jget(waiting, "ready")) == true, let id = jstr(jget(waiting, "id")),
+            !fac.group.admitRequested.contains(id)
+        else { return }
+        fac.group.admitRequested.insert(id)
+        send(fac, "{\"type\":\"admit\",\"member\":\"\(id)\"}")
+    }
+
+    private func admitted(_ c: Connection, room: JSONValue, now: UInt64) {
+        guard !c.admitted else { return }
+        c.admitted = true
+        stats.admittedCount += 1
+        stats.admitted.record(micros(now, c.connectIntended))
+        let g = c.group
+        let members = jget(room, "members")
+        var peers: [String] = []
+        if let members {
+            for i in 0..<json_array_size(members) {
+                let m = json_array_get(members, i)
+                learn(g, m)
+                if let id = jstr(jget(m, "id")), id != c.memberID { peers.append(id) }
+            }
+        }
+        if c.slot == 0, let waiting = jget(room, "waiting") {
+            for i in 0..<json_array_size(waiting) {
+                if let w = json_array_get(waiting, i) { considerAdmitting(c, w) }
+            }
+        }
+        if c.slot > 0 { send(c, "{\"type\":\"media\",\"audio\":true}") }
+        if plan.mesh && plan.groupSize > 1 {
+            for p in peers { sendSignal(c, to: p, kind: "offer") }
+        } else {
+            connectionNegotiated(c, now: now)
+        }
+    }
+
+    private func checkPeer(_ c: Connection, _ peer: Int, now: UInt64) {
+        guard !c.peerDone[peer], c.peerPrimary[peer], c.peerICE[peer] >= icePerSide else { return }
+        c.peerDone[peer] = true
+        c.peersNegotiated += 1
+        if c.peersNegotiated == c.groupSize - 1 { connectionNegotiated(c, now: now) }
+    }
+
+    private func connectionNegotiated(_ c: Connection, now: UInt64) {
+        guard !c.negotiated else { return }
+        c.negotiated = true
+        let g = c.group
+        g.negotiatedConnections += 1
+        if g.negotiatedConnections == plan.groupSize && !g.ready {
+            g.ready = true
+            groupsReady += 1
+            stats.groupsReady += 1
+            stats.negotiated.record(micros(now, g.startIntended))
+        }
+    }
+
+    // MARK: - Verification
+
+    private func verify() {
+        for g in groups {
+            let members = g.slots.map { connections[$0] }
+            let handToggles = members.filter { !$0.slow }.reduce(0) { $0 + $1.handsSent }
+            for r in members where !r.slow {
+                for s in members where !s.slow {
+                    let sent = s.chatSent
+                    let got = r.receivedFrom[s.slot]
+                    stats.chatExpected += Int(sent)
+                    if got < sent { stats.chatLost += Int(sent - got) }
+                }
+                stats.handExpected += handToggles
+                stats.controlExpected += g.controlsSent
+            }
+            for c in members where c.slow && !c.closed { stats.slowStillOpen += 1 }
+        }
+    }
+}
+
+@inline(__always)
+func micros(_ now: UInt64, _ intended: UInt64) -> UInt64 { now > intended ? (now - intended) / 1000 : 0 }
+
+@inline(__always)
+func jget(_ o: JSONValue?, _ key: String) -> JSONValue? {
+    guard let o else { return nil }
+    return json_object_get(o, key)
+}
+
+func jstr(_ o: JSONValue?) -> String? {
+    guard let o, cj_is_string(o) != 0, let p = json_string_value(o) else { return nil }
+    return String(cString: p)
+}
+
+func jbool(_ o: JSONValue?) -> Bool? {
+    guard let o, cj_is_boolean(o) != 0 else { return nil }
+    return cj_is_true(o) != 0
+}
+
+func jint(_ o: JSONValue?) -> Int64? {
+    guard let o, cj_is_integer(o) != 0 else { return nil }
+    return Int64(json_integer_value(o))
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
+}
