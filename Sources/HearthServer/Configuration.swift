@@ -63,6 +63,9 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var leewaySeconds: Int = 30
         /// Longest accepted token lifetime (`exp - iat`).
         public var maxLifetimeSeconds: Int = 600
+        /// Close a connection (4401) once its last token has expired: clients then `refresh`
+        /// before `exp`. Off by default: a join token only has to be valid when presented.
+        public var requireRefresh: Bool = false
 
         public init() {}
 
@@ -551,7 +554,7 @@ extension HearthConfiguration.TLS {
 }
 
 extension HearthConfiguration.Tokens {
-    enum CodingKeys: String, CodingKey, CaseIterable { case keys, leewaySeconds, maxLifetimeSeconds }
+    enum CodingKeys: String, CodingKey, CaseIterable { case keys, leewaySeconds, maxLifetimeSeconds, requireRefresh }
 
     public init(from decoder: any Decoder) throws {
         let c = try strictContainer(decoder, CodingKeys.self)
@@ -559,6 +562,7 @@ extension HearthConfiguration.Tokens {
         keys = try c.value(.keys, default: d.keys)
         leewaySeconds = try c.value(.leewaySeconds, default: d.leewaySeconds)
         maxLifetimeSeconds = try c.value(.maxLifetimeSeconds, default: d.maxLifetimeSeconds)
+        requireRefresh = try c.value(.requireRefresh, default: d.requireRefresh)
     }
 }
 

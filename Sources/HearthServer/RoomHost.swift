@@ -28,6 +28,8 @@ final class RoomHost: TransportDelegate {
         var budget: CommandBudget
         var joined = false
         var badMessages = 0
+        /// When the token the connection last authenticated with expires.
+        var authenticatedUntil: Instant?
     }
 
     private var engine: Engine
@@ -162,6 +164,12 @@ final class RoomHost: TransportDelegate {
                 metrics.messageIn("hello")
                 if client.joined { return refuse(session, &client, .alreadyJoined, rid: rid, transport: transport) }
                 hello(session, &client, token: token, rid: rid, at: at, transport: transport)
+            case .refresh(let token, let rid):
+                metrics.messageIn("refresh")
+                guard client.joined else {
+                    return refuse(session, &client, .helloRequired, rid: rid, transport: transport)
+                }
+                refresh(session, &client, token: token, rid: rid, at: at, transport: transport)
             case .resume(let secret, let lastSeq, let rid):
                 metrics.messageIn("resume")
                 if client.joined { return refuse(session, &client, .alreadyJoined, rid: rid, transport: transport) }
@@ -233,6 +241,16 @@ final class RoomHost: TransportDelegate {
             metrics.close(ShellClose.helloTimeout)
             transport.close(session, code: ShellClose.helloTimeout, reason: "hello timeout")
         }
+        if configuration.tokens.requireRefresh {
+            let leeway = Int64(configuration.tokens.leewaySeconds) * 1000
+            for (session, client) in clients where client.joined {
+                if let until = client.authenticatedUntil, now.milliseconds > until.milliseconds + leeway {
+                    clients[session]?.authenticatedUntil = nil
+                    metrics.close(ShellClose.authenticationFailed)
+                    transport.close(session, code: ShellClose.authenticationFailed, reason: "token expired")
+                }
+            }
+        }
         if now - lastGaugeUpdate >= 1000 {
             updateGauges(transport)
             usedTokenIDs = usedTokenIDs.filter { $0.value > now }
@@ -298,6 +316,7 @@ final class RoomHost: TransportDelegate {
                 return transport.close(session, code: ShellClose.tryAgainLater, reason: "server full")
             }
             client.joined = true
+            client.authenticatedUntil = Self.instant(claims.exp)
             clients[session] = client
             let identity = Identity(userID: UserID(claims.sub), role: role, alias: claims.name)
             let (secret, hash) = ResumeSecret.generate()
@@ -307,6 +326,30 @@ final class RoomHost: TransportDelegate {
                     Self.connection(session), room: client.room, identity: identity,
                     credential: ResumeCredential(secret: secret, hash: hash), settings: settings, rid: rid, at: at)
             }
+        }
+    }
+
+    static func instant(_ date: Date) -> Instant { Instant(milliseconds: Int64(date.timeIntervalSince1970 * 1000)) }
+
+    /// A fresh token for the same user on a joined connection: extends its authentication.
+    private func refresh(
+        _ session: SessionID, _ client: inout Client, token: String, rid: String?, at: Instant, transport: Transport
+    ) {
+        let date = Date(timeIntervalSince1970: Double(at.milliseconds) / 1000)
+        let seat = engine.rooms[client.room]?.seat(of: Self.connection(session))
+        switch verifier.verify(token, now: date, expectedRoom: client.room.rawValue) {
+        case .success(let claims) where seat != nil && claims.sub == seat!.userID.rawValue:
+            client.authenticatedUntil = Self.instant(claims.exp)
+            clients[session] = client
+            send(
+                WireEncoder.encode(Message(rid: rid, event: .ack(Ack()))), type: "ack", to: [session],
+                transport: transport)
+        case .success:
+            records.appendAuthenticationFailure(room: client.room.rawValue, reason: "refresh_other_user", at: at)
+            refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
+        case .failure(let error):
+            records.appendAuthenticationFailure(room: client.room.rawValue, reason: error.reason.description, at: at)
+            refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
         }
     }
 

@@ -7,6 +7,8 @@ public enum Inbound: Equatable, Sendable {
     /// The first message of a reconnecting connection: the seat's resume secret and the
     /// last `seq` the client processed.
     case resume(secret: String, lastSeq: UInt64, rid: String?)
+    /// A fresh join token for a connection that has joined: re-authenticates it in place.
+    case refresh(token: String, rid: String?)
     /// A liveness check the shell answers with `pong`.
     case ping(rid: String?)
     /// A command for the room engine.
@@ -15,7 +17,8 @@ public enum Inbound: Equatable, Sendable {
     /// The request id to echo in the reply, if the client sent one.
     public var rid: String? {
         switch self {
-        case .hello(_, let rid), .resume(_, _, let rid), .ping(let rid), .command(_, let rid): return rid
+        case .hello(_, let rid), .refresh(_, let rid), .resume(_, _, let rid), .ping(let rid), .command(_, let rid):
+            return rid
         }
     }
 }

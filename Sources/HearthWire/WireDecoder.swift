@@ -60,6 +60,8 @@ public enum WireDecoder {
         switch type {
         case "hello":
             return .hello(token: try fields.string("token"), rid: rid)
+        case "refresh":
+            return .refresh(token: try fields.string("token"), rid: rid)
         case "resume":
             return .resume(secret: try fields.string("secret"), lastSeq: try fields.unsigned("lastSeq"), rid: rid)
         case "ping":

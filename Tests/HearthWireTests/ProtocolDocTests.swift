@@ -17,7 +17,7 @@ final class ProtocolDocTests: XCTestCase {
         let schema = try Schema.load()
         let serverTypes = Samples.eventTypes + ["pong"]
         XCTAssertEqual(serverTypes.count, Samples.caseCount + 1)
-        let clientTypes = Samples.commandNames + ["hello", "resume", "ping"]
+        let clientTypes = Samples.commandNames + ["hello", "refresh", "resume", "ping"]
         XCTAssertEqual(Set(Samples.commands.map { Samples.commandIndex($0.command) }).count, Samples.commandCaseCount)
         for (side, types) in [("server", serverTypes), ("client", clientTypes)] {
             for type in types {

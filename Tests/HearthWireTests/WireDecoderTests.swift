@@ -28,6 +28,10 @@ final class WireDecoderTests: XCTestCase {
         XCTAssertEqual(
             WireDecoder.decode(#"{"type":"resume","secret":"s","lastSeq":9223372036854775807,"rid":"r"}"#),
             .success(.resume(secret: "s", lastSeq: UInt64(Int64.max), rid: "r")))
+        XCTAssertEqual(
+            WireDecoder.decode(#"{"type":"refresh","token":"t2","rid":"x"}"#), .success(.refresh(token: "t2", rid: "x"))
+        )
+        XCTAssertEqual(WireDecoder.decode(#"{"type":"refresh"}"#), .failure(WireError(.badMessage)))
         XCTAssertEqual(WireDecoder.decode(#"{"type":"ping"}"#), .success(.ping(rid: nil)))
         XCTAssertEqual(WireDecoder.decode(#" { "type" : "ping" , "rid" : "p" } "#), .success(.ping(rid: "p")))
         // Unknown fields are ignored.

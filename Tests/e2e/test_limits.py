@@ -91,3 +91,20 @@ def test_failed_authentications_are_refused_early(tight):
         # The address has spent its budget: refused at once, before any hello.
         assert await closed_before_hello(tight, "auth-rl") == 4429
     run(go())
+
+
+def test_refresh_keeps_an_expiring_connection_open():
+    server = Server(tokens={"requireRefresh": True, "leewaySeconds": 0})
+    try:
+        async def go():
+            keeper = await Client.join(server, "refresh-room", "facilitator", "F", sub="staff-9", ttl=2)
+            idle = await Client.join(server, "refresh-room", "cofacilitator", "C", sub="staff-10", ttl=2)
+            rid = await keeper.send("refresh", token=mint("refresh-room", "facilitator", "F", sub="someone-else"))
+            assert (await keeper.expect(lambda m: m.get("rid") == rid))["code"] == "authentication-failed"
+            await keeper.request("refresh", token=mint("refresh-room", "facilitator", "F", sub="staff-9", ttl=60))
+            # The connection that did not refresh is closed when its token expires.
+            assert await idle.closed(timeout=6) == 4401
+            await keeper.request("chat", to="room", text="still here")
+        run(go())
+    finally:
+        assert server.stop() == 0, server.log()
