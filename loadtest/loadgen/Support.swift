@@ -22,7 +22,7 @@ func wallMillis() -> Int64 {
 /// Writes a line to stdout and flushes (the runner reads phase markers as they happen).
 func emit(_ line: String) {
     print(line)
-    fflush(stdout)
+    fflush(nil)
 }
 
 /// Raises the soft file-descriptor limit to the hard limit; returns the new soft limit.

@@ -567,8 +567,8 @@ final class Worker {
 
     /// Parses the decimal integer after `key` (searched in the first `limit` bytes).
     private static func integer(after key: [UInt8], in b: UnsafePointer<UInt8>, _ n: Int, limit: Int) -> UInt64? {
-        guard let hit = memmem(b, min(n, limit), key, key.count) else { return nil }
-        var i = UnsafeRawPointer(b).distance(to: UnsafeRawPointer(hit)) + key.count
+        guard let hit = find(key, in: b, min(n, limit)) else { return nil }
+        var i = hit + key.count
         var v: UInt64 = 0
         var digits = 0
         while i < n, b[i] >= 48, b[i] <= 57 {
@@ -579,10 +579,24 @@ final class Worker {
         return digits > 0 ? v : nil
     }
 
+    /// The offset of `key` in the first `n` bytes of `b` (memmem is not visible through Glibc).
+    private static func find(_ key: [UInt8], in b: UnsafePointer<UInt8>, _ n: Int) -> Int? {
+        guard let first = key.first, n >= key.count else { return nil }
+        var i = 0
+        let last = n - key.count
+        while i <= last {
+            guard let hit = memchr(b + i, Int32(first), last - i + 1) else { return nil }
+            let at = UnsafeRawPointer(b).distance(to: UnsafeRawPointer(hit))
+            if memcmp(b + at, key, key.count) == 0 { return at }
+            i = at + 1
+        }
+        return nil
+    }
+
     private func chat(_ c: Connection, _ b: UnsafePointer<UInt8>, _ n: Int, now: UInt64) {
         let key = Worker.textKey
-        guard let hit = memmem(b, n, key, key.count) else { return }
-        var i = UnsafeRawPointer(b).distance(to: UnsafeRawPointer(hit)) + key.count
+        guard let hit = Worker.find(key, in: b, n) else { return }
+        var i = hit + key.count
         var fields: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         for f in 0..<4 {
             var v: UInt64 = 0
