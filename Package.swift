@@ -7,6 +7,7 @@ import PackageDescription
 //   HearthWire       the v1 JSON wire protocol, through jansson
 //   HearthTransport  libwebsockets server: TLS, sessions, send queues, HTTP routes
 //   HearthAuth       join tokens (JWT), TURN credentials, resume secrets
+//   HearthStore      embedded SQLite (GRDB): the input journal, hash-chained audit, attendance
 //   HearthServer     the shell: runs the engine, executes its effects, config, metrics
 //   hearthd          the command-line entry point
 let package = Package(
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(name: "HearthCore"),
@@ -44,9 +46,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .target(
+            name: "HearthStore",
+            dependencies: [
+                "HearthCore", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .target(
             name: "HearthServer",
             dependencies: [
-                "HearthCore", "HearthWire", "HearthTransport", "HearthAuth",
+                "HearthCore", "HearthWire", "HearthTransport", "HearthAuth", "HearthStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -68,5 +76,6 @@ let package = Package(
         .testTarget(name: "HearthWireTests", dependencies: ["HearthWire"]),
         .testTarget(name: "HearthAuthTests", dependencies: ["HearthAuth"]),
         .testTarget(name: "HearthConfigTests", dependencies: ["HearthServer"]),
+        .testTarget(name: "HearthStoreTests", dependencies: ["HearthStore"]),
     ]
 )

@@ -33,10 +33,12 @@ public struct Engine: Sendable {
         guard rooms[id] != nil else {
             return [.send(Message(rid: rid, event: .error(.resumeFailed)), to: [connection])]
         }
-        roomOfConnection[connection] = id
-        return withRoom(id, creating: defaultSettings, at: at) {
+        let effects = withRoom(id, creating: defaultSettings, at: at) {
             $0.resume(connection, resumeHash: resumeHash, lastSeq: lastSeq, rid: rid, at: at)
         }
+        // A failed resume leaves the connection free to say hello: it belongs to no room yet.
+        if rooms[id]?.seat(of: connection) != nil { roomOfConnection[connection] = id }
+        return effects
     }
 
     public mutating func handle(

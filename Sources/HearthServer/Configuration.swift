@@ -31,6 +31,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     public var ice = ICE()
     public var limits = Limits()
     public var rateLimits = RateLimits()
+    public var retention = Retention()
     public var rooms = RoomDefaults()
     /// Browser `Origin`s allowed to open the WebSocket (`https://host[:port]`, or `*`).
     /// Empty: no browser origin is allowed (only clients sending no `Origin`).
@@ -136,6 +137,17 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var maxRooms: Int = 5000
         /// Members waiting in one room's waiting room.
         public var maxWaiting: Int = 50
+
+        public init() {}
+    }
+
+    /// How long records are kept.
+    public struct Retention: Sendable, Codable, Equatable {
+        /// Audit records (HIPAA asks for six years of documentation).
+        public var auditDays: Int = 2190
+        public var attendanceDays: Int = 2190
+        /// An ended room's journal (its replay data, with chat text) after the end.
+        public var endedRoomHours: Int = 24
 
         public init() {}
     }
@@ -406,6 +418,12 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             ("signalPerSecond", rateLimits.signalPerSecond), ("controlBurst", Double(rateLimits.controlBurst)),
             ("controlPerSecond", rateLimits.controlPerSecond), ("maxStrikes", Double(rateLimits.maxStrikes)),
         ]
+        for (name, value) in [
+            ("auditDays", retention.auditDays), ("attendanceDays", retention.attendanceDays),
+            ("endedRoomHours", retention.endedRoomHours),
+        ] where value <= 0 {
+            throw .invalidValue(key: "retention.\(name)", problem: "must be positive (got \(value))")
+        }
         for (name, value) in rates where !(value > 0) {
             throw .invalidValue(key: "rateLimits.\(name)", problem: "must be positive (got \(value))")
         }
@@ -523,7 +541,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     // MARK: Codable (every key optional, unknown keys refused)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case listen, tls, dataDirectory, tokens, dev, ice, limits, rateLimits, rooms, allowedOrigins, logLevel
+        case listen, tls, dataDirectory, tokens, dev, ice, limits, rateLimits, retention, rooms, allowedOrigins
+        case logLevel
     }
 
     public init(from decoder: any Decoder) throws {
@@ -537,6 +556,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         ice = try c.value(.ice, default: d.ice)
         limits = try c.value(.limits, default: d.limits)
         rateLimits = try c.value(.rateLimits, default: d.rateLimits)
+        retention = try c.value(.retention, default: d.retention)
         rooms = try c.value(.rooms, default: d.rooms)
         allowedOrigins = try c.value(.allowedOrigins, default: d.allowedOrigins)
         logLevel = try c.value(.logLevel, default: d.logLevel)
@@ -633,6 +653,18 @@ extension HearthConfiguration.Limits {
         maxConnectionsPerAddress = try c.value(.maxConnectionsPerAddress, default: d.maxConnectionsPerAddress)
         maxRooms = try c.value(.maxRooms, default: d.maxRooms)
         maxWaiting = try c.value(.maxWaiting, default: d.maxWaiting)
+    }
+}
+
+extension HearthConfiguration.Retention {
+    enum CodingKeys: String, CodingKey, CaseIterable { case auditDays, attendanceDays, endedRoomHours }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try strictContainer(decoder, CodingKeys.self)
+        let d = Self()
+        auditDays = try c.value(.auditDays, default: d.auditDays)
+        attendanceDays = try c.value(.attendanceDays, default: d.attendanceDays)
+        endedRoomHours = try c.value(.endedRoomHours, default: d.endedRoomHours)
     }
 }
 

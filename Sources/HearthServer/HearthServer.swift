@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import HearthAuth
+import HearthStore
 import HearthTransport
 import Logging
 
@@ -11,7 +12,7 @@ public final class HearthServer: @unchecked Sendable {
     public let configuration: HearthConfiguration
     private let transport: Transport
     private let host: RoomHost
-    private let records: RecordLog
+    private let store: Store
     private let logger: Logger
 
     public init(configuration: HearthConfiguration, logger: Logger) throws {
@@ -32,10 +33,19 @@ public final class HearthServer: @unchecked Sendable {
         let verifier = TokenVerifier(
             keys: keys, leewaySeconds: configuration.tokens.leewaySeconds,
             maxLifetimeSeconds: configuration.tokens.maxLifetimeSeconds)
-        records = try RecordLog(directory: configuration.dataDirectory)
+        try FileManager.default.createDirectory(
+            atPath: configuration.dataDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+        store = try Store(directory: configuration.dataDirectory)
+        let recovery = try RoomHost.recover(from: store, configuration: configuration, now: RoomHost.now())
+        if recovery.entries > 0 {
+            logger.info(
+                "rooms rebuilt from the journal",
+                metadata: ["entries": "\(recovery.entries)", "rooms": "\(recovery.engine.rooms.count)"])
+        }
         host = RoomHost(
-            configuration: configuration, verifier: verifier, records: records, metrics: ServerMetrics(),
-            logger: logger, version: Self.version)
+            configuration: configuration, verifier: verifier, store: store, recovered: recovery,
+            metrics: ServerMetrics(), logger: logger, version: Self.version)
         var t = TransportConfiguration(host: hostName, port: port, certificatePath: certificate, privateKeyPath: key)
         t.maxMessageBytes = configuration.limits.maxMessageBytes
         t.sendQueueMaxMessages = configuration.limits.sendQueueMaxMessages
@@ -44,6 +54,11 @@ public final class HearthServer: @unchecked Sendable {
         t.hangupSeconds = configuration.limits.hangupSeconds
         t.allowedOrigins = configuration.allowedOrigins
         transport = try Transport(configuration: t, delegate: host, logger: logger)
+        // Held acks go out as soon as the writer commits their journal entries.
+        let hostRef = LoopConfined(host)
+        store.onCommit = { [transport] ticket in
+            transport.post { t in hostRef.value.releaseAcks(upTo: ticket, transport: t) }
+        }
     }
 
     public func start() throws {
@@ -54,7 +69,8 @@ public final class HearthServer: @unchecked Sendable {
     /// Graceful stop: every client is told to reconnect (1001), records are flushed.
     public func stop() {
         transport.stop()
-        records.flush()
+        store.flush()
+        store.close()
         logger.info("stopped")
     }
 
@@ -90,4 +106,11 @@ public enum ServerError: Error, CustomStringConvertible {
                 + "scripts/run generates a development certificate"
         }
     }
+}
+
+/// A reference handed to another thread only to be passed back to the event-loop thread
+/// (through `Transport.post`) and used there. It is never dereferenced elsewhere.
+struct LoopConfined<Value: AnyObject>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HearthAuth
 import HearthCore
+import HearthStore
 import HearthTransport
 import HearthWire
 import Logging
@@ -19,7 +20,9 @@ public enum ShellClose {
 ///
 /// It turns transport events into engine inputs (authenticating `hello` on the way), and
 /// runs the engine's effects: sends (each message encoded once for all its recipients),
-/// closes, records and timers. It is the one owner of the `Engine` value.
+/// closes, records and timers. It is the one owner of the `Engine` value. Every input it
+/// gives the engine (except signalling) is journaled first, so a restart can rebuild the
+/// rooms by replay.
 final class RoomHost: TransportDelegate {
     struct Client {
         let room: RoomID
@@ -37,7 +40,14 @@ final class RoomHost: TransportDelegate {
     private var clients: [SessionID: Client] = [:]
     private let verifier: TokenVerifier
     private let configuration: HearthConfiguration
-    private let records: RecordLog
+    private let store: Store
+    /// Connection ids are `connectionBase + session id`: above every id in the journal, so a
+    /// new connection is never taken for one from before a restart.
+    private let connectionBase: UInt64
+    /// Acks held until the journal entry of their command is committed: an acknowledged
+    /// chat message survives a crash.
+    private var heldAcks: [(ticket: UInt64, message: OutboundMessage, session: SessionID)] = []
+    private var lastRetention = Instant(milliseconds: 0)
     let metrics: ServerMetrics
     private let logger: Logger
     private let startedAt = Date()
@@ -50,16 +60,56 @@ final class RoomHost: TransportDelegate {
     private var usedTokenIDs: [String: Instant] = [:]
 
     init(
-        configuration: HearthConfiguration, verifier: TokenVerifier, records: RecordLog, metrics: ServerMetrics,
-        logger: Logger, version: String
+        configuration: HearthConfiguration, verifier: TokenVerifier, store: Store, recovered: Recovery,
+        metrics: ServerMetrics, logger: Logger, version: String
     ) {
         self.configuration = configuration
         self.verifier = verifier
-        self.records = records
+        self.store = store
         self.metrics = metrics
         self.logger = logger
         self.version = version
-        self.engine = Engine(defaultSettings: Self.roomSettings(configuration))
+        self.engine = recovered.engine
+        self.connectionBase = recovered.connectionBase
+        for (timer, at) in recovered.timers { timers.schedule(timer, at: at) }
+    }
+
+    /// The rooms rebuilt from the journal at start.
+    struct Recovery {
+        var engine: Engine
+        var timers: [TimerID: Instant]
+        var connectionBase: UInt64
+        var entries: Int
+    }
+
+    /// Replays the journal into a fresh engine. Connections journaled as live did not survive
+    /// the restart: each is fed (and journaled) as dropped now, so its seat is held for the
+    /// grace period and its resume secret works.
+    static func recover(from store: Store, configuration: HearthConfiguration, now: Instant) throws -> Recovery {
+        var engine = Engine(defaultSettings: roomSettings(configuration))
+        let entries = try store.replay()
+        let result = JournalEntry.replay(entries, into: &engine)
+        var timers = result.timers
+        for connection in result.connections {
+            guard let room = engine.room(of: connection) else { continue }
+            let entry = JournalEntry.disconnected(connection: connection, room: room, at: now)
+            store.append(entry)
+            for effect in entry.apply(to: &engine) {
+                switch effect {
+                case .schedule(let timer, let at): timers[timer] = at
+                case .cancel(let timer): timers[timer] = nil
+                case .audit(let record): store.append(record)
+                case .attendance(let record): store.append(record)
+                case .send, .close: break
+                }
+            }
+        }
+        let marked = try store.endedRooms()
+        for (id, room) in engine.rooms {
+            if case .ended(let at) = room.phase, marked[id] == nil { store.markEnded(id, at: at) }
+        }
+        return Recovery(
+            engine: engine, timers: timers, connectionBase: result.maxConnectionID + 1, entries: result.entries)
     }
 
     static func roomSettings(_ c: HearthConfiguration) -> RoomSettings {
@@ -99,8 +149,11 @@ final class RoomHost: TransportDelegate {
         return Instant(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
     }
 
-    static func connection(_ s: SessionID) -> ConnectionID { ConnectionID(s.rawValue) }
-    static func session(_ c: ConnectionID) -> SessionID { SessionID(rawValue: c.rawValue) }
+    func connection(_ s: SessionID) -> ConnectionID { ConnectionID(connectionBase + s.rawValue) }
+    /// The live session of a connection, or nil for one from before a restart.
+    func session(_ c: ConnectionID) -> SessionID? {
+        c.rawValue >= connectionBase ? SessionID(rawValue: c.rawValue - connectionBase) : nil
+    }
 
     /// `/v1/rooms/{room}`: room ids are opaque, 1–64 of `A-Z a-z 0-9 _ -`.
     static func room(fromPath path: String) -> RoomID? {
@@ -176,13 +229,15 @@ final class RoomHost: TransportDelegate {
                 client.joined = true
                 clients[session] = client
                 let hash = ResumeSecret.hash(secret)
-                dispatch(transport) {
+                let entry = JournalEntry.resume(
+                    connection: connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, at: at)
+                dispatch(entry, transport) {
                     $0.resume(
-                        Self.connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, rid: rid,
+                        connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, rid: rid,
                         at: at)
                 }
                 // A failed resume leaves the connection free to say hello.
-                if engine.rooms[client.room]?.seat(of: Self.connection(session)) == nil {
+                if engine.rooms[client.room]?.seat(of: connection(session)) == nil {
                     clients[session]?.joined = false
                 }
             case .command(let command, let rid):
@@ -194,7 +249,11 @@ final class RoomHost: TransportDelegate {
                     return rateLimited(session, &client, rid: rid, transport: transport)
                 }
                 clients[session] = client
-                dispatch(transport) { $0.handle(command, from: Self.connection(session), rid: rid, at: at) }
+                let entry = JournalEntry.command(command, from: connection(session), room: client.room, at: at)
+                dispatch(entry, transport) { $0.handle(command, from: connection(session), rid: rid, at: at) }
+                if case .end = command, engine.rooms[client.room]?.isEnded == true {
+                    store.markEnded(client.room, at: at)
+                }
             }
         }
     }
@@ -207,7 +266,9 @@ final class RoomHost: TransportDelegate {
             connectionsPerAddress[client.peer] = nil
         }
         if client.joined {
-            dispatch(transport) { $0.disconnected(Self.connection(session), at: Self.now()) }
+            let at = Self.now()
+            let entry = JournalEntry.disconnected(connection: connection(session), room: client.room, at: at)
+            dispatch(entry, transport) { $0.disconnected(connection(session), at: at) }
         }
         logger.debug("closed", metadata: ["session": "\(session)"])
     }
@@ -232,8 +293,9 @@ final class RoomHost: TransportDelegate {
     func transportTick(_ transport: Transport) {
         let now = Self.now()
         for timer in timers.popDue(now) {
-            dispatch(transport) { $0.timerFired(timer, at: now) }
+            dispatch(.timerFired(timer, at: now), transport) { $0.timerFired(timer, at: now) }
         }
+        releaseAcks(upTo: store.committedTicket, transport: transport)
         // Connections that have not said hello (or resumed) in time.
         let deadline = Int64(configuration.limits.helloTimeoutSeconds) * 1000
         for (session, client) in clients where !client.joined && now - client.openedAt >= deadline {
@@ -251,6 +313,7 @@ final class RoomHost: TransportDelegate {
                 }
             }
         }
+        if now - lastRetention >= 3_600_000 { applyRetention(now: now) }
         if now - lastGaugeUpdate >= 1000 {
             updateGauges(transport)
             usedTokenIDs = usedTokenIDs.filter { $0.value > now }
@@ -263,7 +326,7 @@ final class RoomHost: TransportDelegate {
 
     func transportWillStop(_ transport: Transport) {
         logger.info("stopping: telling every client to reconnect", metadata: ["connections": "\(clients.count)"])
-        records.flush()
+        store.flush()
     }
 
     // MARK: Engine
@@ -275,7 +338,7 @@ final class RoomHost: TransportDelegate {
         switch verifier.verify(token, now: date, expectedRoom: client.room.rawValue) {
         case .failure(let error):
             // One answer whatever failed; the reason goes to the audit trail only.
-            records.appendAuthenticationFailure(room: client.room.rawValue, reason: error.reason.description, at: at)
+            store.appendAuthenticationFailure(room: client.room, reason: error.reason.description, at: at)
             let limits = configuration.rateLimits
             var bucket =
                 authFailures[client.peer]
@@ -297,7 +360,7 @@ final class RoomHost: TransportDelegate {
             // Guest invitations are single use, for the token's lifetime.
             if role == .guest {
                 guard let jti = claims.jti, usedTokenIDs[jti] == nil else {
-                    records.appendAuthenticationFailure(room: client.room.rawValue, reason: "token_reused", at: at)
+                    store.appendAuthenticationFailure(room: client.room, reason: "token_reused", at: at)
                     metrics.refusal(ErrorCode.tokenReused.rawValue)
                     send(
                         WireEncoder.encodeError(.tokenReused, rid: rid), type: "error", to: [session],
@@ -321,9 +384,13 @@ final class RoomHost: TransportDelegate {
             let identity = Identity(userID: UserID(claims.sub), role: role, alias: claims.name)
             let (secret, hash) = ResumeSecret.generate()
             let settings = settings(from: claims)
-            dispatch(transport) {
+            let entry = JournalEntry.connect(
+                .init(
+                    connection: connection(session), room: client.room, identity: identity, resumeHash: hash,
+                    settings: settings, at: at))
+            dispatch(entry, transport) {
                 $0.connect(
-                    Self.connection(session), room: client.room, identity: identity,
+                    connection(session), room: client.room, identity: identity,
                     credential: ResumeCredential(secret: secret, hash: hash), settings: settings, rid: rid, at: at)
             }
         }
@@ -336,7 +403,7 @@ final class RoomHost: TransportDelegate {
         _ session: SessionID, _ client: inout Client, token: String, rid: String?, at: Instant, transport: Transport
     ) {
         let date = Date(timeIntervalSince1970: Double(at.milliseconds) / 1000)
-        let seat = engine.rooms[client.room]?.seat(of: Self.connection(session))
+        let seat = engine.rooms[client.room]?.seat(of: connection(session))
         switch verifier.verify(token, now: date, expectedRoom: client.room.rawValue) {
         case .success(let claims) where seat != nil && claims.sub == seat!.userID.rawValue:
             client.authenticatedUntil = Self.instant(claims.exp)
@@ -345,10 +412,10 @@ final class RoomHost: TransportDelegate {
                 WireEncoder.encode(Message(rid: rid, event: .ack(Ack()))), type: "ack", to: [session],
                 transport: transport)
         case .success:
-            records.appendAuthenticationFailure(room: client.room.rawValue, reason: "refresh_other_user", at: at)
+            store.appendAuthenticationFailure(room: client.room, reason: "refresh_other_user", at: at)
             refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
         case .failure(let error):
-            records.appendAuthenticationFailure(room: client.room.rawValue, reason: error.reason.description, at: at)
+            store.appendAuthenticationFailure(room: client.room, reason: error.reason.description, at: at)
             refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
         }
     }
@@ -380,15 +447,17 @@ final class RoomHost: TransportDelegate {
         }
     }
 
-    /// Runs one engine input and carries out its effects.
-    private func dispatch(_ transport: Transport, _ input: (inout Engine) -> [Effect]) {
+    /// Journals one engine input (signalling is never journaled), runs it, and carries out
+    /// its effects.
+    private func dispatch(_ entry: JournalEntry?, _ transport: Transport, _ input: (inout Engine) -> [Effect]) {
+        let ticket = entry.map { store.append($0) }
         let start = ContinuousClock.now
         let effects = input(&engine)
         metrics.dispatch.recordNanoseconds(Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000))
-        run(effects, transport: transport)
+        run(effects, ticket: ticket, transport: transport)
     }
 
-    private func run(_ effects: [Effect], transport: Transport) {
+    private func run(_ effects: [Effect], ticket: UInt64?, transport: Transport) {
         for effect in effects {
             switch effect {
             case .send(let message, let to):
@@ -398,23 +467,50 @@ final class RoomHost: TransportDelegate {
                 default: ice = []
                 }
                 if case .error(let code) = message.event { metrics.refusal(code.rawValue) }
-                send(
-                    WireEncoder.encode(message, iceServers: ice), type: message.event.type, to: to.map(Self.session),
-                    transport: transport)
+                let sessions = to.compactMap(session)
+                let bytes = WireEncoder.encode(message, iceServers: ice)
+                if case .ack = message.event, let ticket, ticket > store.committedTicket, let first = sessions.first {
+                    heldAcks.append((ticket, OutboundMessage(bytes), first))
+                    continue
+                }
+                send(bytes, type: message.event.type, to: sessions, transport: transport)
             case .close(let connection, let reason):
-                let session = Self.session(connection)
+                guard let session = session(connection) else { continue }
                 metrics.close(reason.code)
                 transport.close(session, code: reason.code, reason: reason.rawValue)
             case .audit(let record):
-                records.append(record)
+                store.append(record)
             case .attendance(let record):
-                records.append(record)
+                store.append(record)
             case .schedule(let timer, let at):
                 timers.schedule(timer, at: at)
             case .cancel(let timer):
                 timers.cancel(timer)
             }
         }
+    }
+
+    /// Sends the acks whose commands' journal entries are now committed.
+    func releaseAcks(upTo committed: UInt64, transport: Transport) {
+        var released = 0
+        for held in heldAcks {
+            guard held.ticket <= committed else { break }
+            released += 1
+            transport.send(held.message, to: held.session)
+            metrics.messageOut("ack", count: 1)
+        }
+        if released > 0 { heldAcks.removeFirst(released) }
+    }
+
+    /// Retention: ended rooms' journals, and audit and attendance records past their age.
+    private func applyRetention(now: Instant) {
+        lastRetention = now
+        let r = configuration.retention
+        let endedCutoff = now + (-Int64(r.endedRoomHours) * 3_600_000)
+        engine.dropEndedRooms(before: endedCutoff)
+        store.compact(roomsEndedBefore: endedCutoff)
+        store.pruneAudit(before: now + (-Int64(r.auditDays) * 86_400_000))
+        store.pruneAttendance(before: now + (-Int64(r.attendanceDays) * 86_400_000))
     }
 
     private func send(_ bytes: [UInt8], type: String, to sessions: [SessionID], transport: Transport) {

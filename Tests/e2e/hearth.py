@@ -12,6 +12,7 @@ import os
 import pathlib
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import tempfile
@@ -81,8 +82,12 @@ class Server:
         # JSON is valid YAML.
         self.config_path.write_text(json.dumps(config))
         self.log_path = self.dir / "hearthd.log"
+        self.start()
+
+    def start(self):
+        """Starts (or restarts) hearthd on the same port, certificate and data directory."""
         self.process = subprocess.Popen([os.environ["HEARTHD_BIN"], "serve", "--config", str(self.config_path)],
-                                        stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT)
+                                        stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
         self.wait_healthy()
 
     @property
@@ -114,9 +119,12 @@ class Server:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
-    def records(self, name):
-        path = self.dir / "data" / name
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    def records(self, table):
+        """Rows of a table in the server's SQLite store (read while it runs: WAL allows it)."""
+        path = self.dir / "data" / "hearth.sqlite"
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
 
 
 def client_tls(minimum=None, maximum=None):

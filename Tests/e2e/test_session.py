@@ -93,7 +93,7 @@ async def whole_session(server):
         assert await c.closed() == 4000
     # The audit trail has the story, and no chat text.
     await asyncio.sleep(0.3)
-    audit = server.records("audit.jsonl")
+    audit = server.records("audit")
     actions = [r["action"] for r in audit]
     for action in ["arrive", "consent", "admit", "mute", "ban", "end"]:
         assert action in actions, action

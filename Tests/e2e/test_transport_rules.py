@@ -106,7 +106,7 @@ def test_authentication_failures_are_one_error(server):
             assert err["code"] == "authentication-failed"
             assert await c.closed() == 4401
         await asyncio.sleep(0.3)
-        failures = [r for r in server.records("audit.jsonl") if r["action"] == "authenticate"]
+        failures = [r for r in server.records("audit") if r["action"] == "authenticate"]
         assert len(failures) >= 4
         assert not any("garbage" in json.dumps(r) for r in failures), "tokens never reach the records"
     run(go())

@@ -1,0 +1,163 @@
+import GRDB
+import HearthCore
+
+/// The tables, their migrations, and the mapping between rows and HearthCore's records.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE journal (
+                        seq INTEGER PRIMARY KEY,
+                        room TEXT NOT NULL,
+                        at INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        body TEXT NOT NULL
+                    );
+                    CREATE INDEX journal_room ON journal(room);
+
+                    CREATE TABLE room_end (
+                        room TEXT PRIMARY KEY,
+                        ended_at INTEGER NOT NULL
+                    );
+
+                    CREATE TABLE audit (
+                        id INTEGER PRIMARY KEY,
+                        at INTEGER NOT NULL,
+                        room TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        outcome TEXT NOT NULL,
+                        code TEXT,
+                        reason TEXT,
+                        actor_user TEXT,
+                        actor_member INTEGER,
+                        actor_role TEXT,
+                        subject_user TEXT,
+                        subject_member INTEGER,
+                        subject_role TEXT,
+                        prev_hash TEXT NOT NULL,
+                        hash TEXT NOT NULL
+                    );
+                    CREATE INDEX audit_room_at ON audit(room, at);
+                    -- Append-only: an edit needs this trigger dropped first. (Retention deletes
+                    -- the oldest rows; the hash chain catches any other deletion.)
+                    CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+
+                    -- The chain's start (after retention) and end, updated in the same
+                    -- transaction as the rows, so deleting the last rows is detected too.
+                    CREATE TABLE audit_head (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        base_id INTEGER NOT NULL,
+                        base_hash TEXT NOT NULL,
+                        last_id INTEGER NOT NULL,
+                        last_hash TEXT NOT NULL,
+                        count INTEGER NOT NULL
+                    );
+
+                    CREATE TABLE attendance (
+                        id INTEGER PRIMARY KEY,
+                        at INTEGER NOT NULL,
+                        room TEXT NOT NULL,
+                        member_user TEXT NOT NULL,
+                        member_id INTEGER NOT NULL,
+                        member_role TEXT NOT NULL,
+                        kind TEXT NOT NULL
+                    );
+                    CREATE INDEX attendance_room ON attendance(room, id);
+                    """)
+            try db.execute(
+                sql: "INSERT INTO audit_head VALUES (1, 1, ?, 0, ?, 0)",
+                arguments: [AuditChain.genesis, AuditChain.genesis])
+        }
+        return migrator
+    }
+
+    // MARK: Rows to records
+
+    static func auditRecord(_ row: Row) throws -> AuditRecord {
+        let id: Int64 = row["id"]
+        func fail(_ reason: String) -> StoreError { .corruptRecord(table: "audit", id: id, reason: reason) }
+        func party(_ prefix: String) throws -> Party? {
+            let user: String? = row["\(prefix)_user"]
+            let member: Int64? = row["\(prefix)_member"]
+            let role: String? = row["\(prefix)_role"]
+            if user == nil && member == nil && role == nil { return nil }
+            guard let user, let member, let role, let r = Role(rawValue: role), let m = UInt32(exactly: member) else {
+                throw fail("incomplete or unknown \(prefix)")
+            }
+            return Party(userID: UserID(user), id: ParticipantID(m), role: r)
+        }
+        let outcome: AuditRecord.Outcome
+        let outcomeText: String = row["outcome"]
+        let code: String? = row["code"]
+        switch (outcomeText, code) {
+        case ("done", nil): outcome = .done
+        case ("refused", let code?):
+            guard let c = ErrorCode(rawValue: code) else { throw fail("unknown code \(code)") }
+            outcome = .refused(c)
+        default: throw fail("unknown outcome \(outcomeText)")
+        }
+        return AuditRecord(
+            at: Instant(milliseconds: row["at"]), room: RoomID(row["room"]), actor: try party("actor"),
+            subject: try party("subject"), action: row["action"], outcome: outcome, reason: row["reason"])
+    }
+
+    static func attendanceRecord(_ row: Row) throws -> AttendanceRecord {
+        let id: Int64 = row["id"]
+        let role: String = row["member_role"]
+        let kind: String = row["kind"]
+        let member: Int64 = row["member_id"]
+        guard let r = Role(rawValue: role), let k = AttendanceRecord.Kind(rawValue: kind),
+            let m = UInt32(exactly: member)
+        else { throw StoreError.corruptRecord(table: "attendance", id: id, reason: "unknown role, kind or member") }
+        return AttendanceRecord(
+            at: Instant(milliseconds: row["at"]), room: RoomID(row["room"]),
+            member: Party(userID: UserID(row["member_user"]), id: ParticipantID(m), role: r), kind: k)
+    }
+
+    // MARK: Records to rows (on the writer thread, inside its transaction)
+
+    static func insertJournal(_ entry: JournalEntry, _ db: Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO journal (room, at, kind, body) VALUES (?, ?, ?, ?)")
+            .execute(arguments: [
+                entry.room.rawValue, entry.at.milliseconds, entry.kind, try JournalCoding.encode(entry),
+            ])
+    }
+
+    static func insertAudit(_ r: AuditRecord, id: Int64, prevHash: String, _ db: Database) throws -> String {
+        let hash = AuditChain.hash(prev: prevHash, id: id, record: r)
+        var code: String? = nil
+        let outcome: String
+        switch r.outcome {
+        case .done: outcome = "done"
+        case .refused(let c):
+            outcome = "refused"
+            code = c.rawValue
+        }
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO audit (id, at, room, action, outcome, code, reason, actor_user, actor_member, actor_role,
+                    subject_user, subject_member, subject_role, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            id, r.at.milliseconds, r.room.rawValue, r.action, outcome, code, r.reason,
+            r.actor?.userID.rawValue, r.actor.map { Int64($0.id.rawValue) }, r.actor?.role.rawValue,
+            r.subject?.userID.rawValue, r.subject.map { Int64($0.id.rawValue) }, r.subject?.role.rawValue,
+            prevHash, hash,
+        ])
+        return hash
+    }
+
+    static func insertAttendance(_ r: AttendanceRecord, _ db: Database) throws {
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO attendance (at, room, member_user, member_id, member_role, kind) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            r.at.milliseconds, r.room.rawValue, r.member.userID.rawValue, Int64(r.member.id.rawValue),
+            r.member.role.rawValue, r.kind.rawValue,
+        ])
+    }
+}

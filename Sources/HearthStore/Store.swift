@@ -1,0 +1,336 @@
+import Foundation
+import GRDB
+import HearthCore
+
+public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A journal row that cannot be decoded (the row's `seq` when known).
+    case corruptJournal(seq: Int64?, reason: String)
+    /// An audit or attendance row with a value HearthCore does not know.
+    case corruptRecord(table: String, id: Int64, reason: String)
+
+    public var description: String {
+        switch self {
+        case .corruptJournal(let seq, let reason): return "journal row \(seq.map(String.init) ?? "?"): \(reason)"
+        case .corruptRecord(let table, let id, let reason): return "\(table) row \(id): \(reason)"
+        }
+    }
+}
+
+/// Hearth's embedded store: one SQLite file (`hearth.sqlite` in the data directory) in WAL
+/// mode, through GRDB, holding the journal of engine inputs, the hash-chained audit trail,
+/// the attendance records and the end marks of rooms.
+///
+/// Writes never block the caller: `append`, `markEnded` and `compact` put the operation on a
+/// queue (a lock and an array append) and wake a dedicated writer thread, which takes
+/// everything queued and writes it in one transaction (group commit), then repeats. Each
+/// queued operation gets a ticket, numbered from 1 in call order; `committedTicket` is the
+/// highest ticket whose transaction has committed, and `onCommit` is called with it after
+/// each commit. Reads (`replay`, `verifyAudit`, the exports) run on the caller's thread on
+/// a WAL snapshot, concurrently with the writer, and may wait on the disk: never call them
+/// from the event loop except at start-up.
+///
+/// Durability (`Durability.normal`, the default: WAL with `synchronous=NORMAL`):
+/// - An operation is durable once its ticket is committed. Until then it lives only in
+///   memory: a crash of any kind loses the operations appended but not yet committed (the
+///   queue, typically the last few milliseconds; `statistics.pending` tells how many).
+/// - A process crash (SIGKILL, a trap) after the commit loses nothing: the commit is in the
+///   WAL file, in the kernel's page cache, and SQLite recovers it on the next open.
+/// - A power loss or kernel crash may also lose the most recent committed transactions:
+///   with `synchronous=NORMAL` the WAL is fsynced only at checkpoints, not at each commit.
+///   The database stays consistent (whole transactions only, never a torn one), so the
+///   journal is then a prefix of what was committed, and the audit chain stays intact.
+/// - `Durability.full` (`synchronous=FULL`) fsyncs the WAL at every commit: committed then
+///   also survives power loss, at the price of one fsync per group commit.
+public final class Store: Sendable {
+    public enum Durability: Sendable {
+        /// `synchronous=NORMAL`: commits survive a process crash, not a power loss.
+        case normal
+        /// `synchronous=FULL`: commits survive a power loss too (an fsync per transaction).
+        case full
+    }
+
+    /// Counters for metrics and tests.
+    public struct Statistics: Hashable, Sendable {
+        /// Transactions the writer committed (each holds one or more operations).
+        public var transactions: Int
+        /// Operations committed.
+        public var committed: Int
+        /// Operations queued and not yet committed.
+        public var pending: Int
+        /// Transactions that failed (their operations stay queued and are retried).
+        public var failures: Int
+        /// The last write error, if any.
+        public var lastError: String?
+        /// Operations appended after `close()`, and so never written.
+        public var droppedAfterClose: Int
+    }
+
+    /// The file name of the store in the data directory.
+    public static let fileName = "hearth.sqlite"
+
+    public let path: String
+    let pool: DatabasePool
+    private let writer: Writer
+
+    /// Opens (or creates, mode 0600) the store at `path` and brings its schema up to date.
+    public init(path: String, durability: Durability = .normal) throws {
+        self.path = path
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        // Created here so it (and the -wal and -shm files SQLite makes with the same mode)
+        // is readable by the server's user only: the journal holds chat text (health data).
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        var config = Configuration()
+        config.label = "hearth-store"
+        config.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: config)
+        // The pool has opened its one writer connection in WAL mode with synchronous=NORMAL.
+        // Set (and check) the level here, on that connection, so the durability contract
+        // above does not rest on a library default. Readers never write: their level is moot.
+        let level = durability == .full ? 2 : 1
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = \(level)")
+            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode")
+            let actual = try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            guard mode == "wal", actual == level else {
+                throw DatabaseError(
+                    message: "could not set WAL mode and synchronous=\(level) (got \(mode ?? "?"), \(actual ?? -1))")
+            }
+        }
+        try Schema.migrator.migrate(pool)
+        writer = Writer(pool: pool)
+        writer.start()
+    }
+
+    /// Opens the store in a data directory.
+    public convenience init(directory: String, durability: Durability = .normal) throws {
+        try self.init(path: (directory as NSString).appendingPathComponent(Self.fileName), durability: durability)
+    }
+
+    deinit { writer.stop() }
+
+    // MARK: Writing (never blocks on the disk)
+
+    /// Queues a journal entry. Returns its ticket.
+    @discardableResult
+    public func append(_ entry: JournalEntry) -> UInt64 { writer.enqueue(.journal(entry)) }
+
+    /// Queues an audit record (hash-chained when written). Returns its ticket.
+    @discardableResult
+    public func append(_ record: AuditRecord) -> UInt64 { writer.enqueue(.audit(record)) }
+
+    /// Queues an attendance record. Returns its ticket.
+    @discardableResult
+    public func append(_ record: AttendanceRecord) -> UInt64 { writer.enqueue(.attendance(record)) }
+
+    /// Queues a refused authentication as an audit record (action `authenticate`, refused
+    /// with `authentication-failed`, no actor or subject): the room from the URL and the
+    /// verifier's reason code, never the token.
+    @discardableResult
+    public func appendAuthenticationFailure(room: RoomID, reason: String, at: Instant) -> UInt64 {
+        append(
+            AuditRecord(
+                at: at, room: room, actor: nil, subject: nil, action: Self.authenticateAction,
+                outcome: .refused(.authenticationFailed), reason: reason))
+    }
+
+    public static let authenticateAction = "authenticate"
+
+    /// Queues the mark that a room ended at `at`, for `compact`. Idempotent: marking a room
+    /// again moves its mark. Call it when an input ends a room (and, after a replay, for
+    /// every ended room, in case the crash fell between the `end` entry and its mark).
+    @discardableResult
+    public func markEnded(_ room: RoomID, at: Instant) -> UInt64 { writer.enqueue(.ended(room, at)) }
+
+    /// Queues the removal of the journal of every room marked ended before `cutoff` (and of
+    /// their marks). It runs in queue order: entries appended before it are removed with it,
+    /// entries appended after it are kept. Drop the same rooms from the engine at the same
+    /// time (`Engine.dropEndedRooms(before:)`) so the journal and the engine agree.
+    @discardableResult
+    public func compact(roomsEndedBefore cutoff: Instant) -> UInt64 { writer.enqueue(.compact(cutoff)) }
+
+    /// Queues the removal, for retention, of audit rows older than `cutoff`: the oldest rows,
+    /// up to the first one at or after `cutoff`. The chain's new start (the first remaining
+    /// row's `prev_hash`) is kept in the head, so `verifyAudit` still checks every remaining
+    /// row, and still detects a deletion at the start beyond what was pruned.
+    @discardableResult
+    public func pruneAudit(before cutoff: Instant) -> UInt64 { writer.enqueue(.pruneAudit(cutoff)) }
+
+    /// Queues the removal, for retention, of attendance rows older than `cutoff`.
+    @discardableResult
+    public func pruneAttendance(before cutoff: Instant) -> UInt64 { writer.enqueue(.pruneAttendance(cutoff)) }
+
+    /// Blocks until every operation queued before the call is committed (graceful shutdown,
+    /// tests). Retries failing writes until they succeed; see `flush(timeout:)`.
+    public func flush() { _ = writer.waitCommitted(writer.lastTicket, timeout: nil) }
+
+    /// `flush()` that gives up after `timeout` seconds; returns whether all was committed.
+    public func flush(timeout: Double) -> Bool { writer.waitCommitted(writer.lastTicket, timeout: timeout) }
+
+    /// The highest ticket committed to the database (0 before the first commit).
+    public var committedTicket: UInt64 { writer.committedTicket }
+
+    /// The highest ticket handed out.
+    public var lastTicket: UInt64 { writer.lastTicket }
+
+    /// Called on the writer thread after each commit with the new `committedTicket`. Keep
+    /// it short and thread-safe (e.g. record the ticket and wake the event loop), and do not
+    /// capture the store strongly (the store would then never deinit; `close()` still works).
+    public var onCommit: (@Sendable (UInt64) -> Void)? {
+        get { writer.onCommit }
+        set { writer.onCommit = newValue }
+    }
+
+    public var statistics: Statistics { writer.statistics }
+
+    /// Writes what is queued, then stops the writer thread. Later appends are dropped
+    /// (and counted). Reads still work.
+    public func close() { writer.stop() }
+
+    // MARK: Reading (on the caller's thread)
+
+    /// Every committed journal entry, in the order it was appended.
+    public func replay() throws -> [JournalEntry] {
+        try pool.read { db in
+            var entries: [JournalEntry] = []
+            let rows = try Row.fetchCursor(db, sql: "SELECT seq, kind, body FROM journal ORDER BY seq")
+            while let row = try rows.next() {
+                let seq: Int64 = row["seq"]
+                do {
+                    entries.append(try JournalCoding.decode(kind: row["kind"], body: row["body"]))
+                } catch StoreError.corruptJournal(_, let reason) {
+                    throw StoreError.corruptJournal(seq: seq, reason: reason)
+                } catch {
+                    throw StoreError.corruptJournal(seq: seq, reason: "\(error)")
+                }
+            }
+            return entries
+        }
+    }
+
+    /// How many journal rows there are, per room (for operations and tests).
+    public func journalCounts() throws -> [RoomID: Int] {
+        try pool.read { db in
+            var counts: [RoomID: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT room, COUNT(*) AS n FROM journal GROUP BY room") {
+                counts[RoomID(row["room"])] = row["n"]
+            }
+            return counts
+        }
+    }
+
+    /// Checks the audit trail's hash chain, row by row, then against the head; returns the
+    /// first broken link. Throws only if the database cannot be read.
+    public func verifyAudit() throws -> AuditVerification {
+        try pool.read { db in
+            guard let head = try Row.fetchOne(db, sql: "SELECT * FROM audit_head WHERE id = 1") else {
+                return .broken(atID: 0, reason: "the audit head row is missing")
+            }
+            var expectedID: Int64 = head["base_id"]
+            var previous: String = head["base_hash"]
+            var count = 0
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY id")
+            while let row = try rows.next() {
+                let id: Int64 = row["id"]
+                if id < expectedID {
+                    return .broken(
+                        atID: id, reason: "row \(id) precedes the chain's start (row \(expectedID)): inserted")
+                }
+                if id > expectedID {
+                    let missing = id - 1 == expectedID ? "row \(expectedID) is" : "rows \(expectedID)–\(id - 1) are"
+                    return .broken(atID: expectedID, reason: "\(missing) missing (deleted) before row \(id)")
+                }
+                let prevHash: String = row["prev_hash"]
+                if prevHash != previous {
+                    return .broken(
+                        atID: id,
+                        reason: "row \(id)'s prev_hash does not match the hash of the row before it: "
+                            + "a row was inserted or replaced, or the previous row's hash was altered")
+                }
+                let record: AuditRecord
+                do {
+                    record = try Schema.auditRecord(row)
+                } catch {
+                    return .broken(atID: id, reason: "row \(id) holds a value that is not a valid record: \(error)")
+                }
+                let hash: String = row["hash"]
+                if AuditChain.hash(prev: prevHash, id: id, record: record) != hash {
+                    return .broken(atID: id, reason: "row \(id)'s contents do not match its hash: edited")
+                }
+                previous = hash
+                expectedID += 1
+                count += 1
+            }
+            let lastID: Int64 = head["last_id"]
+            let headCount: Int = head["count"]
+            let headHash: String = head["last_hash"]
+            if lastID >= expectedID {
+                let missing = lastID == expectedID ? "row \(lastID) is" : "rows \(expectedID)–\(lastID) are"
+                return .broken(
+                    atID: expectedID, reason: "\(missing) missing (deleted) at the end: the head records row \(lastID)")
+            }
+            if lastID < expectedID - 1 {
+                return .broken(
+                    atID: lastID + 1, reason: "row \(lastID + 1) is past the head's last row \(lastID): inserted")
+            }
+            if headHash != previous || headCount != count {
+                return .broken(
+                    atID: lastID, reason: "the head (\(headCount) rows, last hash) does not match row \(lastID)")
+            }
+            return .ok(count: count)
+        }
+    }
+
+    /// A room's audit rows (or every room's, with nil), oldest first, at or after `since`.
+    public func auditRecords(room: RoomID?, since: Instant? = nil) throws -> [StoredAudit] {
+        try pool.read { db in
+            var sql = "SELECT * FROM audit WHERE at >= ?"
+            var arguments: StatementArguments = [since?.milliseconds ?? Int64.min]
+            if let room {
+                sql += " AND room = ?"
+                arguments += [room.rawValue]
+            }
+            sql += " ORDER BY id"
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                StoredAudit(
+                    id: row["id"], record: try Schema.auditRecord(row), prevHash: row["prev_hash"], hash: row["hash"])
+            }
+        }
+    }
+
+    /// A room's attendance records, in the order the engine emitted them.
+    public func attendanceRecords(room: RoomID) throws -> [AttendanceRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM attendance WHERE room = ? ORDER BY id", arguments: [room.rawValue])
+                .map(Schema.attendanceRecord)
+        }
+    }
+
+    /// The rooms marked ended, with when.
+    public func endedRooms() throws -> [RoomID: Instant] {
+        try pool.read { db in
+            var out: [RoomID: Instant] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT room, ended_at FROM room_end") {
+                out[RoomID(row["room"])] = Instant(milliseconds: row["ended_at"])
+            }
+            return out
+        }
+    }
+}
+
+extension Store {
+    /// Runs raw SQL in a write transaction, bypassing the writer queue: for tests that
+    /// tamper with the file the way an intruder would. Not public.
+    func rawExecute(_ sql: String) throws {
+        try pool.write { db in try db.execute(sql: sql) }
+    }
+
+    /// The value of a PRAGMA on a writer connection (tests).
+    func pragma(_ name: String) throws -> String? {
+        try pool.write { db in try String.fetchOne(db, sql: "PRAGMA \(name)") }
+    }
+}

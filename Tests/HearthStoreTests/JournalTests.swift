@@ -1,0 +1,264 @@
+import Foundation
+import HearthCore
+import Synchronization
+import XCTest
+
+@testable import HearthStore
+
+final class JournalTests: XCTestCase {
+    func testSamplesCoverEveryCommandCase() {
+        XCTAssertEqual(Set(sampleCommands.map(caseIndex)), Set(0..<commandCaseCount))
+    }
+
+    func testOpensInWALModeWithTheChosenSynchronousLevel() throws {
+        let (store, path) = try openStore(self)
+        XCTAssertEqual(try store.pragma("journal_mode"), "wal")
+        XCTAssertEqual(try store.pragma("synchronous"), "1")  // NORMAL
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        XCTAssertEqual(mode, 0o600)
+        store.close()
+        let full = try Store(path: path, durability: .full)
+        XCTAssertEqual(try full.pragma("synchronous"), "2")  // FULL
+    }
+
+    func testSignallingIsNeverJournaled() {
+        let signal = ClientCommand.signal(to: p2, kind: .ice, payload: "{}")
+        XCTAssertNil(JournaledCommand(signal))
+        XCTAssertNil(
+            JournalEntry.command(signal, from: ConnectionID(1), room: RoomID("r"), at: Instant(milliseconds: 1)))
+        XCTAssertNotNil(
+            JournalEntry.command(.raiseHand, from: ConnectionID(1), room: RoomID("r"), at: .init(milliseconds: 1)))
+    }
+
+    /// Every entry kind and every journaled command case, through a real file and a second
+    /// `Store` opened on it.
+    func testEveryEntryKindRoundTripsThroughTheFile() throws {
+        let (store, path) = try openStore(self)
+        let room = RoomID("room-1")
+        var entries: [JournalEntry] = [
+            .connect(
+                .init(
+                    connection: ConnectionID(1), room: room,
+                    identity: Identity(userID: UserID("staff-1"), role: .facilitator, alias: "Dr. Ríos"),
+                    resumeHash: "abc123", settings: unusualSettings(), at: Instant(milliseconds: 1_000))),
+            .connect(
+                .init(
+                    connection: ConnectionID(2), room: room,
+                    identity: Identity(userID: UserID("patient-7"), role: .participant, alias: "Sam"),
+                    resumeHash: "def456", settings: RoomSettings(), at: Instant(milliseconds: 1_001))),
+            .connect(
+                .init(
+                    connection: ConnectionID(3), room: room,
+                    identity: Identity(userID: UserID("g"), role: .guest, alias: ""), resumeHash: "h",
+                    settings: nil, at: Instant(milliseconds: 1_002))),
+            .resume(
+                connection: ConnectionID(UInt64.max), room: room, resumeHash: "def456", lastSeq: UInt64.max,
+                at: Instant(milliseconds: -5)),
+            .disconnected(connection: ConnectionID(2), room: room, at: Instant(milliseconds: 2_000)),
+            .timerFired(TimerID(room: room, kind: .grace(ParticipantID(UInt32.max))), at: Instant(milliseconds: 3_000)),
+        ]
+        for (i, command) in sampleCommands.enumerated() {
+            if let entry = JournalEntry.command(
+                command, from: ConnectionID(UInt64(i)), room: room, at: Instant(milliseconds: Int64(4_000 + i)))
+            {
+                entries.append(entry)
+            }
+        }
+        XCTAssertEqual(entries.count, 6 + sampleCommands.count - 1)  // every sample but the signal
+        for entry in entries { store.append(entry) }
+        store.flush()
+        XCTAssertEqual(try store.replay(), entries)
+
+        let reopened = try Store(path: path)
+        XCTAssertEqual(try reopened.replay(), entries)
+        XCTAssertEqual(try reopened.journalCounts(), [room: entries.count])
+    }
+
+    func testNoSecretOrTokenIsStored() throws {
+        let (store, path) = try openStore(self)
+        store.append(
+            .connect(
+                .init(
+                    connection: ConnectionID(1), room: RoomID("r"),
+                    identity: Identity(userID: UserID("u"), role: .participant, alias: "a"),
+                    resumeHash: "only-the-hash", settings: nil, at: Instant(milliseconds: 1))))
+        store.close()
+        // The entry type has no field for a secret or token; the body holds the hash only.
+        var bytes = ""
+        for file in [path, path + "-wal"] where FileManager.default.fileExists(atPath: file) {
+            bytes += String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self)
+        }
+        XCTAssertTrue(bytes.contains("only-the-hash"))
+        XCTAssertFalse(bytes.contains("secret"))
+    }
+
+    /// 10,000 entries appended from one thread: all there, in order, in far fewer
+    /// transactions than entries; `onCommit` saw the tickets rise to the last one.
+    func testGroupCommit() throws {
+        let (store, _) = try openStore(self)
+        let seen = Mutex<[UInt64]>([])
+        store.onCommit = { ticket in seen.withLock { $0.append(ticket) } }
+        let room = RoomID("busy")
+        var tickets: [UInt64] = []
+        let clock = ContinuousClock()
+        let start = clock.now
+        for i in 0..<10_000 {
+            let entry = JournalEntry.command(
+                connection: ConnectionID(UInt64(i % 12)), room: room,
+                command: JournaledCommand(.chat(to: .room, text: "message \(i)"))!, at: Instant(milliseconds: Int64(i)))
+            tickets.append(store.append(entry))
+        }
+        let appending = clock.now - start
+        XCTAssertEqual(tickets, Array(1...10_000))
+        store.flush()
+        let flushed = clock.now - start
+        XCTAssertEqual(store.committedTicket, 10_000)
+        let replayed = try store.replay()
+        XCTAssertEqual(replayed.count, 10_000)
+        XCTAssertEqual(replayed.map(\.at.milliseconds), Array(0..<10_000))
+        if case .command(_, _, let command, _) = replayed[9_999] {
+            XCTAssertEqual(command.command, .chat(to: .room, text: "message 9999"))
+        } else {
+            XCTFail("last entry is not the last chat")
+        }
+        let stats = store.statistics
+        XCTAssertEqual(stats.committed, 10_000)
+        XCTAssertEqual(stats.pending, 0)
+        XCTAssertEqual(stats.failures, 0)
+        XCTAssertLessThan(stats.transactions, 10_000, "group commit wrote one transaction per entry")
+        XCTAssertGreaterThan(stats.transactions, 0)
+        let commits = seen.withLock { $0 }
+        XCTAssertEqual(commits.count, stats.transactions)
+        XCTAssertEqual(commits, commits.sorted())
+        XCTAssertEqual(commits.last, 10_000)
+        print(
+            "group commit: 10000 entries in \(stats.transactions) transactions;"
+                + " appending took \(appending), all committed after \(flushed) (not asserted)")
+    }
+
+    /// Appends from several threads at once: every ticket distinct, every entry stored once.
+    func testConcurrentAppends() throws {
+        let (store, _) = try openStore(self)
+        let tickets = Mutex<[UInt64]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { t in
+            for i in 0..<500 {
+                let ticket = store.append(
+                    .disconnected(
+                        connection: ConnectionID(UInt64(t * 1000 + i)), room: RoomID("r\(t)"),
+                        at: Instant(milliseconds: Int64(i))))
+                tickets.withLock { $0.append(ticket) }
+            }
+        }
+        store.flush()
+        XCTAssertEqual(Set(tickets.withLock { $0 }), Set(1...2000))
+        let replayed = try store.replay()
+        XCTAssertEqual(replayed.count, 2000)
+        for t in 0..<4 {  // each thread's entries stay in its order
+            let mine = replayed.filter { $0.room == RoomID("r\(t)") }.map(\.at.milliseconds)
+            XCTAssertEqual(mine, Array(0..<500))
+        }
+    }
+
+    /// A crash after a commit: a second Store opened on the same file, while the first one
+    /// was never closed, replays exactly what was committed.
+    func testReopeningWithoutClosingReplaysTheCommittedEntries() throws {
+        let (store, path) = try openStore(self)
+        var entries: [JournalEntry] = []
+        for i in 0..<300 {
+            let entry = JournalEntry.command(
+                .chat(to: .room, text: "m\(i)"), from: ConnectionID(1), room: RoomID("r"),
+                at: Instant(milliseconds: Int64(i)))!
+            entries.append(entry)
+            store.append(entry)
+        }
+        store.flush()
+        let second = try Store(path: path)
+        XCTAssertEqual(try second.replay(), entries)
+        // The first store keeps working alongside.
+        store.append(.disconnected(connection: ConnectionID(1), room: RoomID("r"), at: Instant(milliseconds: 999)))
+        store.flush()
+        XCTAssertEqual(try second.replay().count, 301)
+    }
+
+    func testCloseWritesWhatIsQueuedAndDropsLaterAppends() throws {
+        let (store, path) = try openStore(self)
+        for i in 0..<100 {
+            store.append(
+                .disconnected(connection: ConnectionID(1), room: RoomID("r"), at: Instant(milliseconds: Int64(i))))
+        }
+        store.close()
+        store.append(.disconnected(connection: ConnectionID(1), room: RoomID("r"), at: Instant(milliseconds: 100)))
+        store.flush()  // returns at once: the writer has stopped
+        XCTAssertEqual(store.statistics.droppedAfterClose, 1)
+        XCTAssertEqual(try Store(path: path).replay().count, 100)
+    }
+
+    func testCorruptJournalRowIsReportedWithItsSeq() throws {
+        let (store, _) = try openStore(self)
+        store.append(.disconnected(connection: ConnectionID(1), room: RoomID("r"), at: Instant(milliseconds: 1)))
+        store.flush()
+        try store.rawExecute("INSERT INTO journal (room, at, kind, body) VALUES ('r', 2, 'command', '{\"nope\":{}}')")
+        XCTAssertThrowsError(try store.replay()) { error in
+            guard case StoreError.corruptJournal(let seq, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(seq, 2)
+        }
+    }
+
+    /// Rooms ended before the cutoff lose their journal; others, and entries appended to a
+    /// reused room id after the compaction, stay.
+    func testCompactionRemovesOnlyEndedRoomsJournals() throws {
+        let (store, _) = try openStore(self)
+        func add(_ room: String, _ at: Int64) {
+            store.append(.disconnected(connection: ConnectionID(1), room: RoomID(room), at: Instant(milliseconds: at)))
+        }
+        for i in 0..<5 {
+            add("ended-early", Int64(i))
+            add("live", Int64(i))
+            add("ended-late", Int64(i))
+        }
+        store.markEnded(RoomID("ended-early"), at: Instant(milliseconds: 1_000))
+        store.markEnded(RoomID("ended-late"), at: Instant(milliseconds: 9_000))
+        store.compact(roomsEndedBefore: Instant(milliseconds: 5_000))
+        add("ended-early", 6_000)  // the id used again after the compaction
+        store.flush()
+        XCTAssertEqual(
+            try store.journalCounts(), [RoomID("live"): 5, RoomID("ended-late"): 5, RoomID("ended-early"): 1])
+        XCTAssertEqual(try store.endedRooms(), [RoomID("ended-late"): Instant(milliseconds: 9_000)])
+        XCTAssertEqual(try store.replay().filter { $0.room == RoomID("ended-early") }.map(\.at.milliseconds), [6_000])
+
+        store.compact(roomsEndedBefore: Instant(milliseconds: 10_000))
+        store.flush()
+        XCTAssertEqual(try store.journalCounts(), [RoomID("live"): 5, RoomID("ended-early"): 1])
+    }
+}
+
+extension JournalTests {
+    /// The stored format is a contract with every journal already on disk: these bodies
+    /// must keep decoding (and encoding) the same.
+    func testStoredFormatIsStable() throws {
+        let room = RoomID("r")
+        let golden: [(String, String, JournalEntry)] = [
+            (
+                "command",
+                #"{"command":{"at":5,"command":{"chat":{"text":"hi","to":{"member":{"_0":2}}}},"connection":3,"room":"r"}}"#,
+                .command(
+                    connection: ConnectionID(3), room: room,
+                    command: JournaledCommand(.chat(to: .member(p2), text: "hi"))!, at: Instant(milliseconds: 5))
+            ),
+            (
+                "timer", #"{"timer":{"at":9,"room":"r","timer":{"grace":{"member":4}}}}"#,
+                .timerFired(TimerID(room: room, kind: .grace(ParticipantID(4))), at: Instant(milliseconds: 9))
+            ),
+            (
+                "resume", #"{"resume":{"at":1,"connection":2,"lastSeq":3,"resumeHash":"h","room":"r"}}"#,
+                .resume(
+                    connection: ConnectionID(2), room: room, resumeHash: "h", lastSeq: 3, at: Instant(milliseconds: 1))
+            ),
+        ]
+        for (kind, body, entry) in golden {
+            XCTAssertEqual(try JournalCoding.encode(entry), body)
+            XCTAssertEqual(try JournalCoding.decode(kind: kind, body: body), entry)
+        }
+        XCTAssertThrowsError(try JournalCoding.decode(kind: "resume", body: golden[0].1))
+    }
+}
