@@ -204,6 +204,7 @@ extension Room {
         staffWasPresent = present
         if !present && settings.facilitatorDrop == .waitingRoom {
             for seat in ordered(.room) where !seat.isStaff {
+                audit("facilitator-away", at: at, actor: nil, subject: seat, into: &fx)
                 moveToWaitingRoom(seat.id, reason: .facilitatorAway, at: at, into: &fx)
             }
         }

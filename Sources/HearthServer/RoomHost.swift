@@ -44,9 +44,14 @@ final class RoomHost: TransportDelegate {
     /// Connection ids are `connectionBase + session id`: above every id in the journal, so a
     /// new connection is never taken for one from before a restart.
     private let connectionBase: UInt64
-    /// Acks held until the journal entry of their command is committed: an acknowledged
-    /// chat message survives a crash.
-    private var heldAcks: [(ticket: UInt64, message: OutboundMessage, session: SessionID)] = []
+    /// Acks held until the journal entry of their command is committed, so an acknowledged
+    /// chat message survives a crash; closes from the same input wait with them, so a
+    /// connection is not closed before its ack.
+    private enum Held {
+        case ack(OutboundMessage, SessionID)
+        case close(SessionID, code: UInt16, reason: String)
+    }
+    private var held: [(ticket: UInt64, action: Held)] = []
     private var lastRetention = Instant(milliseconds: 0)
     let metrics: ServerMetrics
     private let logger: Logger
@@ -470,14 +475,18 @@ final class RoomHost: TransportDelegate {
                 let sessions = to.compactMap(session)
                 let bytes = WireEncoder.encode(message, iceServers: ice)
                 if case .ack = message.event, let ticket, ticket > store.committedTicket, let first = sessions.first {
-                    heldAcks.append((ticket, OutboundMessage(bytes), first))
+                    held.append((ticket, .ack(OutboundMessage(bytes), first)))
                     continue
                 }
                 send(bytes, type: message.event.type, to: sessions, transport: transport)
             case .close(let connection, let reason):
                 guard let session = session(connection) else { continue }
                 metrics.close(reason.code)
-                transport.close(session, code: reason.code, reason: reason.rawValue)
+                if let ticket, ticket > store.committedTicket {
+                    held.append((ticket, .close(session, code: reason.code, reason: reason.rawValue)))
+                } else {
+                    transport.close(session, code: reason.code, reason: reason.rawValue)
+                }
             case .audit(let record):
                 store.append(record)
             case .attendance(let record):
@@ -490,16 +499,21 @@ final class RoomHost: TransportDelegate {
         }
     }
 
-    /// Sends the acks whose commands' journal entries are now committed.
+    /// Carries out the held acks (and closes) whose inputs' journal entries are now committed.
     func releaseAcks(upTo committed: UInt64, transport: Transport) {
         var released = 0
-        for held in heldAcks {
-            guard held.ticket <= committed else { break }
+        for (ticket, action) in held {
+            guard ticket <= committed else { break }
             released += 1
-            transport.send(held.message, to: held.session)
-            metrics.messageOut("ack", count: 1)
+            switch action {
+            case .ack(let message, let session):
+                transport.send(message, to: session)
+                metrics.messageOut("ack", count: 1)
+            case .close(let session, let code, let reason):
+                transport.close(session, code: code, reason: reason)
+            }
         }
-        if released > 0 { heldAcks.removeFirst(released) }
+        if released > 0 { held.removeFirst(released) }
     }
 
     /// Retention: ended rooms' journals, and audit and attendance records past their age.

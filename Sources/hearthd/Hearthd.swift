@@ -10,7 +10,7 @@ struct Hearthd: ParsableCommand {
         commandName: "hearthd",
         abstract: "Hearth: the real-time server for virtual group therapy sessions.",
         version: HearthServer.version,
-        subcommands: [Serve.self, Token.self],
+        subcommands: [Serve.self, Token.self, Audit.self, Attendance.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -230,6 +230,10 @@ final class PropertyTests: XCTestCase {
         }
         if w.endedAt != nil { XCTAssertTrue(inRoom.isEmpty && waiting.isEmpty, "attendance finalised at end") }
         let ledger = AttendanceLedger(records: w.h.attendance, until: end)
+        // The same attendance follows from the audit trail alone.
+        let fromAudit = AttendanceLedger(auditRecords: w.h.audits, until: end)
+        XCTAssertEqual(fromAudit.members, ledger.members, "attendance recomputed from the audit trail differs")
+        XCTAssertEqual(fromAudit.participantCount, ledger.participantCount)
         for member in ledger.members {
             for (a, b) in zip(member.inRoom, member.inRoom.dropFirst()) { XCTAssertLessThan(a.end, b.start) }
         }

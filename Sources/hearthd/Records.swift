@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import HearthCore
+import HearthServer
+import HearthStore
+
+/// Where the store is: `--data-dir`, or the configuration's data directory.
+struct StoreOption: ParsableArguments {
+    @OptionGroup var options: ConfigOption
+    @Option(name: .customLong("data-dir"), help: "Data directory (overrides the configuration).") var dataDir: String?
+
+    func open() throws -> Store {
+        let directory = try dataDir ?? options.load().dataDirectory
+        let path = "\(directory)/\(Store.fileName)"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ValidationError("no store at \(path)")
+        }
+        return try Store(path: path)
+    }
+}
+
+enum RecordFormat: String, ExpressibleByArgument, CaseIterable {
+    case jsonl, json, csv
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The audit trail: verify its hash chain, or export a session's records.",
+        subcommands: [Verify.self, Export.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the hash chain: prints \"ok\" or the first broken link (exit 1).")
+        @OptionGroup var store: StoreOption
+
+        func run() throws {
+            let s = try store.open()
+            defer { s.close() }
+            switch try s.verifyAudit() {
+            case .ok(let count):
+                print("ok (\(count) records)")
+            case .broken(let id, let reason):
+                print("broken at record \(id): \(reason)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write a room's audit records.")
+        @OptionGroup var store: StoreOption
+        @Option(help: "Room id.") var room: String
+        @Option(help: "Only records at or after this time (milliseconds since the epoch).") var since: Int64?
+        @Option(help: "jsonl or csv.") var format: RecordFormat = .jsonl
+
+        func run() throws {
+            let s = try store.open()
+            defer { s.close() }
+            let rows = try s.auditRecords(room: RoomID(room), since: since.map(Instant.init(milliseconds:)))
+            let header = [
+                "id", "at", "room", "action", "outcome", "code", "reason", "actorUserId", "actorMember", "actorRole",
+                "subjectUserId", "subjectMember", "subjectRole", "hash",
+            ]
+            if format == .csv { print(header.joined(separator: ",")) }
+            for row in rows {
+                let r = row.record
+                var code: String?
+                if case .refused(let c) = r.outcome { code = c.rawValue }
+                let values: [String?] = [
+                    String(row.id), String(r.at.milliseconds), r.room.rawValue, r.action,
+                    code == nil ? "done" : "refused", code, r.reason, r.actor?.userID.rawValue,
+                    r.actor?.id.description, r.actor?.role.rawValue, r.subject?.userID.rawValue,
+                    r.subject?.id.description, r.subject?.role.rawValue, row.hash,
+                ]
+                print(format == .csv ? csvLine(values) : jsonLine(zip(header, values)))
+            }
+        }
+    }
+}
+
+struct Attendance: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A session's attendance: per member, time in the room (reconnects merged) and waiting.")
+    @OptionGroup var store: StoreOption
+    @Option(help: "Room id.") var room: String
+    @Option(help: "csv or json.") var format: RecordFormat = .csv
+
+    func run() throws {
+        let s = try store.open()
+        defer { s.close() }
+        let id = RoomID(room)
+        let ended = try s.endedRooms()[id]
+        let until = ended ?? Instant(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+        let ledger = AttendanceLedger(records: try s.attendanceRecords(room: id), until: until)
+        // The audit trail must tell the same story: a mismatch is a failure, not a footnote.
+        let audit = try s.auditRecords(room: id).map(\.record)
+        let recomputed = AttendanceLedger(auditRecords: audit, until: until)
+        let header = [
+            "userId", "role", "firstAdmitted", "lastLeft", "intervals", "minutesInRoom", "minutesWaiting",
+            "msInRoom", "msWaiting",
+        ]
+        var rows: [[String?]] = []
+        for m in ledger.members {
+            rows.append([
+                m.userID.rawValue, m.role.rawValue, m.firstAdmitted.map { String($0.milliseconds) },
+                m.lastLeft.map { String($0.milliseconds) }, String(m.inRoom.count),
+                String(format: "%.2f", Double(m.roomMilliseconds) / 60_000),
+                String(format: "%.2f", Double(m.waitingMilliseconds) / 60_000), String(m.roomMilliseconds),
+                String(m.waitingMilliseconds),
+            ])
+        }
+        switch format {
+        case .csv:
+            print(header.joined(separator: ","))
+            for row in rows { print(csvLine(row)) }
+            print(
+                "# room \(room): \(ledger.participantCount) participants; ended: \(ended.map { String($0.milliseconds) } ?? "no")"
+            )
+        case .json, .jsonl:
+            let members = rows.map { row in jsonLine(zip(header, row)) }.joined(separator: ",")
+            print(#"{"room":"\#(room)","participantCount":\#(ledger.participantCount),"members":[\#(members)]}"#)
+        }
+        if recomputed.members != ledger.members {
+            FileHandle.standardError.write(Data("attendance does not match the audit trail\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+func csvLine(_ values: [String?]) -> String {
+    values.map { v -> String in
+        guard let v else { return "" }
+        if v.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) {
+            return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return v
+    }.joined(separator: ",")
+}
+
+func jsonLine<S: Sequence>(_ pairs: S) -> String where S.Element == (String, String?) {
+    var object: [String: Any] = [:]
+    for (k, v) in pairs { object[k] = v ?? NSNull() }
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    return String(decoding: data, as: UTF8.self)
+}
