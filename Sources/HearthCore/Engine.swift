@@ -72,6 +72,20 @@ public struct Engine: Sendable {
         return body(&room)
     }
 
+    /// The operations API creates a room ahead of its session, with its settings. Returns nil
+    /// (and changes nothing) when a room with that id is open.
+    public mutating func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant) -> [Effect]? {
+        if let existing = rooms[id], !existing.isEnded { return nil }
+        rooms[id] = Room(id: id, settings: settings, at: at)
+        return [.audit(AuditRecord(at: at, room: id, actor: nil, subject: nil, action: "create"))]
+    }
+
+    /// The operations API ends a room for everyone. Nil when there is no such open room.
+    public mutating func endRoom(_ id: RoomID, at: Instant) -> [Effect]? {
+        guard let room = rooms[id], !room.isEnded else { return nil }
+        return withRoom(id, creating: defaultSettings, at: at) { $0.endByOperator(at: at) }
+    }
+
     /// Forgets ended rooms that ended before `cutoff` (their records live in the shell's store).
     public mutating func dropEndedRooms(before cutoff: Instant) {
         rooms = rooms.filter { _, room in

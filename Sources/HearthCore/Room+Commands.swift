@@ -463,7 +463,7 @@ extension Room {
     }
 
     /// Ends the session for everyone: told, closed, attendance finalised, nothing more accepted.
-    mutating func end(by actor: Seat, at: Instant, into fx: inout [Effect]) {
+    mutating func end(by actor: Seat?, at: Instant, into fx: inout [Effect]) {
         audit("end", at: at, actor: actor, subject: nil, into: &fx)
         let everyone = seats.values.sorted { $0.id < $1.id }
         publish(.ended(at: at), to: everyone.map(\.id), into: &fx)

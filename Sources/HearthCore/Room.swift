@@ -50,6 +50,15 @@ public struct Room: Sendable {
         self.createdAt = at
     }
 
+    /// The clinic's operator ends the session (through the operations API): as `end`, with
+    /// no member as the actor.
+    public mutating func endByOperator(at: Instant) -> [Effect] {
+        var fx: [Effect] = []
+        guard !isEnded else { return fx }
+        end(by: nil, at: at, into: &fx)
+        return fx
+    }
+
     public var isEnded: Bool {
         if case .ended = phase { return true }
         return false

@@ -41,6 +41,7 @@ final class RoomHost: TransportDelegate {
     private let verifier: TokenVerifier
     private let configuration: HearthConfiguration
     private let store: Store
+    private let operations: OperationsAPI
     /// Connection ids are `connectionBase + session id`: above every id in the journal, so a
     /// new connection is never taken for one from before a restart.
     private let connectionBase: UInt64
@@ -76,6 +77,7 @@ final class RoomHost: TransportDelegate {
         self.version = version
         self.engine = recovered.engine
         self.connectionBase = recovered.connectionBase
+        self.operations = OperationsAPI(configuration: configuration)
         for (timer, at) in recovered.timers { timers.schedule(timer, at: at) }
     }
 
@@ -279,6 +281,10 @@ final class RoomHost: TransportDelegate {
     }
 
     func transportHTTP(_ request: HTTPRequest, transport: Transport) -> HTTPResponse {
+        if request.path.hasPrefix(OperationsAPI.prefix) {
+            return operations.handle(
+                request, backend: OperationsAccess(host: self, transport: transport), now: Self.now())
+        }
         switch (request.method, request.path) {
         case ("GET", "/healthz"):
             let uptime = Int(Date().timeIntervalSince(startedAt))
@@ -333,6 +339,32 @@ final class RoomHost: TransportDelegate {
         logger.info("stopping: telling every client to reconnect", metadata: ["connections": "\(clients.count)"])
         store.flush()
     }
+
+    // MARK: Operations
+
+    /// Creates a room ahead of its session (journaled like every engine input). False when an
+    /// open room has that id.
+    func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant, transport: Transport) -> Bool {
+        var created = false
+        dispatch(.createRoom(id, settings: settings, at: at), transport) { engine in
+            guard let effects = engine.createRoom(id, settings: settings, at: at) else { return [] }
+            created = true
+            return effects
+        }
+        return created
+    }
+
+    /// Ends an open room for everyone. False when there is no such open room.
+    func endRoom(_ id: RoomID, at: Instant, transport: Transport) -> Bool {
+        guard let room = engine.rooms[id], !room.isEnded else { return false }
+        dispatch(.endRoom(id, at: at), transport) { $0.endRoom(id, at: at) ?? [] }
+        store.markEnded(id, at: at)
+        return true
+    }
+
+    var rooms: [RoomID: Room] { engine.rooms }
+    var defaultRoomSettings: RoomSettings { engine.defaultSettings }
+    var recordStore: Store { store }
 
     // MARK: Engine
 

@@ -45,6 +45,8 @@ private enum EntryBody: Codable {
     case command(connection: UInt64, room: String, command: CommandBody, at: Int64)
     case disconnected(connection: UInt64, room: String, at: Int64)
     case timer(room: String, timer: TimerKindBody, at: Int64)
+    case createRoom(room: String, settings: SettingsBody, at: Int64)
+    case endRoom(room: String, at: Int64)
 
     init(_ entry: JournalEntry) {
         switch entry {
@@ -64,6 +66,10 @@ private enum EntryBody: Codable {
             self = .disconnected(connection: connection.rawValue, room: room.rawValue, at: at.milliseconds)
         case .timerFired(let timer, let at):
             self = .timer(room: timer.room.rawValue, timer: TimerKindBody(timer.kind), at: at.milliseconds)
+        case .createRoom(let room, let settings, let at):
+            self = .createRoom(room: room.rawValue, settings: SettingsBody(settings), at: at.milliseconds)
+        case .endRoom(let room, let at):
+            self = .endRoom(room: room.rawValue, at: at.milliseconds)
         }
     }
 
@@ -90,6 +96,10 @@ private enum EntryBody: Codable {
                 connection: ConnectionID(connection), room: RoomID(room), at: Instant(milliseconds: at))
         case .timer(let room, let timer, let at):
             return .timerFired(TimerID(room: RoomID(room), kind: timer.value()), at: Instant(milliseconds: at))
+        case .createRoom(let room, let settings, let at):
+            return .createRoom(RoomID(room), settings: try settings.value(), at: Instant(milliseconds: at))
+        case .endRoom(let room, let at):
+            return .endRoom(RoomID(room), at: Instant(milliseconds: at))
         }
     }
 }
@@ -143,6 +153,7 @@ private struct SettingsBody: Codable {
     var maxLocationLength: Int?
     var maxReasonLength: Int?
     var maxSignalBytes: Int?
+    var maxWaiting: Int?
 
     init(_ s: RoomSettings) {
         capacity = s.capacity
@@ -160,6 +171,7 @@ private struct SettingsBody: Codable {
         maxLocationLength = s.maxLocationLength
         maxReasonLength = s.maxReasonLength
         maxSignalBytes = s.maxSignalBytes
+        maxWaiting = s.maxWaiting
     }
 
     func value() throws -> RoomSettings {
@@ -179,6 +191,7 @@ private struct SettingsBody: Codable {
         if let maxLocationLength { s.maxLocationLength = maxLocationLength }
         if let maxReasonLength { s.maxReasonLength = maxReasonLength }
         if let maxSignalBytes { s.maxSignalBytes = maxSignalBytes }
+        if let maxWaiting { s.maxWaiting = maxWaiting }
         return s
     }
 }

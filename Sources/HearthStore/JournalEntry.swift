@@ -25,6 +25,10 @@ public enum JournalEntry: Hashable, Sendable {
     case disconnected(connection: ConnectionID, room: RoomID, at: Instant)
     /// A timer the engine scheduled came due.
     case timerFired(TimerID, at: Instant)
+    /// The operations API created a room with these settings.
+    case createRoom(RoomID, settings: RoomSettings, at: Instant)
+    /// The operations API ended a room.
+    case endRoom(RoomID, at: Instant)
 
     /// The arguments of `Engine.connect`, less the resume secret and the request id.
     public struct Connect: Hashable, Sendable {
@@ -66,6 +70,7 @@ public enum JournalEntry: Hashable, Sendable {
         case .command(_, let room, _, _): return room
         case .disconnected(_, let room, _): return room
         case .timerFired(let timer, _): return timer.room
+        case .createRoom(let room, _, _), .endRoom(let room, _): return room
         }
     }
 
@@ -76,6 +81,7 @@ public enum JournalEntry: Hashable, Sendable {
         case .command(_, _, _, let at): return at
         case .disconnected(_, _, let at): return at
         case .timerFired(_, let at): return at
+        case .createRoom(_, _, let at), .endRoom(_, let at): return at
         }
     }
 
@@ -86,7 +92,7 @@ public enum JournalEntry: Hashable, Sendable {
         case .resume(let connection, _, _, _, _): return connection
         case .command(let connection, _, _, _): return connection
         case .disconnected(let connection, _, _): return connection
-        case .timerFired: return nil
+        case .timerFired, .createRoom, .endRoom: return nil
         }
     }
 
@@ -98,6 +104,8 @@ public enum JournalEntry: Hashable, Sendable {
         case .command: return "command"
         case .disconnected: return "disconnected"
         case .timerFired: return "timer"
+        case .createRoom: return "create-room"
+        case .endRoom: return "end-room"
         }
     }
 
@@ -117,6 +125,10 @@ public enum JournalEntry: Hashable, Sendable {
             return engine.disconnected(connection, at: at)
         case .timerFired(let timer, let at):
             return engine.timerFired(timer, at: at)
+        case .createRoom(let room, let settings, let at):
+            return engine.createRoom(room, settings: settings, at: at) ?? []
+        case .endRoom(let room, let at):
+            return engine.endRoom(room, at: at) ?? []
         }
     }
 }

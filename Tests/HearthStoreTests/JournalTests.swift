@@ -56,6 +56,8 @@ final class JournalTests: XCTestCase {
                 at: Instant(milliseconds: -5)),
             .disconnected(connection: ConnectionID(2), room: room, at: Instant(milliseconds: 2_000)),
             .timerFired(TimerID(room: room, kind: .grace(ParticipantID(UInt32.max))), at: Instant(milliseconds: 3_000)),
+            .createRoom(RoomID("room-2"), settings: unusualSettings(), at: Instant(milliseconds: 3_500)),
+            .endRoom(RoomID("room-2"), at: Instant(milliseconds: 3_600)),
         ]
         for (i, command) in sampleCommands.enumerated() {
             if let entry = JournalEntry.command(
@@ -64,14 +66,14 @@ final class JournalTests: XCTestCase {
                 entries.append(entry)
             }
         }
-        XCTAssertEqual(entries.count, 6 + sampleCommands.count - 1)  // every sample but the signal
+        XCTAssertEqual(entries.count, 8 + sampleCommands.count - 1)  // every sample but the signal
         for entry in entries { store.append(entry) }
         store.flush()
         XCTAssertEqual(try store.replay(), entries)
 
         let reopened = try Store(path: path)
         XCTAssertEqual(try reopened.replay(), entries)
-        XCTAssertEqual(try reopened.journalCounts(), [room: entries.count])
+        XCTAssertEqual(try reopened.journalCounts(), [room: entries.count - 2, RoomID("room-2"): 2])
     }
 
     func testNoSecretOrTokenIsStored() throws {

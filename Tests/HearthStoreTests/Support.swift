@@ -114,5 +114,6 @@ func unusualSettings() -> RoomSettings {
     s.maxLocationLength = 111
     s.maxReasonLength = 222
     s.maxSignalBytes = 4096
+    s.maxWaiting = 7
     return s
 }
