@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "HearthServer",
             dependencies: [
-                "HearthCore", "HearthWire", "HearthTransport", "HearthAuth", "HearthStore",
+                "HearthCore", "HearthWire", "HearthTransport", "HearthAuth", "HearthStore", "CJansson",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -70,6 +70,8 @@ let package = Package(
             name: "transport-demo",
             dependencies: ["HearthTransport", .product(name: "Logging", package: "swift-log")],
             path: "Tests/transport/demo"),
+        .executableTarget(
+            name: "HearthFuzz", dependencies: ["HearthCore", "HearthWire", "CJansson"], path: "Fuzz/HearthFuzz"),
         .executableTarget(
             name: "hearth-engine-bench", dependencies: ["HearthCore"], path: "loadtest/engine-bench"),
         .testTarget(name: "HearthCoreTests", dependencies: ["HearthCore"]),

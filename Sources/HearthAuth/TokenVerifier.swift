@@ -63,42 +63,8 @@ public struct TokenVerifier: Sendable {
     }
 
     private func check(_ token: String, now: Date, expectedRoom: String) throws(TokenError) -> JoinClaims {
-        let bytes = Array(token.utf8)
-        guard !bytes.isEmpty, bytes.count <= Self.maxTokenBytes else { throw .invalid(.malformed) }
-
-        // 1. Parse (jwt-kit): three segments, base64url, JSON.
-        let parser = DefaultJWTParser()
-        let signingInput: ArraySlice<UInt8>
-        let header: JWTHeader
-        let payload: WirePayload
-        let signature: Data
-        do {
-            let parts = try parser.getTokenParts(bytes)
-            guard !parts.header.isEmpty, !parts.payload.isEmpty else {
-                throw TokenError.invalid(.malformed)
-            }
-            signingInput = bytes[..<parts.payload.endIndex]
-            (header, payload, signature) = try parser.parse(bytes, as: WirePayload.self)
-        } catch {
-            throw .invalid(.malformed)
-        }
-
-        // 2. Header: algorithm allow-list, no extensions, key by kid, alg matches key kind.
-        guard let algName = header.alg else {
-            throw .invalid(header.fields["alg"] == nil ? .malformed : .algorithmNotAllowed)
-        }
-        guard let alg = TokenKey.Algorithm(rawValue: algName) else { throw .invalid(.algorithmNotAllowed) }
-        guard header.fields["crit"] == nil else { throw .invalid(.unsupportedHeader) }
-        let kidField = header.fields["kid"]
-        let kid = header.kid
-        if kidField != nil && kid == nil { throw .invalid(.malformed) }  // kid present but not a string
-        guard let key = keys.first(where: { $0.kid == kid }) else { throw .invalid(.unknownKid) }
-        guard key.algorithm == alg else { throw .invalid(.algorithmMismatch) }
-
-        // 3. Signature (swift-crypto).
-        guard Self.isValid(signature: signature, over: signingInput, with: key.material) else {
-            throw .invalid(.badSignature)
-        }
+        // 1–3. Parse, header rules, key by kid, signature (shared with `AdminTokenVerifier`).
+        let payload = try Self.verifiedPayload(token, keys: keys, as: WirePayload.self)
 
         // 4. Claims.
         if let bad = payload.typeErrors.first { throw .invalid(.invalidClaim(bad)) }
@@ -117,16 +83,9 @@ public struct TokenVerifier: Sendable {
             if let value, !value.isFinite { throw .invalid(.invalidClaim(claim)) }
         }
 
-        let nowSeconds = now.timeIntervalSince1970
-        let leeway = Double(leewaySeconds)
-        if nowSeconds > exp + leeway { throw .invalid(.expired) }
-        if let nbf = payload.nbf, nbf > nowSeconds + leeway { throw .invalid(.notYetValid) }
-        if let iat = payload.iat, iat > nowSeconds + leeway { throw .invalid(.issuedInFuture) }
-        if let iat = payload.iat {
-            if exp - iat > Double(maxLifetimeSeconds) { throw .invalid(.lifetimeTooLong) }
-        } else if exp - nowSeconds > Double(maxLifetimeSeconds) + leeway {
-            throw .invalid(.lifetimeTooLong)
-        }
+        try Self.checkTimes(
+            exp: exp, nbf: payload.nbf, iat: payload.iat, now: now, leewaySeconds: leewaySeconds,
+            maxLifetimeSeconds: maxLifetimeSeconds)
 
         guard room == expectedRoom else { throw .invalid(.wrongRoom) }
         guard JoinClaims.knownRoles.contains(role) else { throw .invalid(.unknownRole) }
@@ -150,8 +109,72 @@ public struct TokenVerifier: Sendable {
             selfUnmute: payload.selfUnmute)
     }
 
-    private static func checkText(_ value: String, claim: String) throws(TokenError) {
+    static func checkText(_ value: String, claim: String) throws(TokenError) {
         guard !value.isEmpty, value.utf8.count <= maxClaimBytes else { throw .invalid(.invalidClaim(claim)) }
+    }
+
+    /// Steps 1–3 of every verification, for join and admin tokens alike: size limit, parsing
+    /// (jwt-kit), the header rules (algorithm allow-list, no `crit`, key by `kid`, `alg`
+    /// matching the key's kind) and the signature (swift-crypto). Returns the decoded payload,
+    /// whose claims the caller checks.
+    static func verifiedPayload<Payload: JWTPayload>(
+        _ token: String, keys: [TokenKey], as _: Payload.Type
+    ) throws(TokenError) -> Payload {
+        let bytes = Array(token.utf8)
+        guard !bytes.isEmpty, bytes.count <= maxTokenBytes else { throw .invalid(.malformed) }
+
+        // 1. Parse (jwt-kit): three segments, base64url, JSON.
+        let parser = DefaultJWTParser()
+        let signingInput: ArraySlice<UInt8>
+        let header: JWTHeader
+        let payload: Payload
+        let signature: Data
+        do {
+            let parts = try parser.getTokenParts(bytes)
+            guard !parts.header.isEmpty, !parts.payload.isEmpty else {
+                throw TokenError.invalid(.malformed)
+            }
+            signingInput = bytes[..<parts.payload.endIndex]
+            (header, payload, signature) = try parser.parse(bytes, as: Payload.self)
+        } catch {
+            throw .invalid(.malformed)
+        }
+
+        // 2. Header: algorithm allow-list, no extensions, key by kid, alg matches key kind.
+        guard let algName = header.alg else {
+            throw .invalid(header.fields["alg"] == nil ? .malformed : .algorithmNotAllowed)
+        }
+        guard let alg = TokenKey.Algorithm(rawValue: algName) else { throw .invalid(.algorithmNotAllowed) }
+        guard header.fields["crit"] == nil else { throw .invalid(.unsupportedHeader) }
+        let kidField = header.fields["kid"]
+        let kid = header.kid
+        if kidField != nil && kid == nil { throw .invalid(.malformed) }  // kid present but not a string
+        guard let key = keys.first(where: { $0.kid == kid }) else { throw .invalid(.unknownKid) }
+        guard key.algorithm == alg else { throw .invalid(.algorithmMismatch) }
+
+        // 3. Signature (swift-crypto).
+        guard isValid(signature: signature, over: signingInput, with: key.material) else {
+            throw .invalid(.badSignature)
+        }
+        return payload
+    }
+
+    /// The time rules shared by join and admin tokens: `exp` not past, `nbf` and `iat` not in
+    /// the future (each beyond the leeway), and the lifetime (`exp - iat`, or `exp - now`
+    /// without `iat`) within `maxLifetimeSeconds`.
+    static func checkTimes(
+        exp: Double, nbf: Double?, iat: Double?, now: Date, leewaySeconds: Int, maxLifetimeSeconds: Int
+    ) throws(TokenError) {
+        let nowSeconds = now.timeIntervalSince1970
+        let leeway = Double(leewaySeconds)
+        if nowSeconds > exp + leeway { throw .invalid(.expired) }
+        if let nbf, nbf > nowSeconds + leeway { throw .invalid(.notYetValid) }
+        if let iat, iat > nowSeconds + leeway { throw .invalid(.issuedInFuture) }
+        if let iat {
+            if exp - iat > Double(maxLifetimeSeconds) { throw .invalid(.lifetimeTooLong) }
+        } else if exp - nowSeconds > Double(maxLifetimeSeconds) + leeway {
+            throw .invalid(.lifetimeTooLong)
+        }
     }
 
     static func isValid(signature: Data, over input: ArraySlice<UInt8>, with material: TokenKey.Material) -> Bool {

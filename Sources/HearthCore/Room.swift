@@ -68,6 +68,9 @@ public struct Room: Sendable {
         seatOfConnection[connection].flatMap { seats[$0] }
     }
 
+    /// Whether a resume secret (by its hash) names a seat here.
+    public func hasSeat(resumeHash: String) -> Bool { seatOfResumeHash[resumeHash] != nil }
+
     public func seat(ofUser user: UserID) -> Seat? {
         seatOfUser[user].flatMap { seats[$0] }
     }

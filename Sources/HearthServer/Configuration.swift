@@ -1,4 +1,5 @@
 import Foundation
+import HearthAuth
 import Yams
 
 /// The server configuration, read from YAML (camelCase keys matching the Swift property names).
@@ -17,7 +18,13 @@ import Yams
 ///   (`tokens.keys[].secret`, `tokens.keys[].publicKey`, `dev.tokenSecret`, `ice.turnSecret`).
 /// - **Environment overrides**: `HEARTH_TOKEN_SECRET` replaces the secret of the first HS256
 ///   key in `tokens.keys`, or `dev.tokenSecret` when there is no HS256 key;
-///   `HEARTH_TURN_SECRET` replaces `ice.turnSecret`.
+///   `HEARTH_TURN_SECRET` replaces `ice.turnSecret`; `HEARTH_ADMIN_SECRET` replaces the secret
+///   of the first HS256 key in `admin.keys` (or adds an HS256 admin key without `kid` when
+///   there is none).
+/// - **Admin keys** (`admin.keys`) verify the operations API's admin tokens; they are separate
+///   from the join-token keys (validation refuses a shared secret). Without them the API
+///   answers 503. ``embeddedDefault`` carries a public development admin secret
+///   (``developmentAdminSecret``), loopback only, like the development token secret.
 ///
 /// After loading, the configuration holds the resolved secrets: log ``redacted`` (or
 /// `description`, which is redacted), never the raw value's fields.
@@ -28,13 +35,16 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     public var dataDirectory: String = "./data"
     public var tokens = Tokens()
     public var dev = Dev()
+    /// The operations API's credentials (`/api/v1/`).
+    public var admin = Admin()
     public var ice = ICE()
     public var limits = Limits()
     public var rateLimits = RateLimits()
     public var retention = Retention()
     public var rooms = RoomDefaults()
     /// Browser `Origin`s allowed to open the WebSocket (`https://host[:port]`, or `*`).
-    /// Empty: no browser origin is allowed (only clients sending no `Origin`).
+    /// Empty: any `Origin` is accepted (native clients send none; list the clinic's web
+    /// origins for browser deployments).
     public var allowedOrigins: [String] = []
     /// A swift-log level: trace, debug, info, notice, warning, error, critical.
     public var logLevel: String = "info"
@@ -97,6 +107,19 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var tokenSecret: String?
 
         public init(tokenSecret: String? = nil) { self.tokenSecret = tokenSecret }
+    }
+
+    /// Admin tokens for the operations API: JWTs with `scope: "hearth-admin"`, verified with
+    /// these keys only (never the join-token keys).
+    public struct Admin: Sendable, Codable, Equatable {
+        /// Same shape as `tokens.keys` (`kid`, `algorithm`, `secret` or `publicKey`, `env:`
+        /// allowed). Empty: the operations API is disabled (503 `api-disabled`).
+        public var keys: [Tokens.Key] = []
+        public var leewaySeconds: Int = 30
+        /// Longest accepted admin token lifetime (`exp - iat`).
+        public var maxLifetimeSeconds: Int = 3600
+
+        public init() {}
     }
 
     public struct ICE: Sendable, Codable, Equatable {
@@ -194,10 +217,16 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     /// production.
     public static let developmentTokenSecret = "hearth-development-only-secret-do-not-use-in-production"
 
-    /// The configuration used when no file is given: loopback only, development token secret.
+    /// The development admin secret in ``embeddedDefault`` (the operations API's key). It is
+    /// public; never use it in production.
+    public static let developmentAdminSecret = "hearth-development-only-admin-secret-do-not-use-in-production"
+
+    /// The configuration used when no file is given: loopback only, development token and
+    /// admin secrets.
     public static let embeddedDefault: HearthConfiguration = {
         var config = HearthConfiguration()
         config.dev.tokenSecret = developmentTokenSecret
+        config.admin.keys = [Tokens.Key(algorithm: "HS256", secret: developmentAdminSecret)]
         return config
     }()
 
@@ -250,7 +279,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         }
     }
 
-    /// Applies `HEARTH_TOKEN_SECRET` / `HEARTH_TURN_SECRET` and resolves `env:NAME` values.
+    /// Applies `HEARTH_TOKEN_SECRET` / `HEARTH_TURN_SECRET` / `HEARTH_ADMIN_SECRET` and resolves
+    /// `env:NAME` values.
     mutating func applyEnvironment(_ environment: [String: String]) throws(ConfigurationError) {
         var tokenOverride: String? = nil
         if let secret = environment["HEARTH_TOKEN_SECRET"], !secret.isEmpty {
@@ -292,6 +322,25 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         }
         if !turnOverridden {
             ice.turnSecret = try resolve(ice.turnSecret, key: "ice.turnSecret")
+        }
+
+        // Admin keys: HEARTH_ADMIN_SECRET, then env: indirection.
+        var adminOverride: Int? = nil
+        if let secret = environment["HEARTH_ADMIN_SECRET"], !secret.isEmpty {
+            if let index = admin.keys.firstIndex(where: { $0.algorithm == "HS256" }) {
+                admin.keys[index].secret = secret
+                adminOverride = index
+            } else {
+                admin.keys.append(Tokens.Key(algorithm: "HS256", secret: secret))
+                adminOverride = admin.keys.count - 1
+            }
+        }
+        for index in admin.keys.indices {
+            if adminOverride != index {
+                admin.keys[index].secret = try resolve(admin.keys[index].secret, key: "admin.keys[\(index)].secret")
+            }
+            admin.keys[index].publicKey = try resolve(
+                admin.keys[index].publicKey, key: "admin.keys[\(index)].publicKey")
         }
     }
 
@@ -382,6 +431,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         if tokens.maxLifetimeSeconds <= 0 {
             throw .invalidValue(key: "tokens.maxLifetimeSeconds", problem: "must be positive")
         }
+        try validateAdmin(loopback: Self.isLoopback(address.host))
 
         // ICE.
         for (index, server) in ice.servers.enumerated() {
@@ -469,6 +519,76 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         }
     }
 
+    /// The `admin` section: keys shaped like `tokens.keys`, each loadable, none sharing a secret
+    /// or public key with a join-token key; the development admin secret on loopback only.
+    private func validateAdmin(loopback: Bool) throws(ConfigurationError) {
+        var kids = Set<String?>()
+        let joinSecrets = Set(tokens.keys.compactMap(\.secret) + (dev.tokenSecret.map { [$0] } ?? []))
+        let joinPublicKeys = Set(tokens.keys.compactMap(\.publicKey))
+        for (index, key) in admin.keys.enumerated() {
+            let path = "admin.keys[\(index)]"
+            guard Self.knownAlgorithms.contains(key.algorithm) else {
+                throw .invalidValue(
+                    key: "\(path).algorithm",
+                    problem: "unknown algorithm \"\(key.algorithm)\" (expected one of HS256, EdDSA, ES256)")
+            }
+            if key.kid?.isEmpty == true { throw .invalidValue(key: "\(path).kid", problem: "must not be empty") }
+            if key.algorithm == "HS256" {
+                guard let secret = key.secret, !secret.isEmpty else {
+                    throw .invalidValue(key: "\(path).secret", problem: "an HS256 key needs a secret")
+                }
+                guard secret.utf8.count >= Self.minimumTokenSecretBytes else {
+                    throw .invalidValue(
+                        key: "\(path).secret", problem: "must be at least \(Self.minimumTokenSecretBytes) bytes")
+                }
+                if key.publicKey != nil {
+                    throw .invalidValue(
+                        key: "\(path).publicKey", problem: "an HS256 key takes a secret, not a publicKey")
+                }
+                if joinSecrets.contains(secret) {
+                    throw .invalidValue(
+                        key: "\(path).secret",
+                        problem: "must differ from every join-token secret (tokens.keys, dev.tokenSecret)")
+                }
+                if secret == Self.developmentAdminSecret && !loopback {
+                    throw .invalidValue(
+                        key: "\(path).secret",
+                        problem:
+                            "the built-in development admin secret is public; it may only be used with a loopback listen address"
+                    )
+                }
+            } else {
+                guard let publicKey = key.publicKey, !publicKey.isEmpty else {
+                    throw .invalidValue(key: "\(path).publicKey", problem: "an \(key.algorithm) key needs a publicKey")
+                }
+                if key.secret != nil {
+                    throw .invalidValue(
+                        key: "\(path).secret", problem: "an \(key.algorithm) key takes a publicKey, not a secret")
+                }
+                if joinPublicKeys.contains(publicKey) {
+                    throw .invalidValue(
+                        key: "\(path).publicKey", problem: "must differ from every join-token key (tokens.keys)")
+                }
+            }
+            do {
+                _ = try TokenKey(algorithm: key.algorithm, secret: key.secret, publicKey: key.publicKey, kid: key.kid)
+            } catch {
+                throw .invalidValue(key: path, problem: error.description)
+            }
+            guard kids.insert(key.kid).inserted else {
+                throw .invalidValue(
+                    key: "\(path).kid",
+                    problem: key.kid.map { "duplicate kid \"\($0)\"" } ?? "more than one key without kid")
+            }
+        }
+        if admin.leewaySeconds < 0 {
+            throw .invalidValue(key: "admin.leewaySeconds", problem: "must not be negative")
+        }
+        if admin.maxLifetimeSeconds <= 0 {
+            throw .invalidValue(key: "admin.maxLifetimeSeconds", problem: "must be positive")
+        }
+    }
+
     /// `listen` split into host and port (brackets removed from an IPv6 host).
     public func listenAddress() throws(ConfigurationError) -> (host: String, port: Int) {
         let host: Substring
@@ -509,6 +629,9 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             copy.tokens.keys[index].secret = mask
         }
         if copy.dev.tokenSecret != nil { copy.dev.tokenSecret = mask }
+        for index in copy.admin.keys.indices where copy.admin.keys[index].secret != nil {
+            copy.admin.keys[index].secret = mask
+        }
         if copy.ice.turnSecret != nil { copy.ice.turnSecret = mask }
         return copy
     }
@@ -527,6 +650,13 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         } else if dev.tokenSecret != nil {
             notes.append("dev.tokenSecret is set: a development key is accepting tokens")
         }
+        if admin.keys.contains(where: { $0.secret == Self.developmentAdminSecret }) {
+            notes.append(
+                "admin.keys holds the public development admin secret: anyone can call the operations API; do not use in production"
+            )
+        } else if admin.keys.isEmpty {
+            notes.append("admin.keys is empty: the operations API (/api/v1/) is disabled")
+        }
         if tls.certificate == nil {
             notes.append("tls.certificate/privateKey not set: a development certificate is expected")
         }
@@ -541,7 +671,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     // MARK: Codable (every key optional, unknown keys refused)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case listen, tls, dataDirectory, tokens, dev, ice, limits, rateLimits, retention, rooms, allowedOrigins
+        case listen, tls, dataDirectory, tokens, dev, admin, ice, limits, rateLimits, retention, rooms, allowedOrigins
         case logLevel
     }
 
@@ -553,6 +683,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         dataDirectory = try c.value(.dataDirectory, default: d.dataDirectory)
         tokens = try c.value(.tokens, default: d.tokens)
         dev = try c.value(.dev, default: d.dev)
+        admin = try c.value(.admin, default: d.admin)
         ice = try c.value(.ice, default: d.ice)
         limits = try c.value(.limits, default: d.limits)
         rateLimits = try c.value(.rateLimits, default: d.rateLimits)
@@ -605,6 +736,18 @@ extension HearthConfiguration.Dev {
     public init(from decoder: any Decoder) throws {
         let c = try strictContainer(decoder, CodingKeys.self)
         tokenSecret = try c.decodeIfPresent(String.self, forKey: .tokenSecret)
+    }
+}
+
+extension HearthConfiguration.Admin {
+    enum CodingKeys: String, CodingKey, CaseIterable { case keys, leewaySeconds, maxLifetimeSeconds }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try strictContainer(decoder, CodingKeys.self)
+        let d = Self()
+        keys = try c.value(.keys, default: d.keys)
+        leewaySeconds = try c.value(.leewaySeconds, default: d.leewaySeconds)
+        maxLifetimeSeconds = try c.value(.maxLifetimeSeconds, default: d.maxLifetimeSeconds)
     }
 }
 

@@ -233,20 +233,7 @@ final class RoomHost: TransportDelegate {
             case .resume(let secret, let lastSeq, let rid):
                 metrics.messageIn("resume")
                 if client.joined { return refuse(session, &client, .alreadyJoined, rid: rid, transport: transport) }
-                client.joined = true
-                clients[session] = client
-                let hash = ResumeSecret.hash(secret)
-                let entry = JournalEntry.resume(
-                    connection: connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, at: at)
-                dispatch(entry, transport) {
-                    $0.resume(
-                        connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, rid: rid,
-                        at: at)
-                }
-                // A failed resume leaves the connection free to say hello.
-                if engine.rooms[client.room]?.seat(of: connection(session)) == nil {
-                    clients[session]?.joined = false
-                }
+                resume(session, &client, secret: secret, lastSeq: lastSeq, rid: rid, at: at, transport: transport)
             case .command(let command, let rid):
                 metrics.messageIn(command.name)
                 guard client.joined else {
@@ -376,12 +363,7 @@ final class RoomHost: TransportDelegate {
         case .failure(let error):
             // One answer whatever failed; the reason goes to the audit trail only.
             store.appendAuthenticationFailure(room: client.room, reason: error.reason.description, at: at)
-            let limits = configuration.rateLimits
-            var bucket =
-                authFailures[client.peer]
-                ?? TokenBucket(burst: limits.authFailureBurst, perSecond: limits.authFailuresPerSecond, now: at)
-            _ = bucket.take(now: at)
-            authFailures[client.peer] = bucket
+            spendAuthenticationBudget(client.peer, at: at)
             metrics.refusal(ErrorCode.authenticationFailed.rawValue)
             metrics.close(ShellClose.authenticationFailed)
             logger.info("authentication failed", metadata: ["session": "\(session)", "reason": "\(error.reason)"])
@@ -431,6 +413,42 @@ final class RoomHost: TransportDelegate {
                     credential: ResumeCredential(secret: secret, hash: hash), settings: settings, rid: rid, at: at)
             }
         }
+    }
+
+    /// `resume`: journaled and run only when the secret names a seat of this room (a refused
+    /// resume changes nothing); a wrong secret counts as a failed authentication.
+    private func resume(
+        _ session: SessionID, _ client: inout Client, secret: String, lastSeq: UInt64, rid: String?, at: Instant,
+        transport: Transport
+    ) {
+        let hash = ResumeSecret.hash(secret)
+        guard let room = engine.rooms[client.room], room.hasSeat(resumeHash: hash) else {
+            store.appendAuthenticationFailure(room: client.room, reason: "resume_secret_unknown", at: at)
+            spendAuthenticationBudget(client.peer, at: at)
+            return refuse(session, &client, .resumeFailed, rid: rid, transport: transport)
+        }
+        client.joined = true
+        clients[session] = client
+        let entry = JournalEntry.resume(
+            connection: connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, at: at)
+        dispatch(entry, transport) {
+            $0.resume(connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, rid: rid, at: at)
+        }
+        // A resume the engine still refused (a lastSeq from the future) leaves the connection
+        // free to say hello.
+        if engine.rooms[client.room]?.seat(of: connection(session)) == nil {
+            clients[session]?.joined = false
+        }
+    }
+
+    /// One failed authentication from an address: past its budget, it is refused early.
+    private func spendAuthenticationBudget(_ peer: String, at: Instant) {
+        let limits = configuration.rateLimits
+        var bucket =
+            authFailures[peer]
+            ?? TokenBucket(burst: limits.authFailureBurst, perSecond: limits.authFailuresPerSecond, now: at)
+        _ = bucket.take(now: at)
+        authFailures[peer] = bucket
     }
 
     static func instant(_ date: Date) -> Instant { Instant(milliseconds: Int64(date.timeIntervalSince1970 * 1000)) }

@@ -10,7 +10,7 @@ struct Hearthd: ParsableCommand {
         commandName: "hearthd",
         abstract: "Hearth: the real-time server for virtual group therapy sessions.",
         version: HearthServer.version,
-        subcommands: [Serve.self, Token.self, Audit.self, Attendance.self],
+        subcommands: [Serve.self, Token.self, AdminToken.self, Audit.self, Attendance.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -80,5 +80,29 @@ struct Token: ParsableCommand {
             sub: user ?? "user-\(UUID().uuidString.prefix(8).lowercased())", room: room, role: role, name: name,
             exp: now.addingTimeInterval(Double(ttl)), iat: now, jti: UUID().uuidString)
         print(minter.mint(claims: claims))
+    }
+}
+
+struct AdminToken: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admin-token",
+        abstract: "Print an operations-API admin token signed with the configured HS256 admin key (admin.keys).")
+
+    @OptionGroup var options: ConfigOption
+    @Option(name: .customLong("operator"), help: "Operator id (the token's sub).") var operatorID: String = "operator"
+    @Option(name: .long, help: "Lifetime in seconds (at most admin.maxLifetimeSeconds).") var ttl: Int = 300
+
+    func run() throws {
+        let config = try options.load()
+        guard let key = config.admin.keys.first(where: { $0.algorithm == "HS256" && $0.secret != nil }),
+            let secret = key.secret
+        else {
+            throw ValidationError("no HS256 key in admin.keys to sign with")
+        }
+        guard ttl > 0, ttl <= config.admin.maxLifetimeSeconds else {
+            throw ValidationError("--ttl must be from 1 to \(config.admin.maxLifetimeSeconds)")
+        }
+        let minter = try AdminTokenMinter(key: .hs256(secret: secret, kid: key.kid))
+        print(minter.mint(operator: operatorID, now: Date(), ttlSeconds: ttl, jti: UUID().uuidString))
     }
 }

@@ -108,3 +108,26 @@ def test_refresh_keeps_an_expiring_connection_open():
         run(go())
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_wrong_resume_secrets_spend_the_authentication_budget_and_are_not_journaled():
+    server = Server(rateLimits={"authFailureBurst": 3, "authFailuresPerSecond": 0.01})
+    try:
+        async def go():
+            staff = await Client.join(server, "resume-spam", "facilitator", "F")
+            await asyncio.sleep(0.3)
+            journal_before = len(server.records("journal"))
+            c = await Client.connect(server, "resume-spam")
+            for _ in range(3):
+                await c.send("resume", secret="not-a-secret", lastSeq=0)
+                assert (await c.expect("error"))["code"] == "resume-failed"
+            await asyncio.sleep(0.3)
+            assert len(server.records("journal")) == journal_before, "a refused resume changes nothing"
+            refused = [r for r in server.records("audit") if r["reason"] == "resume_secret_unknown"]
+            assert len(refused) == 3
+            # The address has spent its failed-authentication budget.
+            assert await closed_before_hello(server, "resume-spam") == 4429
+            await staff.close()
+        run(go())
+    finally:
+        assert server.stop() == 0, server.log()
