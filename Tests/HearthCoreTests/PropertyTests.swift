@@ -240,7 +240,7 @@ final class PropertyTests: XCTestCase {
     }
 
     func testRandomSequencesKeepTheInvariants() {
-        let sequences = 400
+        let sequences = 1000
         let steps = 250
         var ended = 0
         var admitted = 0
