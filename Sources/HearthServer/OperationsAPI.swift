@@ -117,7 +117,7 @@ struct OperationsAPI {
         do {
             answer = try route.endpoint.get().run(request, backend: backend, now: now)
         } catch {
-            audit(.refused(error.auditCode), reason: "operator:\(claims.sub) code:\(error.code)")
+            audit(.refused(error.auditCode), reason: "operator:\(claims.sub) code:\(error.code)", room: error.room)
             return error.response
         }
         audit(.done, reason: "operator:\(claims.sub)", room: answer.room)
@@ -151,6 +151,8 @@ struct APIError: Error {
     var code: String
     var message: String
     var auditCode: ErrorCode
+    /// The room the audit row names when the path named none (a room being created).
+    var room: String? = nil
 
     init(_ status: Int, _ code: String, _ message: String, _ auditCode: ErrorCode) {
         self.status = status
@@ -178,6 +180,12 @@ struct APIError: Error {
     static let bodyTooLarge = APIError(
         413, "body-too-large", "The body is larger than \(OperationsAPI.maxBodyBytes) bytes.", .invalidArgument)
     static let internalError = APIError(500, "internal-error", "The records could not be read.", .internalError)
+
+    func about(_ room: RoomID) -> APIError {
+        var copy = self
+        copy.room = room.rawValue
+        return copy
+    }
 
     static func methodNotAllowed(_ allowed: String) -> APIError {
         APIError(405, "method-not-allowed", "This endpoint accepts \(allowed) only.", .invalidArgument)
@@ -335,13 +343,13 @@ private enum Rooms {
         }
         let roomID = id ?? generateID(avoiding: backend)
         if let existing = backend.rooms[roomID] {
-            throw existing.isEnded ? .roomEnded : .roomExists
+            throw (existing.isEnded ? APIError.roomEnded : .roomExists).about(roomID)
         }
         let ended: Instant?
-        do { ended = try backend.endedAt(roomID) } catch { throw .internalError }
-        if ended != nil { throw .roomEnded }
+        do { ended = try backend.endedAt(roomID) } catch { throw APIError.internalError.about(roomID) }
+        if ended != nil { throw APIError.roomEnded.about(roomID) }
         guard backend.createRoom(roomID, settings: settings, at: now), let room = backend.rooms[roomID] else {
-            throw .roomExists
+            throw APIError.roomExists.about(roomID)
         }
         return Answer(status: 201, body: object(room), room: roomID.rawValue)
     }
@@ -467,7 +475,8 @@ private enum Rooms {
 // MARK: - Records
 
 private enum Records {
-    /// A room is known to the records if the engine has it or the store holds any of its rows.
+    /// A room is known to the records if the engine has it or the store holds rows of its
+    /// session (attendance, or audit rows other than API calls and refused connections).
     static func attendance(_ id: RoomID, backend: OperationsAccess, now: Instant) throws(APIError) -> Answer {
         backend.flushRecords()
         let records: [AttendanceRecord]
@@ -480,7 +489,9 @@ private enum Records {
         } catch {
             throw .internalError
         }
-        guard backend.rooms[id] != nil || !records.isEmpty || !audit.isEmpty else { throw .unknownRoom }
+        guard backend.rooms[id] != nil || !records.isEmpty || audit.contains(where: isSessionRecord) else {
+            throw .unknownRoom
+        }
         let until = ended ?? now
         let ledger = AttendanceLedger(records: records, until: until)
         let recomputed = AttendanceLedger(auditRecords: audit, until: until)
@@ -504,6 +515,12 @@ private enum Records {
             ]))
     }
 
+    /// Whether a row comes from a session (the engine), not from a refused connection or an API
+    /// call naming the room: only sessions make a room known to the records.
+    static func isSessionRecord(_ record: AuditRecord) -> Bool {
+        !record.action.hasPrefix("api:") && record.action != Store.authenticateAction
+    }
+
     /// Minutes with two decimals, as `hearthd attendance` prints them.
     static func minutes(_ ms: Int64) -> Double { (Double(ms) / 600).rounded() / 100 }
 
@@ -521,11 +538,10 @@ private enum Records {
         let known: Bool
         do {
             rows = try backend.store.auditRecords(room: id, since: since)
-            if backend.rooms[id] != nil || !rows.isEmpty {
+            if backend.rooms[id] != nil || rows.contains(where: { isSessionRecord($0.record) }) {
                 known = true
             } else {
-                let all = try backend.store.auditRecords(room: id)
-                known = since != nil && !all.isEmpty
+                known = try backend.store.auditRecords(room: id).contains { isSessionRecord($0.record) }
             }
         } catch {
             throw .internalError
@@ -674,7 +690,8 @@ indirect enum JSONValue {
             var iterator = json_object_iter(j)
             while let it = iterator {
                 let key = String(
-                    decoding: UnsafeRawBufferPointer(start: json_object_iter_key(it), count: json_object_iter_key_len(it)),
+                    decoding: UnsafeRawBufferPointer(
+                        start: json_object_iter_key(it), count: json_object_iter_key_len(it)),
                     as: UTF8.self)
                 if let child = json_object_iter_value(it) { fields.append((key, value(of: child))) }
                 iterator = json_object_iter_next(j, it)

@@ -513,6 +513,12 @@ final class RoomHost: TransportDelegate {
     }
 
     private func run(_ effects: [Effect], ticket: UInt64?, transport: Transport) {
+        // Decided once: the writer commits concurrently, and an ack held here must not be
+        // overtaken by a close of the same input that found the entry committed a moment later.
+        let committed = store.committedTicket
+        // What earlier inputs held and is now committed goes first, so replies stay in order.
+        if !held.isEmpty { releaseAcks(upTo: committed, transport: transport) }
+        let hold = ticket.map { $0 > committed } ?? false
         for effect in effects {
             switch effect {
             case .send(let message, let to):
@@ -524,7 +530,7 @@ final class RoomHost: TransportDelegate {
                 if case .error(let code) = message.event { metrics.refusal(code.rawValue) }
                 let sessions = to.compactMap(session)
                 let bytes = WireEncoder.encode(message, iceServers: ice)
-                if case .ack = message.event, let ticket, ticket > store.committedTicket, let first = sessions.first {
+                if case .ack = message.event, hold, let ticket, let first = sessions.first {
                     held.append((ticket, .ack(OutboundMessage(bytes), first)))
                     continue
                 }
@@ -532,7 +538,7 @@ final class RoomHost: TransportDelegate {
             case .close(let connection, let reason):
                 guard let session = session(connection) else { continue }
                 metrics.close(reason.code)
-                if let ticket, ticket > store.committedTicket {
+                if hold, let ticket {
                     held.append((ticket, .close(session, code: reason.code, reason: reason.rawValue)))
                 } else {
                     transport.close(session, code: reason.code, reason: reason.rawValue)

@@ -341,8 +341,10 @@ final class ConfigurationTests: XCTestCase {
         let env = [
             "HEARTH_JOIN_KEY_2025_01": "a-production-secret-of-at-least-32-bytes",
             "HEARTH_TURN_SECRET": "coturn-static-auth-secret",
+            "HEARTH_ADMIN_KEY_2025_01": "an-operations-secret-of-at-least-32-bytes",
         ]
         let config = try HearthConfiguration.load(path: path, environment: env)
+        XCTAssertEqual(config.admin.keys.first?.secret, "an-operations-secret-of-at-least-32-bytes")
         XCTAssertEqual(config.listen, "0.0.0.0:8443")
         XCTAssertNil(config.dev.tokenSecret)
         XCTAssertEqual(config.tokens.keys.count, 2)
