@@ -28,6 +28,10 @@ public struct TimerID: Hashable, Sendable, CustomStringConvertible {
     public enum Kind: Hashable, Sendable {
         /// A dropped member's seat stops being held.
         case grace(ParticipantID)
+        /// A room created ahead of its session opens.
+        case opens
+        /// A room's session window closes: the room ends.
+        case closes
     }
 
     public var room: RoomID
@@ -41,6 +45,8 @@ public struct TimerID: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         switch kind {
         case .grace(let id): return "\(room)/grace/\(id)"
+        case .opens: return "\(room)/opens"
+        case .closes: return "\(room)/closes"
         }
     }
 }

@@ -76,8 +76,9 @@ public struct Engine: Sendable {
     /// (and changes nothing) when a room with that id is open.
     public mutating func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant) -> [Effect]? {
         if let existing = rooms[id], !existing.isEnded { return nil }
-        rooms[id] = Room(id: id, settings: settings, at: at)
-        return [.audit(AuditRecord(at: at, room: id, actor: nil, subject: nil, action: "create"))]
+        let room = Room(id: id, settings: settings, at: at)
+        rooms[id] = room
+        return [.audit(AuditRecord(at: at, room: id, actor: nil, subject: nil, action: "create"))] + room.windowTimers
     }
 
     /// The operations API ends a room for everyone. Nil when there is no such open room.

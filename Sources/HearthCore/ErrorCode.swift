@@ -11,6 +11,7 @@ public enum ErrorCode: String, CaseIterable, Hashable, Sendable, Error {
     case roomLocked = "room-locked"
     case roomEnded = "room-ended"
     case waitingRoomFull = "waiting-room-full"
+    case roomNotOpen = "room-not-open"
     case banned
     case consentRequired = "consent-required"
     case consentMismatch = "consent-mismatch"
@@ -50,6 +51,7 @@ public enum ErrorCode: String, CaseIterable, Hashable, Sendable, Error {
         case .roomLocked: return "The room is locked."
         case .roomEnded: return "The session has ended."
         case .waitingRoomFull: return "The waiting room is full; try again shortly."
+        case .roomNotOpen: return "The session has not opened yet."
         case .banned: return "You were removed from this session."
         case .consentRequired: return "The member has not acknowledged the current consent agreement."
         case .consentMismatch: return "That is not the consent version this room requires."

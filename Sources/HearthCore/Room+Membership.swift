@@ -116,6 +116,17 @@ extension Room {
             audit("expire", at: at, actor: nil, subject: seat, into: &fx)
             vacate(pid, reason: .expired, at: at, into: &fx)
             afterPresenceChange(at: at, into: &fx)
+        case .opens:
+            guard !isOpen, !isEnded else { return fx }
+            isOpen = true
+            fx.append(.audit(AuditRecord(at: at, room: id, actor: nil, subject: nil, action: "open")))
+            for seat in ordered(.waiting) {
+                publish(.waiting(waitingStatus(seat)), to: [seat.id], into: &fx)
+            }
+            admitAutomatically(at: at, into: &fx)
+        case .closes:
+            guard !isEnded else { return fx }
+            end(by: nil, at: at, into: &fx)
         }
         return fx
     }
@@ -244,6 +255,7 @@ extension Room {
     mutating func admit(_ pid: ParticipantID, by actor: Seat?, at: Instant, into fx: inout [Effect]) -> ErrorCode? {
         guard var seat = seats[pid] else { return .unknownMember }
         guard seat.placement == .waiting else { return .invalidTarget }
+        if !isOpen { return .roomNotOpen }
         if let unmet = meetsRequirements(seat) { return unmet }
         if !seat.isStaff && admittedMemberCount >= settings.capacity { return .roomFull }
         attendance(.exitWaiting, seat, at: at, into: &fx)
@@ -263,7 +275,7 @@ extension Room {
     /// With the waiting room turned off, members who meet the requirements go straight in
     /// while staff are present.
     mutating func admitAutomatically(at: Instant, into fx: inout [Effect]) {
-        guard !settings.waitingRoom, staffPresent else { return }
+        guard !settings.waitingRoom, staffPresent, isOpen else { return }
         let candidates = ordered(.waiting).filter { !$0.sentBack }.sorted {
             ($0.waitingSince ?? createdAt, $0.id) < ($1.waitingSince ?? createdAt, $1.id)
         }

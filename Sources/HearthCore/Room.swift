@@ -44,10 +44,24 @@ public struct Room: Sendable {
     /// Whether staff were present after the last input, to notice a change.
     var staffWasPresent = false
 
+    /// False until `settings.opensAt` (when set) has come.
+    public internal(set) var isOpen: Bool
+
     public init(id: RoomID, settings: RoomSettings = RoomSettings(), at: Instant) {
         self.id = id
         self.settings = settings
         self.createdAt = at
+        self.isOpen = settings.opensAt.map { $0 <= at } ?? true
+    }
+
+    /// The timers a room created ahead of its session needs: its opening and its closing.
+    public var windowTimers: [Effect] {
+        var fx: [Effect] = []
+        if !isOpen, let opensAt = settings.opensAt {
+            fx.append(.schedule(TimerID(room: id, kind: .opens), at: opensAt))
+        }
+        if let closesAt = settings.closesAt { fx.append(.schedule(TimerID(room: id, kind: .closes), at: closesAt)) }
+        return fx
     }
 
     /// The clinic's operator ends the session (through the operations API): as `end`, with
@@ -109,9 +123,12 @@ public struct Room: Sendable {
 
     func waitingStatus(_ seat: Seat) -> WaitingStatus {
         let reason: WaitingReason =
-            seat.sentBack ? .sentBack : (staffPresent ? .waitingForAdmission : .waitingForFacilitator)
+            !isOpen
+            ? .waitingForOpening
+            : seat.sentBack ? .sentBack : (staffPresent ? .waitingForAdmission : .waitingForFacilitator)
         return WaitingStatus(
-            reason: reason, consentVersion: settings.consentVersion,
+            reason: reason, consentVersion: settings.consentVersion, consentText: settings.consentText,
+            opensAt: isOpen ? nil : settings.opensAt,
             consentAcknowledged: settings.consentVersion == nil || seat.consentVersion == settings.consentVersion,
             locationRequired: settings.requireLocation, locationGiven: seat.location != nil)
     }

@@ -24,6 +24,8 @@ public struct RoomSettings: Hashable, Sendable {
     public var waitingRoom: Bool = true
     /// The consent/confidentiality agreement version a member must acknowledge before admission.
     public var consentVersion: String? = nil
+    /// The agreement's text, shown to waiting members with its version.
+    public var consentText: String? = nil
     /// Whether a member must state their current location (staff-only) before admission.
     public var requireLocation: Bool = false
     public var chatPolicy: ChatPolicy = .everyone
@@ -31,6 +33,10 @@ public struct RoomSettings: Hashable, Sendable {
     public var privateMessages: Bool = false
     /// Whether members may unmute themselves after staff muted them.
     public var selfUnmute: Bool = true
+    /// The session's window: before `opensAt` members wait (staff may enter early); at
+    /// `closesAt` the room ends by itself. Set when a room is created ahead of its session.
+    public var opensAt: Instant? = nil
+    public var closesAt: Instant? = nil
     /// How long a dropped member's seat is held, in milliseconds.
     public var graceMilliseconds: Int64 = 60_000
     public var facilitatorDrop: FacilitatorDropPolicy = .hold

@@ -44,6 +44,8 @@ public struct WaitingView: Hashable, Sendable {
 public enum WaitingReason: String, Hashable, Sendable {
     case waitingForFacilitator = "waiting-for-facilitator"
     case waitingForAdmission = "waiting-for-admission"
+    /// The room was created ahead of its session and has not opened yet.
+    case waitingForOpening = "waiting-for-opening"
     case sentBack = "sent-back"
 }
 
@@ -51,6 +53,10 @@ public enum WaitingReason: String, Hashable, Sendable {
 public struct WaitingStatus: Hashable, Sendable {
     public var reason: WaitingReason
     public var consentVersion: String?
+    /// The agreement's text, when the room has one.
+    public var consentText: String? = nil
+    /// When the session opens, while it has not.
+    public var opensAt: Instant? = nil
     public var consentAcknowledged: Bool
     public var locationRequired: Bool
     public var locationGiven: Bool

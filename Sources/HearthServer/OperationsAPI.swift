@@ -394,11 +394,33 @@ private enum Rooms {
                 s.facilitatorDrop = FacilitatorDropPolicy(
                     rawValue: try choice(value, key, FacilitatorDropPolicy.allCases.map(\.rawValue)))!
             case "maxWaiting": s.maxWaiting = try integer(value, key, 1...10_000)
+            case "consentText":
+                switch value {
+                case .null: s.consentText = nil
+                case .string(let text) where !text.isEmpty && text.utf8.count <= 16_384: s.consentText = text
+                default: throw .invalidSettings("settings.consentText must be a string of 1 to 16384 bytes, or null.")
+                }
+            case "opensAt", "closesAt":
+                var at: Instant?
+                switch value {
+                case .null: at = nil
+                case .integer(let ms) where ms > 0: at = Instant(milliseconds: ms)
+                default:
+                    throw .invalidSettings("settings.\(key) must be a time in milliseconds since the epoch, or null.")
+                }
+                if key == "opensAt" { s.opensAt = at } else { s.closesAt = at }
             default:
                 throw .invalidSettings(
-                    "Unknown setting \(key) (expected capacity, waitingRoom, consentVersion, requireLocation, "
-                        + "chatPolicy, privateMessages, selfUnmute, graceSeconds, facilitatorDrop, maxWaiting).")
+                    "Unknown setting \(key) (expected capacity, waitingRoom, consentVersion, consentText, "
+                        + "requireLocation, chatPolicy, privateMessages, selfUnmute, graceSeconds, facilitatorDrop, "
+                        + "maxWaiting, opensAt, closesAt).")
             }
+        }
+        if let opens = s.opensAt, let closes = s.closesAt, closes <= opens {
+            throw .invalidSettings("settings.closesAt must be after settings.opensAt.")
+        }
+        if s.consentText != nil && s.consentVersion == nil {
+            throw .invalidSettings("settings.consentText needs settings.consentVersion.")
         }
     }
 
@@ -430,6 +452,9 @@ private enum Rooms {
             ("privateMessages", .bool(s.privateMessages)), ("selfUnmute", .bool(s.selfUnmute)),
             ("graceSeconds", .integer(s.graceMilliseconds / 1000)),
             ("facilitatorDrop", .string(s.facilitatorDrop.rawValue)), ("maxWaiting", .integer(Int64(s.maxWaiting))),
+            ("consentText", s.consentText.map(JSONValue.string) ?? .null),
+            ("opensAt", s.opensAt.map { .integer($0.milliseconds) } ?? .null),
+            ("closesAt", s.closesAt.map { .integer($0.milliseconds) } ?? .null),
         ])
     }
 

@@ -106,16 +106,22 @@ private enum EntryBody: Codable {
 
 private enum TimerKindBody: Codable {
     case grace(member: UInt32)
+    case opens
+    case closes
 
     init(_ kind: TimerID.Kind) {
         switch kind {
         case .grace(let id): self = .grace(member: id.rawValue)
+        case .opens: self = .opens
+        case .closes: self = .closes
         }
     }
 
     func value() -> TimerID.Kind {
         switch self {
         case .grace(let member): return .grace(ParticipantID(member))
+        case .opens: return .opens
+        case .closes: return .closes
         }
     }
 }
@@ -154,6 +160,9 @@ private struct SettingsBody: Codable {
     var maxReasonLength: Int?
     var maxSignalBytes: Int?
     var maxWaiting: Int?
+    var consentText: String?
+    var opensAt: Int64?
+    var closesAt: Int64?
 
     init(_ s: RoomSettings) {
         capacity = s.capacity
@@ -172,6 +181,9 @@ private struct SettingsBody: Codable {
         maxReasonLength = s.maxReasonLength
         maxSignalBytes = s.maxSignalBytes
         maxWaiting = s.maxWaiting
+        consentText = s.consentText
+        opensAt = s.opensAt?.milliseconds
+        closesAt = s.closesAt?.milliseconds
     }
 
     func value() throws -> RoomSettings {
@@ -192,6 +204,9 @@ private struct SettingsBody: Codable {
         if let maxReasonLength { s.maxReasonLength = maxReasonLength }
         if let maxSignalBytes { s.maxSignalBytes = maxSignalBytes }
         if let maxWaiting { s.maxWaiting = maxWaiting }
+        s.consentText = consentText
+        s.opensAt = opensAt.map(Instant.init(milliseconds:))
+        s.closesAt = closesAt.map(Instant.init(milliseconds:))
         return s
     }
 }

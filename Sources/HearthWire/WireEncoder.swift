@@ -188,7 +188,9 @@ public enum WireEncoder {
         let o = ObjectBuilder()
         o.set("reason", string: status.reason.rawValue)
         o.set("consentVersion", optionalString: status.consentVersion)
+        o.set("consentText", optionalString: status.consentText)
         o.set("consentAcknowledged", bool: status.consentAcknowledged)
+        if let opensAt = status.opensAt { o.set("opensAt", integer: opensAt.milliseconds) }
         o.set("locationRequired", bool: status.locationRequired)
         o.set("locationGiven", bool: status.locationGiven)
         return o.object

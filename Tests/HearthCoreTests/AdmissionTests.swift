@@ -229,3 +229,63 @@ final class WaitingRoomCapTests: XCTestCase {
         XCTAssertNil(h.closed[f], "staff never wait")
     }
 }
+
+final class SessionWindowTests: XCTestCase {
+    func testARoomCreatedAheadWaitsForItsOpeningAndEndsAtItsClose() {
+        var engine = Engine()
+        let room = RoomID("scheduled")
+        var settings = RoomSettings()
+        settings.consentVersion = "v2"
+        settings.consentText = "What is said in group stays in group."
+        settings.opensAt = Instant(milliseconds: 10_000)
+        settings.closesAt = Instant(milliseconds: 20_000)
+        let created = engine.createRoom(room, settings: settings, at: Instant(milliseconds: 1_000))!
+        XCTAssertTrue(created.contains(.schedule(TimerID(room: room, kind: .opens), at: Instant(milliseconds: 10_000))))
+        XCTAssertTrue(
+            created.contains(.schedule(TimerID(room: room, kind: .closes), at: Instant(milliseconds: 20_000))))
+        XCTAssertNil(engine.createRoom(room, settings: settings, at: Instant(milliseconds: 1_001)), "already open")
+
+        let staff = Identity(userID: UserID("f"), role: .facilitator, alias: "F")
+        let patient = Identity(userID: UserID("p"), role: .participant, alias: "P")
+        _ = engine.connect(
+            ConnectionID(1), room: room, identity: staff, credential: .init(secret: "s", hash: "h1"),
+            at: Instant(milliseconds: 2_000))
+        let arrival = engine.connect(
+            ConnectionID(2), room: room, identity: patient, credential: .init(secret: "s", hash: "h2"),
+            at: Instant(milliseconds: 3_000))
+        guard
+            case .send(let m, _)? = arrival.first(where: {
+                if case .send(let m, _) = $0 { return m.event.type == "welcome" } else { return false }
+            }),
+            case .welcome(let w) = m.event
+        else { return XCTFail("no welcome") }
+        XCTAssertEqual(w.waiting?.reason, .waitingForOpening)
+        XCTAssertEqual(w.waiting?.opensAt, Instant(milliseconds: 10_000))
+        XCTAssertEqual(w.waiting?.consentText, "What is said in group stays in group.")
+        _ = engine.handle(.acknowledgeConsent(version: "v2"), from: ConnectionID(2), at: Instant(milliseconds: 3_500))
+        let early = engine.handle(.admit(ParticipantID(2)), from: ConnectionID(1), at: Instant(milliseconds: 4_000))
+        XCTAssertTrue(early.contains(.send(Message(event: .error(.roomNotOpen)), to: [ConnectionID(1)])))
+        XCTAssertEqual(engine.rooms[room]?.seats[ParticipantID(2)]?.placement, .waiting)
+
+        let opening = engine.timerFired(TimerID(room: room, kind: .opens), at: Instant(milliseconds: 10_000))
+        XCTAssertTrue(engine.rooms[room]!.isOpen)
+        XCTAssertTrue(
+            opening.contains {
+                if case .send(let m, let to) = $0, case .waiting(let s) = m.event {
+                    return to == [ConnectionID(2)] && s.reason == .waitingForAdmission
+                } else {
+                    return false
+                }
+            })
+        _ = engine.handle(.admit(ParticipantID(2)), from: ConnectionID(1), at: Instant(milliseconds: 11_000))
+        XCTAssertEqual(engine.rooms[room]?.seats[ParticipantID(2)]?.placement, .room)
+
+        let closing = engine.timerFired(TimerID(room: room, kind: .closes), at: Instant(milliseconds: 20_000))
+        XCTAssertTrue(engine.rooms[room]!.isEnded)
+        XCTAssertTrue(closing.contains(.close(ConnectionID(2), .ended)))
+        XCTAssertTrue(
+            closing.contains {
+                if case .audit(let r) = $0 { return r.action == "end" && r.actor == nil } else { return false }
+            })
+    }
+}

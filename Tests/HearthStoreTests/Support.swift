@@ -115,5 +115,8 @@ func unusualSettings() -> RoomSettings {
     s.maxReasonLength = 222
     s.maxSignalBytes = 4096
     s.maxWaiting = 7
+    s.consentText = "I will keep what is said here confidential."
+    s.opensAt = Instant(milliseconds: 5_000)
+    s.closesAt = Instant(milliseconds: 9_000)
     return s
 }

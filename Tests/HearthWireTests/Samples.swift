@@ -25,7 +25,8 @@ enum Samples {
         consentVersion: nil, location: "Work", connected: true, ready: false)
 
     static let waitingStatus = WaitingStatus(
-        reason: .waitingForAdmission, consentVersion: "2024-01", consentAcknowledged: false,
+        reason: .waitingForOpening, consentVersion: "2024-01", consentText: "What is said here stays here.",
+        opensAt: Instant(milliseconds: 1_700_000_600_000), consentAcknowledged: false,
         locationRequired: true, locationGiven: false)
 
     static let chatRoom = ChatMessage(

@@ -150,7 +150,7 @@ def test_room_lifecycle(admin_server):
                 "facilitatorDrop": "hold", "maxWaiting": 5}
     status, room = api.call("POST", "/rooms", {"id": "api-1", "settings": settings})
     assert status == 201 and room["id"] == "api-1" and room["phase"] == "open"
-    assert room["settings"] == settings
+    assert room["settings"] == {**settings, "consentText": None, "opensAt": None, "closesAt": None}
     assert room["members"] == [] and room["waiting"] == []
     status, error = api.call("POST", "/rooms", {"id": "api-1"})
     assert (status, error["code"]) == (409, "room-exists")
@@ -440,3 +440,34 @@ def test_every_call_is_audited_and_the_chain_holds(admin_server):
     out = subprocess.run([os.environ["HEARTHD_BIN"], "audit", "verify", "--data-dir", str(admin_server.dir / "data")],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and out.stdout.startswith("ok"), out.stdout + out.stderr
+
+
+def test_a_scheduled_room_opens_and_closes_by_itself(admin_server):
+    api = admin_server.api
+    now = int(time.time() * 1000)
+    settings = {"consentVersion": "2026-02", "consentText": "What is said here stays here.",
+                "opensAt": now + 1500, "closesAt": now + 4000}
+    status, room = api.call("POST", "/rooms", {"id": "scheduled-1", "settings": settings})
+    assert status == 201 and room["settings"]["opensAt"] == now + 1500
+    status, _ = api.call("POST", "/rooms", {"settings": {"opensAt": now + 5000, "closesAt": now + 4000}})
+    assert status == 400
+
+    async def go():
+        fac = await Client.join(admin_server, "scheduled-1", "facilitator", "F")
+        patient = await Client.join(admin_server, "scheduled-1", "participant", "P")
+        waiting = patient.welcome["waiting"]
+        assert waiting["reason"] == "waiting-for-opening" and waiting["opensAt"] == now + 1500
+        assert waiting["consentText"] == "What is said here stays here."
+        await patient.request("consent", version="2026-02")
+        rid = await fac.send("admit", member=patient.welcome["you"]["id"])
+        assert (await fac.expect(lambda m: m.get("rid") == rid))["code"] == "room-not-open"
+        opened = await patient.expect(lambda m: m["type"] == "waiting" and m["status"]["reason"] != "waiting-for-opening",
+                                      timeout=5)
+        assert opened["status"]["reason"] == "waiting-for-admission"
+        await fac.request("admit", member=patient.welcome["you"]["id"])
+        await patient.expect("admitted")
+        # At the closing time the room ends for everyone.
+        for c in (fac, patient):
+            await c.expect("ended", timeout=6)
+            assert await c.closed() == 4000
+    run(go(), timeout=30)
