@@ -149,22 +149,15 @@ struct AdminWirePayload: JWTPayload {
     init() {}
 
     init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        var errors: [String] = []
-        func field<T: Decodable>(_ key: CodingKeys) -> T? {
-            guard c.contains(key) else { return nil }
-            if (try? c.decodeNil(forKey: key)) == true { return nil }
-            if let value = try? c.decode(T.self, forKey: key) { return value }
-            errors.append(key.rawValue)
-            return nil
-        }
+        var c = LenientClaims(try decoder.container(keyedBy: CodingKeys.self))
+        func field<T: Decodable>(_ key: CodingKeys) -> T? { c.field(key) }
         sub = field(.sub)
         scope = field(.scope)
         exp = field(.exp)
         nbf = field(.nbf)
         iat = field(.iat)
         jti = field(.jti)
-        typeErrors = errors
+        typeErrors = c.typeErrors
     }
 
     func encode(to encoder: any Encoder) throws {

@@ -221,15 +221,8 @@ struct WirePayload: JWTPayload {
     }
 
     init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        var errors: [String] = []
-        func field<T: Decodable>(_ key: CodingKeys) -> T? {
-            guard c.contains(key) else { return nil }
-            if (try? c.decodeNil(forKey: key)) == true { return nil }
-            if let value = try? c.decode(T.self, forKey: key) { return value }
-            errors.append(key.rawValue)
-            return nil
-        }
+        var c = LenientClaims(try decoder.container(keyedBy: CodingKeys.self))
+        func field<T: Decodable>(_ key: CodingKeys) -> T? { c.field(key) }
         sub = field(.sub)
         room = field(.room)
         role = field(.role)
@@ -245,7 +238,7 @@ struct WirePayload: JWTPayload {
         chatPolicy = field(.chatPolicy)
         privateMessages = field(.privateMessages)
         selfUnmute = field(.selfUnmute)
-        typeErrors = errors
+        typeErrors = c.typeErrors
     }
 
     init(_ claims: JoinClaims) {
