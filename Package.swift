@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .target(name: "HearthCore"),
@@ -72,6 +73,15 @@ let package = Package(
             path: "Tests/transport/demo"),
         .executableTarget(
             name: "HearthFuzz", dependencies: ["HearthCore", "HearthWire", "CJansson"], path: "Fuzz/HearthFuzz"),
+        .executableTarget(
+            name: "hearth-loadgen",
+            dependencies: [
+                "CLws", "CJansson",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "loadtest/loadgen",
+            linkerSettings: [.linkedLibrary("crypto")]),
         .executableTarget(
             name: "hearth-engine-bench", dependencies: ["HearthCore"], path: "loadtest/engine-bench"),
         .testTarget(name: "HearthCoreTests", dependencies: ["HearthCore"]),

@@ -146,4 +146,10 @@ struct EventHeap {
     }
 
     mutating func removeAll() { items.removeAll() }
+
+    /// Drops the events `predicate` selects (a sorted array is a valid heap).
+    mutating func removeAll(where predicate: (TimedEvent) -> Bool) {
+        items.removeAll(where: predicate)
+        items.sort { $0.at < $1.at }
+    }
 }

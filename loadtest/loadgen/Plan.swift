@@ -18,12 +18,15 @@ struct Plan: Sendable {
     var icePerPair = 10
     var iceBytes = 200
     /// Steady phase: per-member rates (per second) and sizes.
-    var chatRate = 0.5
+    /// Steady-phase steps, one per chat rate, each `duration` + `drain` long, after one setup.
+    var chatRates = [0.5]
     var chatBytes = 200
     var handRate = 0.0
     /// Per group: facilitator spotlight toggles per second (room-updated to everyone).
     var controlRate = 0.0
     var duration = 20.0
+    /// Knee search: stop stepping after the first rate whose chat p99 exceeds this (0: off).
+    var p99LimitMs = 0.0
     var drain = 3.0
     var settle = 1.0
     var setupTimeout = 120.0

@@ -56,9 +56,50 @@ struct Stats: Codable {
     var slowClosedOtherwise = 0
     var slowStillOpen = 0
     var steadySeconds = 0.0
+    var stepRate = 0.0
+    /// Deliveries (chat + hands + spotlight) received before the steady phase's end: delivered/s.
+    var deliveredInWindow = 0
+    /// First intended connect and last admission (monotonic ns): achieved admissions per second.
+    var firstIntendedNs: UInt64 = 0
+    var lastAdmittedNs: UInt64 = 0
+    var overLimit = false
+    var drainSeconds = 0.0
     var errorCodes: [String: Int] = [:]
     var closeCodes: [String: Int] = [:]
     var connectErrorSamples: [String] = []
+
+    /// Clears the steady-phase figures (histograms and counters) for the next rate step.
+    mutating func resetSteadyFigures() {
+        chatDelivery = newHistogram()
+        chatLastRecipient = newHistogram()
+        sendLag = newHistogram()
+        controlDelivery = newHistogram()
+        chatSent = 0
+        chatDelivered = 0
+        deliveredInWindow = 0
+        chatDuplicated = 0
+        chatReordered = 0
+        handSent = 0
+        handDelivered = 0
+        controlSent = 0
+        controlDelivered = 0
+        framesReceived = 0
+        messagesReceived = 0
+        bytesReceived = 0
+    }
+
+    /// Takes the control burst's figures (which come after the last step closed) and the
+    /// run-wide cumulative counters from `o`, the worker's live figures.
+    mutating func take(controlFrom o: Stats) {
+        muteAllFanout = o.muteAllFanout
+        removeFanout = o.removeFanout
+        muteGroupsDone = o.muteGroupsDone
+        removeGroupsDone = o.removeGroupsDone
+        unexpectedCloses = o.unexpectedCloses
+        seqViolations = o.seqViolations
+        errorCodes = o.errorCodes
+        closeCodes = o.closeCodes
+    }
 
     mutating func add(_ o: Stats) {
         chatDelivery.add(o.chatDelivery)
@@ -105,6 +146,14 @@ struct Stats: Codable {
         slowClosedOtherwise += o.slowClosedOtherwise
         slowStillOpen += o.slowStillOpen
         steadySeconds = max(steadySeconds, o.steadySeconds)
+        stepRate = o.stepRate
+        deliveredInWindow += o.deliveredInWindow
+        if o.firstIntendedNs > 0 {
+            firstIntendedNs = firstIntendedNs == 0 ? o.firstIntendedNs : min(firstIntendedNs, o.firstIntendedNs)
+        }
+        lastAdmittedNs = max(lastAdmittedNs, o.lastAdmittedNs)
+        overLimit = overLimit || o.overLimit
+        drainSeconds = max(drainSeconds, o.drainSeconds)
         for (k, v) in o.errorCodes { errorCodes[k, default: 0] += v }
         for (k, v) in o.closeCodes { closeCodes[k, default: 0] += v }
         connectErrorSamples += o.connectErrorSamples.prefix(max(0, 5 - connectErrorSamples.count))

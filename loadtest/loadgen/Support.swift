@@ -66,7 +66,8 @@ struct TokenMinter {
         payload +=
             "\"exp\":\(now + 590),\"iat\":\(now - 5),\"name\":\"\(name)\",\"role\":\"\(role)\","
             + "\"room\":\"\(room)\",\"sub\":\"\(user)\",\"waitingRoom\":\(waitingRoom)}"
-        let input = Self.base64url(Array("{\"alg\":\"HS256\",\"typ\":\"JWT\"}".utf8)) + "."
+        let input =
+            Self.base64url(Array("{\"alg\":\"HS256\",\"typ\":\"JWT\"}".utf8)) + "."
             + Self.base64url(Array(payload.utf8))
         var mac = [UInt8](repeating: 0, count: 32)
         var macLength: UInt32 = 0

@@ -15,8 +15,17 @@ final class Worker {
 
     let plan: Plan
     let index: Int
+    /// The figures of the step in progress; `steps` holds the finished ones.
     var stats = Stats()
+    var steps: [Stats] = []
     var failures: [String] = []
+    private var step = 0
+    private var chatRate: Double { plan.chatRates[step] }
+    private var previousTotals = Totals()
+    private var stepClosed = false
+    /// Chat deliveries owed (recipients per message sent) and made, for the drain.
+    private var liveExpected = 0
+    private var liveUnique = 0
     var connections: [Connection] = []
     var groups: [Group] = []
     private var heap = EventHeap()
@@ -212,11 +221,40 @@ final class Worker {
         case .steady:
             if now >= steadyEnd {
                 phase = .drain
-                emit("PHASE steady-end \(wallMillis())")
+                emit("PHASE steady-end \(wallMillis()) step=\(step)")
             }
         case .drain:
+            // Drain at least `drain` s, and on until every chat message sent has reached every
+            // recipient (at most 30 s more): only what never arrives counts as lost.
+            if now >= drainEnd && (liveUnique < liveExpected && now < drainEnd + 30_000_000_000) { return }
             if now >= drainEnd {
-                if plan.controlBurst { beginControl(now: now) } else { finish() }
+                stats.drainSeconds = Double(now - steadyEnd) / 1e9
+                closeStep()
+                let failed =
+                    steps.last.map { $0.chatLost > 0 || $0.unexpectedCloses > 0 || !$0.errorCodes.isEmpty } ?? true
+                if plan.p99LimitMs > 0, let last = steps.last,
+                    Double(last.chatDelivery.valueAtPercentile(99)) / 1000 > plan.p99LimitMs
+                {
+                    steps[steps.count - 1].overLimit = true
+                    if step + 1 < plan.chatRates.count {
+                        emit(
+                            "PHASE knee \(wallMillis()) rate=\(chatRate): chat p99 over \(plan.p99LimitMs) ms, stopping"
+                        )
+                        finish()
+                        return
+                    }
+                }
+                if failed && step + 1 < plan.chatRates.count {
+                    failures.append("step at \(chatRate)/s failed: the remaining rates were not run")
+                    finish()
+                } else if step + 1 < plan.chatRates.count {
+                    step += 1
+                    beginSteady(now: now)
+                } else if plan.controlBurst {
+                    beginControl(now: now)
+                } else {
+                    finish()
+                }
             }
         case .control:
             if groups.allSatisfy({ $0.muteComplete && $0.removeComplete }) || now > controlDeadline {
@@ -229,31 +267,43 @@ final class Worker {
 
     private func beginSteady(now: UInt64) {
         phase = .steady
+        stepClosed = false
+        // The previous step's periodic sends (due after its end) must not run on in this one.
+        heap.removeAll { $0.kind == .chat || $0.kind == .hand || $0.kind == .spotlight }
+        eventTimerAt = .max
+        armEventTimer(now: now)
         steadyStart = now + UInt64(plan.settle * 1e9)
         steadyEnd = steadyStart + UInt64(plan.duration * 1e9)
         drainEnd = steadyEnd + UInt64(plan.drain * 1e9)
-        emit("PHASE setup-done \(wallMillis()) groups=\(groups.count) connections=\(connections.count)")
-        emit("PHASE steady-start \(wallMillis() + Int64(plan.settle * 1000))")
+        if step == 0 {
+            emit("PHASE setup-done \(wallMillis()) groups=\(groups.count) connections=\(connections.count)")
+        }
+        emit("PHASE steady-start \(wallMillis() + Int64(plan.settle * 1000)) step=\(step) rate=\(chatRate)")
         func phaseOffset(_ rate: Double) -> UInt64 {
             UInt64(Double.random(in: 0..<(1e9 / rate), using: &rng))
         }
         for c in connections where !c.slow {
-            if plan.chatRate > 0 {
-                push(TimedEvent(at: steadyStart + phaseOffset(plan.chatRate), kind: .chat, target: Int32(c.index)), now: now)
+            if chatRate > 0 {
+                push(TimedEvent(at: steadyStart + phaseOffset(chatRate), kind: .chat, target: Int32(c.index)), now: now)
             }
             if plan.handRate > 0 && c.slot > 0 {
-                push(TimedEvent(at: steadyStart + phaseOffset(plan.handRate), kind: .hand, target: Int32(c.index)), now: now)
+                push(
+                    TimedEvent(at: steadyStart + phaseOffset(plan.handRate), kind: .hand, target: Int32(c.index)),
+                    now: now)
             }
             if plan.controlRate > 0 && c.slot == 0 && plan.groupSize > 1 {
                 push(
-                    TimedEvent(at: steadyStart + phaseOffset(plan.controlRate), kind: .spotlight, target: Int32(c.index)),
+                    TimedEvent(
+                        at: steadyStart + phaseOffset(plan.controlRate), kind: .spotlight, target: Int32(c.index)),
                     now: now)
             }
         }
-        for c in connections where c.slow {
+        for c in connections where c.slow && step == 0 {
             let stop = steadyStart + UInt64(plan.slowAfter * 1e9)
             push(TimedEvent(at: stop, kind: .slowStop, target: Int32(c.index)), now: now)
-            push(TimedEvent(at: stop + UInt64(plan.slowPause * 1e9), kind: .slowResume, target: Int32(c.index)), now: now)
+            push(
+                TimedEvent(at: stop + UInt64(plan.slowPause * 1e9), kind: .slowResume, target: Int32(c.index)), now: now
+            )
         }
     }
 
@@ -272,11 +322,18 @@ final class Worker {
 
     private func finish() {
         guard phase != .done else { return }
-        let wasSteady = steadyStart > 0
+        let unfinishedStep = phase != .control && !stepClosed
         phase = .done
         heap.removeAll()
-        if wasSteady { stats.steadySeconds = plan.duration }
-        verify()
+        if unfinishedStep {
+            closeStep()
+        } else {
+            // The control burst's figures belong to the last step.
+            var totals = Totals()
+            verify(into: &totals)
+            steps[steps.count - 1].take(controlFrom: stats)
+            steps[steps.count - 1].slowStillOpen = totals.slowStillOpen
+        }
         emit("PHASE done \(wallMillis())")
         if let loop { clws_ev_break_all(loop) }
     }
@@ -291,7 +348,7 @@ final class Worker {
         case .chat:
             guard e.at < steadyEnd, phase == .steady else { return }
             if c.admitted && !c.closed { sendChat(c, intended: e.at, now: now) }
-            push(TimedEvent(at: e.at + UInt64(1e9 / plan.chatRate), kind: .chat, target: e.target), now: now)
+            push(TimedEvent(at: e.at + UInt64(1e9 / chatRate), kind: .chat, target: e.target), now: now)
         case .hand:
             guard e.at < steadyEnd, phase == .steady else { return }
             if c.admitted && !c.closed {
@@ -312,7 +369,8 @@ final class Worker {
                 send(
                     c,
                     g.spotlightOn
-                        ? "{\"type\":\"spotlight\",\"member\":\"\(target)\"}" : "{\"type\":\"spotlight\",\"member\":null}")
+                        ? "{\"type\":\"spotlight\",\"member\":\"\(target)\"}"
+                        : "{\"type\":\"spotlight\",\"member\":null}")
             }
             push(TimedEvent(at: e.at + UInt64(1e9 / plan.controlRate), kind: .spotlight, target: e.target), now: now)
         case .muteAll:
@@ -366,7 +424,9 @@ final class Worker {
         if wsi == nil && !c.closed {
             c.closed = true
             stats.connectErrors += 1
-            if stats.connectErrorSamples.count < 5 { stats.connectErrorSamples.append("connect_via_info returned NULL") }
+            if stats.connectErrorSamples.count < 5 {
+                stats.connectErrorSamples.append("connect_via_info returned NULL")
+            }
         }
     }
 
@@ -483,6 +543,7 @@ final class Worker {
         c.ringSeq[r] = n
         c.ringRemaining[r] = Int32(c.group.recipients)
         c.ringMax[r] = 0
+        liveExpected += c.group.recipients
         let head = "{\"type\":\"chat\",\"to\":\"room\",\"text\":\"lg|\(c.group.local)|\(c.slot)|\(n)|\(intended)|"
         let pad = max(1, plan.chatBytes - head.utf8.count - 2)
         send(c, head + String(repeating: "x", count: pad) + "\"}")
@@ -550,6 +611,11 @@ final class Worker {
             chat(c, b, n, now: now)
             return
         }
+        if n > Worker.signalPrefix.count && memcmp(p, Worker.signalPrefix, Worker.signalPrefix.count) == 0,
+            signal(c, b, n, now: now)
+        {
+            return
+        }
         guard let root = json_loadb(p.assumingMemoryBound(to: CChar.self), n, 0, nil) else {
             failures.append("unparsable message from the server")
             return
@@ -558,6 +624,42 @@ final class Worker {
         if let seq = jint(jget(root, "seq")) { checkSeq(c, seq) }
         guard let type = jstr(jget(root, "type")) else { return }
         message(c, type, root, now: now)
+    }
+
+    private static let signalPrefix = Array("{\"type\":\"signal\",\"from\":\"".utf8)
+
+    /// Fast path for relayed signals (most of the setup traffic; their SDP need not be parsed):
+    /// `{"type":"signal","from":"pN","kind":"K",...`. Returns false if the layout differs.
+    private func signal(_ c: Connection, _ b: UnsafePointer<UInt8>, _ n: Int, now: UInt64) -> Bool {
+        var i = Worker.signalPrefix.count
+        let fromStart = i
+        while i < n && b[i] != 34 { i += 1 }  // '"'
+        let from = String(decoding: UnsafeBufferPointer(start: b + fromStart, count: i - fromStart), as: UTF8.self)
+        let kindKey = Array("\",\"kind\":\"".utf8)
+        guard i + kindKey.count + 3 < n, memcmp(b + i, kindKey, kindKey.count) == 0 else { return false }
+        let k = b[i + kindKey.count]
+        let kind = k == 111 ? "offer" : k == 97 ? "answer" : k == 105 ? "ice" : ""  // o, a, i
+        guard !kind.isEmpty else { return false }
+        handleSignal(c, from: from, kind: kind, now: now)
+        return true
+    }
+
+    private func handleSignal(_ c: Connection, from: String, kind: String, now: UInt64) {
+        stats.signalsReceived += 1
+        guard let peer = c.group.slotByMember[from] else {
+            failures.append("signal from an unknown member")
+            return
+        }
+        switch kind {
+        case "offer":
+            c.peerPrimary[peer] = true
+            sendSignal(c, to: from, kind: "answer")
+        case "answer":
+            c.peerPrimary[peer] = true
+        default:
+            c.peerICE[peer] += 1
+        }
+        checkPeer(c, peer, now: now)
     }
 
     private func checkSeq(_ c: Connection, _ seq: Int64) {
@@ -621,6 +723,7 @@ final class Worker {
         if c.slow { return }
         let latency = micros(now, intended)
         stats.chatDelivered += 1
+        if now <= steadyEnd { stats.deliveredInWindow += 1 }
         stats.chatDelivery.record(latency)
         let last = c.lastFrom[senderSlot]
         if seq == last {
@@ -632,6 +735,7 @@ final class Worker {
         }
         c.lastFrom[senderSlot] = seq
         c.receivedFrom[senderSlot] += 1
+        liveUnique += 1
         let sender = connections[c.group.slots[senderSlot]]
         let r = Int(seq) & (Connection.ringSize - 1)
         if sender.ringSeq[r] == seq && sender.ringRemaining[r] > 0 {
@@ -664,23 +768,11 @@ final class Worker {
         case "member-joined":
             learn(g, jget(root, "member"))
         case "signal":
-            stats.signalsReceived += 1
-            guard let from = jstr(jget(root, "from")), let kind = jstr(jget(root, "kind")),
-                let peer = g.slotByMember[from]
-            else {
-                failures.append("signal from an unknown member")
+            guard let from = jstr(jget(root, "from")), let kind = jstr(jget(root, "kind")) else {
+                failures.append("signal without from/kind")
                 return
             }
-            switch kind {
-            case "offer":
-                c.peerPrimary[peer] = true
-                sendSignal(c, to: from, kind: "answer")
-            case "answer":
-                c.peerPrimary[peer] = true
-            default:
-                c.peerICE[peer] += 1
-            }
-            checkPeer(c, peer, now: now)
+            handleSignal(c, from: from, kind: kind, now: now)
         case "member-updated":
             if phase == .control {
                 let m = jget(root, "member")
@@ -696,10 +788,11 @@ final class Worker {
                         }
                     }
                 }
-            } else if phase == .steady || phase == .drain {
+            } else if (phase == .steady || phase == .drain) && plan.handRate > 0 {
                 if !c.slow {
                     c.handUpdates += 1
                     stats.handDelivered += 1
+                    if now <= steadyEnd { stats.deliveredInWindow += 1 }
                 }
             }
         case "member-left":
@@ -718,6 +811,7 @@ final class Worker {
             if (phase == .steady || phase == .drain) && g.controlsSent > 0 && !c.slow {
                 c.controlUpdates += 1
                 stats.controlDelivered += 1
+                if now <= steadyEnd { stats.deliveredInWindow += 1 }
                 stats.controlDelivery.record(micros(now, g.lastControlIntended))
             }
         case "error":
@@ -748,6 +842,8 @@ final class Worker {
         c.admitted = true
         stats.admittedCount += 1
         stats.admitted.record(micros(now, c.connectIntended))
+        stats.firstIntendedNs = stats.firstIntendedNs == 0 ? t0 : min(stats.firstIntendedNs, t0)
+        stats.lastAdmittedNs = max(stats.lastAdmittedNs, now)
         let g = c.group
         let members = jget(room, "members")
         var peers: [String] = []
@@ -791,9 +887,38 @@ final class Worker {
         }
     }
 
-    // MARK: - Verification
+    // MARK: - Steps and verification
 
-    private func verify() {
+    /// Cumulative per-connection counts at a step's end.
+    struct Totals {
+        var chatExpected = 0
+        var chatLost = 0
+        var handExpected = 0
+        var controlExpected = 0
+        var slowStillOpen = 0
+    }
+
+    /// Ends the step in progress: its expected/lost counts are the cumulative ones minus the
+    /// previous step's; its histograms and delivery counters were fresh at the step's start.
+    private func closeStep() {
+        var totals = Totals()
+        verify(into: &totals)
+        var s = stats
+        s.chatExpected = totals.chatExpected - previousTotals.chatExpected
+        s.chatLost = totals.chatLost - previousTotals.chatLost
+        s.handExpected = totals.handExpected - previousTotals.handExpected
+        s.controlExpected = totals.controlExpected - previousTotals.controlExpected
+        s.slowStillOpen = totals.slowStillOpen
+        s.steadySeconds = steadyStart > 0 ? plan.duration : 0
+        s.stepRate = chatRate
+        previousTotals = totals
+        steps.append(s)
+        stepClosed = true
+        // The next step starts with fresh steady-phase figures; setup figures carry over.
+        stats.resetSteadyFigures()
+    }
+
+    private func verify(into t: inout Totals) {
         for g in groups {
             let members = g.slots.map { connections[$0] }
             let handToggles = members.filter { !$0.slow }.reduce(0) { $0 + $1.handsSent }
@@ -801,13 +926,13 @@ final class Worker {
                 for s in members where !s.slow {
                     let sent = s.chatSent
                     let got = r.receivedFrom[s.slot]
-                    stats.chatExpected += Int(sent)
-                    if got < sent { stats.chatLost += Int(sent - got) }
+                    t.chatExpected += Int(sent)
+                    if got < sent { t.chatLost += Int(sent - got) }
                 }
-                stats.handExpected += handToggles
-                stats.controlExpected += g.controlsSent
+                t.handExpected += handToggles
+                t.controlExpected += g.controlsSent
             }
-            for c in members where c.slow && !c.closed { stats.slowStillOpen += 1 }
+            for c in members where c.slow && !c.closed { t.slowStillOpen += 1 }
         }
     }
 }
