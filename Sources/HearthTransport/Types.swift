@@ -147,6 +147,8 @@ public struct TransportCounters: Sendable, Equatable {
     public var oversizeCloses: UInt64 = 0
     /// Sessions closed with 1003 (binary frame received).
     public var binaryCloses: UInt64 = 0
+    /// Sessions hung up because they did not answer keepalive pings.
+    public var keepaliveHangups: UInt64 = 0
     /// WebSocket upgrades refused by the Origin allowlist.
     public var originRejections: UInt64 = 0
     /// Plain HTTP requests answered.

@@ -21,10 +21,16 @@ final class Session {
     var closeRequest: (code: UInt16, reason: String)?
     /// Set once the connection is being torn down: inbound data is ignored.
     var discardInput = false
+    /// Keepalive: when the peer was last heard from (any frame or pong), when our ping went
+    /// out (nil: none outstanding), and whether a ping waits for the next WRITEABLE.
+    var lastHeard: UInt64
+    var pingSentAt: UInt64?
+    var pingDue = false
 
-    init(id: SessionID, wsi: OpaquePointer) {
+    init(id: SessionID, wsi: OpaquePointer, now: UInt64) {
         self.id = id
         self.wsi = wsi
+        self.lastHeard = now
     }
 
     var queuedCount: Int { queue.count - head }
@@ -171,10 +177,15 @@ final class Worker {
         pvo.pointee.options = UnsafePointer(pvoDefault)
         defer { pvo.deallocate(); pvoDefault.deallocate() }
 
+        // lws's own keepalive is switched off (a zero hangup disables its validity timer):
+        // in 4.1.6 every reschedule of a connection's validity timer is an insertion into one
+        // sorted list of all timers, O(connections), and at 10,000 idle connections that
+        // alone took 40-48% of a core (perf: lws_dll2_add_sorted). Pings and hang-ups are
+        // done here instead, by a scan on the tick (see `keepalive`).
         let retry = UnsafeMutablePointer<lws_retry_bo_t>.allocate(capacity: 1)
         retry.initialize(to: lws_retry_bo_t())
-        retry.pointee.secs_since_valid_ping = UInt16(configuration.pingIntervalSeconds)
-        retry.pointee.secs_since_valid_hangup = UInt16(configuration.hangupSeconds)
+        retry.pointee.secs_since_valid_ping = 0
+        retry.pointee.secs_since_valid_hangup = 0
         defer { retry.deallocate() }
 
         // lws dlopen()s its libev glue from this plugin (Debian package
@@ -289,6 +300,7 @@ final class Worker {
         if t == tickTimer {
             guard state == .running || state == .stopping else { return }
             schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
+            keepalive()
             delegate?.transportTick(transport)
         } else if t == stopTimer {
             if state == .stopping {
@@ -345,6 +357,9 @@ final class Worker {
             return established(wsi, user)
         case LWS_CALLBACK_RECEIVE:
             return receive(wsi, user, input, len)
+        case LWS_CALLBACK_RECEIVE_PONG:
+            if let s = session(user) { heard(s) }
+            return 0
         case LWS_CALLBACK_SERVER_WRITEABLE:
             return writeable(wsi, user)
         case LWS_CALLBACK_CLOSED:
@@ -388,7 +403,7 @@ final class Worker {
         let raw = (nextSerial << 4) | index
         nextSerial += 1
         user.storeBytes(of: raw, as: UInt64.self)
-        let s = Session(id: SessionID(rawValue: raw), wsi: wsi)
+        let s = Session(id: SessionID(rawValue: raw), wsi: wsi, now: Worker.nowMs())
         sessions[raw] = s
         counters.sessionsOpened += 1
         let path = requestPath(wsi)
@@ -404,6 +419,7 @@ final class Worker {
     ) -> Int32 {
         guard let s = session(user) else { return -1 }
         if s.discardInput { return 0 }
+        heard(s)
         if lws_frame_is_binary(wsi) != 0 {
             counters.binaryCloses += 1
             logger.info("closing session: binary frame", metadata: ["session": "\(s.id)"])
@@ -455,10 +471,57 @@ final class Worker {
         }
     }
 
+    // MARK: - Keepalive
+
+    /// Milliseconds on the monotonic clock.
+    static func nowMs() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// Anything from the peer (a frame or a pong) proves it is there.
+    private func heard(_ s: Session) {
+        s.lastHeard = Worker.nowMs()
+        s.pingSentAt = nil
+    }
+
+    /// Pings a session silent for `pingIntervalSeconds`; hangs up one that has not answered
+    /// within `hangupSeconds` of last being heard. One pass over the sessions per tick: a few
+    /// nanoseconds each, without touching lws's timer list.
+    private func keepalive() {
+        let now = Worker.nowMs()
+        let ping = UInt64(configuration.pingIntervalSeconds) * 1000
+        let hangup = UInt64(configuration.hangupSeconds) * 1000
+        for s in sessions.values where s.closeRequest == nil && !s.discardInput {
+            let silent = now &- s.lastHeard
+            if silent >= hangup {
+                s.discardInput = true
+                counters.keepaliveHangups += 1
+                logger.info("closing session: no answer to keepalive", metadata: ["session": "\(s.id)"])
+                lws_set_timeout(s.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC)
+            } else if silent >= ping && s.pingSentAt == nil && !s.pingDue {
+                s.pingDue = true
+                lws_callback_on_writable(s.wsi)
+            }
+        }
+    }
+
     private func writeable(_ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?) -> Int32 {
         guard let s = session(user) else { return 0 }
         // Let lws drain what it already buffered first; it calls us again.
         if lws_partial_buffered(wsi) != 0 { return 0 }
+        if s.pingDue && s.closeRequest == nil {
+            s.pingDue = false
+            s.pingSentAt = Worker.nowMs()
+            // lws passes a pong to the callback only when it carries a payload: ping with one,
+            // in ASCII, since some clients (lws among them) check control payloads as UTF-8.
+            let payload = (scratch + pre).assumingMemoryBound(to: UInt8.self)
+            for (i, byte) in "ping".utf8.enumerated() { payload[i] = byte }
+            if lws_write(wsi, payload, 4, LWS_WRITE_PING) < 0 { return -1 }
+            if s.queuedCount > 0 { lws_callback_on_writable(wsi) }
+            return 0
+        }
         if s.queuedCount > 0 {
             guard writeBatch(s) else { return -1 }
             if s.queuedCount > 0 || s.closeRequest != nil { lws_callback_on_writable(wsi) }
