@@ -22,9 +22,9 @@ public struct TransportConfiguration: Sendable {
     /// Most bytes queued for one session; more closes it with 4008
     /// ("send queue overflow"). A peer that does not read is dropped 5 s later.
     public var sendQueueMaxBytes: Int = 1 << 20
-    /// Seconds without a valid PONG before the server sends a PING.
+    /// Seconds without hearing from the peer (any frame or pong) before the server pings.
     public var pingIntervalSeconds: Int = 20
-    /// Seconds without a valid PONG before the connection is dropped.
+    /// Seconds without hearing from the peer before the connection is dropped.
     public var hangupSeconds: Int = 40
     /// Period of ``TransportDelegate/transportTick(_:)``, in milliseconds.
     public var tickMilliseconds: Int = 100
