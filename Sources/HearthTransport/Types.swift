@@ -26,6 +26,9 @@ public struct TransportConfiguration: Sendable {
     public var pingIntervalSeconds: Int = 20
     /// Seconds without hearing from the peer before the connection is dropped.
     public var hangupSeconds: Int = 40
+    /// Most pieces (fragments, or lws deliveries) one message may arrive in: empty fragments
+    /// count nothing toward `maxMessageBytes`, so their number is capped (close 1009).
+    public var maxFragmentsPerMessage: Int = 4096
     /// Period of ``TransportDelegate/transportTick(_:)``, in milliseconds.
     public var tickMilliseconds: Int = 100
     /// Allowed `Origin` values for WebSocket upgrades (exact, case-insensitive

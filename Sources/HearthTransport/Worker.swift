@@ -15,8 +15,9 @@ final class Session {
     var queue: [OutboundMessage] = []
     var head = 0
     var queuedBytes = 0
-    /// Reassembly buffer for a fragmented inbound message.
+    /// Reassembly buffer for a fragmented inbound message, and how many callbacks it took.
     var rx: [UInt8] = []
+    var rxPieces = 0
     /// Set once a close was decided: flush `queue`, then close with this.
     var closeRequest: (code: UInt16, reason: String)?
     /// Set once the connection is being torn down: inbound data is ignored.
@@ -436,11 +437,19 @@ final class Worker {
             return closeNow(s, code: 1009, reason: "message too big")
         }
         let isFinal = lws_is_final_fragment(wsi) != 0
-        if isFinal && s.rx.isEmpty {
+        if isFinal && s.rx.isEmpty && s.rxPieces == 0 {
             deliver(s, UnsafeRawBufferPointer(start: input, count: len))
         } else {
+            // Empty fragments carry no bytes toward the size limit; cap their number instead.
+            s.rxPieces += 1
+            if s.rxPieces > configuration.maxFragmentsPerMessage {
+                counters.oversizeCloses += 1
+                logger.info("closing session: too many fragments", metadata: ["session": "\(s.id)"])
+                return closeNow(s, code: 1009, reason: "too many fragments")
+            }
             if len > 0, let input { s.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len)) }
             if isFinal {
+                s.rxPieces = 0
                 var message: [UInt8] = []
                 swap(&message, &s.rx)
                 message.withUnsafeBytes { deliver(s, $0) }

@@ -460,11 +460,20 @@ def test_many_fragments_under_the_limit_are_reassembled(server):
         ack = await c.expect(lambda m: m.get("rid") == "frag")
         assert ack["type"] == "ack"
         assert (await c.expect("chat"))["message"]["text"].startswith("pieced together")
-        # Empty continuation frames carry no bytes: the limit does not apply, the server
-        # reassembles and stays responsive (see docs/security.md, gaps).
-        await c.ws.send(iter(['{"type":"ping",'] + [""] * 20_000 + ['"rid":"empty"}']))
+        # Empty continuation frames carry no bytes; under the cap on pieces they are reassembled.
+        await c.ws.send(iter(['{"type":"ping",'] + [""] * 2_000 + ['"rid":"empty"}']))
         assert (await c.expect("pong", timeout=10))["rid"] == "empty"
         await c.close()
+        # Past the cap (4096 pieces per message) the connection is closed with 1009. Raw
+        # socket: exactly one piece over, then read, so the close frame is not lost to a reset.
+        reader, writer = await _raw_upgrade(server, unique("fragments"))
+        first = b'{"type":"ping",'
+        writer.write(_masked_frame_header(0x1, len(first), fin=False) + b"\x00\x00\x00\x00" + first)
+        for _ in range(4096):
+            writer.write(_masked_frame_header(0x0, 0, fin=False) + b"\x00\x00\x00\x00")
+        await writer.drain()
+        assert await _raw_close_code(reader) == 1009
+        writer.close()
     run(go(), timeout=90)
 
 
@@ -532,10 +541,12 @@ def test_fragment_flood_over_the_limit_closes_1009(server):
     lost to a TCP reset while the client is still sending (see the websockets variant below)."""
     async def go():
         head = b'{"type":"ping","rid":"f","pad":"'
+        # 100-byte pieces cross the byte limit; 1-byte pieces cross the cap of 4096 pieces
+        # per message first (exactly one piece over, so nothing is in flight at the close).
         for size in (1, 100):
-            n = (MAX_MESSAGE_BYTES + 1 - len(head) + size - 1) // size
+            n = (MAX_MESSAGE_BYTES + 1 - len(head) + size - 1) // size if size > 1 else 4096
             pieces = [head] + [b"x" * size] * n
-            assert sum(map(len, pieces)) > MAX_MESSAGE_BYTES
+            assert sum(map(len, pieces)) > MAX_MESSAGE_BYTES or len(pieces) > 4096
             reader, writer = await _raw_upgrade(server, unique("frag"))
             payload = _fragments(pieces)
             writer.write(payload)
