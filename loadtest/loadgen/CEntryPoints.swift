@@ -33,3 +33,10 @@ func loadgenTimerCallback(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) 
     guard let owner = timer.pointee.owner else { return }
     Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().timerFired(timer)
 }
+
+/// pthread start routine of the storm's /healthz probe; `arg` is an unretained HealthProbe.
+func healthProbeThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    guard let arg else { return nil }
+    Unmanaged<HealthProbe>.fromOpaque(arg).takeUnretainedValue().run()
+    return nil
+}

@@ -43,6 +43,20 @@ struct Run: ParsableCommand {
     @Option(help: "Slow consumers per group (they stop reading).") var slowPerGroup = 0
     @Option(help: "Slow consumers stop reading this long into the steady phase (seconds).") var slowAfter = 2.0
     @Option(help: "...and read again after this long (seconds).") var slowPause = 20.0
+    @Option(
+        help:
+            "Reconnect storm: this many seconds into the steady phase, stormed clients drop and resume (0: none; default $STORM_AT)."
+    )
+    var stormAt = environmentNumber("STORM_AT") ?? 0
+    @Option(
+        help:
+            "Fraction of the groups whose every member drops (the rest are the unaffected rooms; default $STORM_GROUPS)."
+    )
+    var stormGroups = environmentNumber("STORM_GROUPS") ?? 0.9
+    @Option(help: "Each dropped client reconnects after a uniform 0..<J s delay (default $STORM_JITTER).")
+    var stormJitter = environmentNumber("STORM_JITTER") ?? 0
+    @Option(help: "The storm fails if not every client is back after this long (seconds; default $STORM_TIMEOUT).")
+    var stormTimeout = environmentNumber("STORM_TIMEOUT") ?? 60
     @Option(help: "First source address: 127.0.0.N.") var sourceBase = 2
     @Option(help: "Number of source addresses.") var sourceCount = 16
     @Option(help: "Refuse to open more connections than this.") var maxConnections = 19_000
@@ -59,6 +73,16 @@ struct Run: ParsableCommand {
         }
         guard slowPerGroup < groupSize else { throw ValidationError("slow-per-group must be < group-size") }
         guard sourceBase >= 1, sourceBase + sourceCount <= 255 else { throw ValidationError("bad source range") }
+        if stormAt > 0 {
+            guard stormAt < duration, stormGroups >= 0, stormGroups <= 1, stormJitter >= 0, stormTimeout > 0 else {
+                throw ValidationError("storm: 0 < storm-at < duration, storm-groups in 0...1, jitter >= 0, timeout > 0")
+            }
+            // Hand and spotlight counts would mix with the storm's own member-updated/room-updated.
+            guard handRate == 0, controlRate == 0, slowPerGroup == 0, !controlBurst else {
+                throw ValidationError(
+                    "a reconnect storm runs with hand-rate 0, control-rate 0, no slow consumers, no control burst")
+            }
+        }
     }
 
     func run() throws {
@@ -102,6 +126,11 @@ struct Run: ParsableCommand {
         plan.slowPerGroup = slowPerGroup
         plan.slowAfter = slowAfter
         plan.slowPause = slowPause
+        plan.stormAt = stormAt
+        plan.stormGroups = stormGroups
+        plan.stormJitter = stormJitter
+        plan.stormTimeout = stormTimeout
+        if stormAt > 0 { plan.serverPid = listenerPid(port: port) ?? 0 }
         plan.sourceBase = sourceBase
         plan.sourceCount = sourceCount
         plan.maxConnections = maxConnections
@@ -112,14 +141,41 @@ struct Run: ParsableCommand {
             "hearth-loadgen: \(groups) groups x \(groupSize) = \(groups * groupSize) connections, "
                 + "\(threads) thread(s), fd limit \(limit), connect \(connectRate)/s, chat \(chatRate)/s/member, "
                 + "\(duration) s steady")
+        if stormAt > 0 {
+            emit(
+                "reconnect storm: \(stormAt) s into the steady phase, \(stormGroups) of the groups drop, jitter 0..\(stormJitter) s"
+            )
+        }
+        // A write to a socket the storm shut down must fail with EPIPE, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
         lws_set_log_level(Int32(LLL_ERR | LLL_WARN), nil)
         let started = Date()
-        let workers = (0..<threads).map { w in
-            Worker(
-                plan: plan, index: w,
-                groupIndices: Array(stride(from: groupOffset + w, to: groupOffset + groups, by: threads)))
+        // Groups are striped over the threads; in a storm with several threads the unaffected
+        // rooms get the last thread to themselves, so the storm's reconnect work (TLS handshakes on
+        // the generator side) does not sit in the loop that measures them.
+        var assignment = (0..<threads).map { w in
+            Array(stride(from: groupOffset + w, to: groupOffset + groups, by: threads))
         }
+        if stormAt > 0 && threads > 1 {
+            let all = Array(groupOffset..<groupOffset + groups)
+            let stormed = all.filter { plan.storms($0) }
+            assignment = (0..<threads - 1).map { w in
+                stride(from: w, to: stormed.count, by: threads - 1).map { stormed[$0] }
+            }
+            assignment.append(all.filter { !plan.storms($0) })
+        }
+        let sync = RunSync(workers: threads)
+        let workers = (0..<threads).map { w in Worker(plan: plan, index: w, groupIndices: assignment[w], sync: sync) }
         var threadIDs: [pthread_t] = []
+        // The storm's stall probe: GET /healthz every 10 ms on its own thread and connection.
+        let probe = stormAt > 0 ? HealthProbe(host: host, port: port, serverPid: plan.serverPid) : nil
+        var probeThread = pthread_t()
+        if let probe {
+            guard
+                pthread_create(&probeThread, nil, healthProbeThreadMain, Unmanaged.passUnretained(probe).toOpaque())
+                    == 0
+            else { throw ValidationError("pthread_create failed") }
+        }
         for w in workers {
             var tid = pthread_t()
             let arg = Unmanaged.passRetained(w).toOpaque()
@@ -130,6 +186,10 @@ struct Run: ParsableCommand {
             threadIDs.append(tid)
         }
         for tid in threadIDs { pthread_join(tid, nil) }
+        if let probe {
+            probe.stop()
+            pthread_join(probeThread, nil)
+        }
         var steps: [Stats] = []
         var failures: [String] = []
         for w in workers {
@@ -138,6 +198,27 @@ struct Run: ParsableCommand {
                 steps[i].add(s)
             }
             failures += w.failures
+        }
+        if let probe {
+            failures += probe.errors
+            let windows = workers.compactMap(\.stormWindow)
+            if let first = windows.first, first.step < steps.count {
+                let start = windows.map(\.steadyStart).min()!
+                let drop = windows.map(\.drop).min()!
+                let end = windows.map(\.end).max()!
+                splitStormSamples(workers, into: &steps[first.step], start: start, drop: drop, end: end)
+                steps[first.step].healthReconnects = probe.reconnects
+                steps[first.step].healthProbeCPUs = probe.pinnedTo.isEmpty ? "generator's" : probe.pinnedTo
+                for (at, rtt, lateness) in probe.samples {
+                    if at >= start && at < drop {
+                        steps[first.step].healthBefore.record(rtt / 1000)
+                    } else if at >= drop && at <= end {
+                        steps[first.step].healthDuring.record(rtt / 1000)
+                        steps[first.step].healthWakeLagDuringMs = max(
+                            steps[first.step].healthWakeLagDuringMs, Double(lateness) / 1e6)
+                    }
+                }
+            }
         }
         let summary = PlanSummary(plan)
         if let json {
@@ -210,6 +291,8 @@ struct PlanSummary: Codable {
     var handRate: Double
     var controlRate: Double
     var p99LimitMs: Double
+    var stormAt: Double = 0
+    var stormJitter: Double = 0
 
     init(_ p: Plan) {
         label = p.label
@@ -222,6 +305,8 @@ struct PlanSummary: Codable {
         handRate = p.handRate
         controlRate = p.controlRate
         p99LimitMs = p.p99LimitMs
+        stormAt = p.stormAt
+        stormJitter = p.stormJitter
     }
 }
 
@@ -257,6 +342,19 @@ func report(
         )
     }
     if s.slowStillOpen > 0 { problems.append("\(s.slowStillOpen) slow consumers were never cut off") }
+    if s.unexpectedDeliveries > 0 { problems.append("\(s.unexpectedDeliveries) chat deliveries more than were owed") }
+    let storm = s.stormClients > 0
+    if storm {
+        if s.stormResumed < s.stormClients {
+            problems.append("storm: only \(s.stormResumed)/\(s.stormClients) resumed")
+        }
+        if s.stormBack < s.stormClients {
+            problems.append("storm: only \(s.stormBack)/\(s.stormClients) got their whole replay")
+        }
+        if s.stormGaps > 0 { problems.append("storm: \(s.stormGaps) resumes with gap=true (no replay)") }
+    } else if plan.stormAt > 0 && last {
+        problems.append("the reconnect storm did not happen")
+    }
 
     let secs = max(s.steadySeconds, 0.001)
     let deliveredPerSec = Double(s.deliveredInWindow) / secs
@@ -295,6 +393,40 @@ func report(
             "slow consumers   \(s.slowConnections): cut off with 4008 \(s.slowCut4008), closed otherwise \(s.slowClosedOtherwise), still open \(s.slowStillOpen)"
         )
     }
+    if storm {
+        print(
+            "storm            \(s.stormClients) clients dropped (no close frame: SO_LINGER 0 + shutdown), jitter 0..\(formatFixed(plan.stormJitter, 1)) s; "
+                + "drop loop \(formatFixed(s.stormDropLoopMs, 1)) ms; reconnect retries \(s.stormRetries)")
+        print(
+            "all back         \(formatFixed(s.stormAllBackSeconds, 3)) s after the drop (last resumed after \(formatFixed(s.stormAllResumedSeconds, 3)) s); "
+                + "resumed \(s.stormResumed), back with replay \(s.stormBack), gaps \(s.stormGaps)")
+        print(
+            "storm CPU        server \(s.stormServerCPU < 0 ? "?" : formatFixed(s.stormServerCPU, 0) + "%"), "
+                + "generator \(formatFixed(s.stormGeneratorCPU, 0))% of one core from the drop to all back")
+        print("storm handshake  \(describe(s.stormHandshake))  [intended reconnect -> WebSocket open]")
+        print("resume (drop)    \(describe(s.stormResume))  [drop instant -> resumed]")
+        print(
+            "resume (own)     \(describe(s.stormResumeFromReconnect))  [intended reconnect (drop + jitter) -> resumed]")
+        print("back             \(describe(s.stormBackHist))  [drop instant -> resumed + every replayed event]")
+        print(
+            "replay           \(s.stormReplayed) events replayed; own chat in doubt at the drop \(s.stormInDoubt), "
+                + "never accepted (dropped with the socket) \(s.stormDroppedWithConnection)")
+        print("unaffected before \(describe(s.unaffectedBefore))  [chat in untouched rooms, intended before the drop]")
+        print("unaffected storm  \(describe(s.unaffectedDuring))  [... intended between the drop and all back]")
+        print(
+            "healthz before   \(describe(s.healthBefore))  [GET /healthz round trip every 10 ms, one keep-alive TLS "
+                + "connection, probe thread on CPU \(s.healthProbeCPUs) (the server's)]")
+        print(
+            "healthz storm    \(describe(s.healthDuring))  [... sent between the drop and all back; probe reconnects "
+                + "\(s.healthReconnects), its own wake-up lateness max \(formatFixed(s.healthWakeLagDuringMs, 1)) ms]")
+        print(
+            "stall            largest gap between chat receipts in untouched rooms: before \(formatFixed(s.unaffectedGapBeforeMs, 1)) ms, "
+                + "storm \(formatFixed(s.unaffectedGapDuringMs, 1)) ms")
+        print(
+            "generator loops  largest lateness of a 10 ms timer: before \(formatFixed(s.loopLagBeforeMs, 1)) ms; in the storm "
+                + "\(formatFixed(s.loopLagDuringMs, 1)) ms in the loop playing the stormed rooms, "
+                + "\(formatFixed(s.loopLagUnaffectedDuringMs, 1)) ms in the one playing the unaffected rooms")
+    }
     print("close codes      \(s.closeCodes)")
     print("received         \(s.messagesReceived) messages in \(s.framesReceived) frames, \(s.bytesReceived) bytes")
     print(
@@ -311,7 +443,60 @@ func report(
             + "last_p99_ms=\(ms(s.chatLastRecipient.valueAtPercentile(99))) "
             + "handshake_p99_ms=\(ms(s.handshake.valueAtPercentile(99))) "
             + "negotiated_p99_ms=\(ms(s.negotiated.valueAtPercentile(99))) lost=\(s.chatLost) dup=\(s.chatDuplicated) "
-            + "reordered=\(s.chatReordered)")
+            + "reordered=\(s.chatReordered)"
+            + (storm
+                ? " storm_clients=\(s.stormClients) all_back_s=\(formatFixed(s.stormAllBackSeconds, 3)) "
+                    + "resume_p50_ms=\(ms(s.stormResume.valueAtPercentile(50))) resume_p99_ms=\(ms(s.stormResume.valueAtPercentile(99))) "
+                    + "resume_max_ms=\(ms(s.stormResume.max)) "
+                    + "unaffected_p99_before_ms=\(ms(s.unaffectedBefore.valueAtPercentile(99))) "
+                    + "unaffected_p99_storm_ms=\(ms(s.unaffectedDuring.valueAtPercentile(99))) "
+                    + "healthz_max_ms=\(ms(s.healthDuring.max)) server_cpu_pct=\(formatFixed(s.stormServerCPU, 0)) "
+                    + "generator_cpu_pct=\(formatFixed(s.stormGeneratorCPU, 0)) "
+                    + "stall_gap_ms=\(formatFixed(s.unaffectedGapDuringMs, 1)) loop_lag_ms=\(formatFixed(s.loopLagDuringMs, 1))"
+                : ""))
     fflush(nil)
     return problems.isEmpty
+}
+
+/// A number from the environment (how `loadtest/run` passes a scenario's STORM_* keys).
+func environmentNumber(_ name: String) -> Double? {
+    ProcessInfo.processInfo.environment[name].flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+}
+
+/// Splits the unaffected rooms' chat deliveries (by intended time) and receipt gaps, and each
+/// loop's 10 ms probe lateness, at the storm's drop instant and its all-back moment.
+func splitStormSamples(_ workers: [Worker], into s: inout Stats, start: UInt64, drop: UInt64, end: UInt64) {
+    var receipts: [UInt64] = []
+    for w in workers {
+        for (receipt, intended, latency) in w.unaffectedSamples {
+            if intended >= start && intended < drop {
+                s.unaffectedBefore.record(latency)
+            } else if intended >= drop && intended <= end {
+                s.unaffectedDuring.record(latency)
+            }
+            receipts.append(receipt)
+        }
+        let stormLoop = w.connections.contains { $0.stormed }
+        for (at, lateness) in w.loopSamples {
+            let v = Double(lateness) / 1e6
+            if at >= start && at < drop {
+                s.loopLagBeforeMs = max(s.loopLagBeforeMs, v)
+            } else if at >= drop && at <= end {
+                if stormLoop {
+                    s.loopLagDuringMs = max(s.loopLagDuringMs, v)
+                } else {
+                    s.loopLagUnaffectedDuringMs = max(s.loopLagUnaffectedDuringMs, v)
+                }
+            }
+        }
+    }
+    receipts.sort()
+    for (previous, receipt) in zip(receipts, receipts.dropFirst()) where previous >= start {
+        let gap = Double(receipt - previous) / 1e6
+        if receipt <= drop {
+            s.unaffectedGapBeforeMs = max(s.unaffectedGapBeforeMs, gap)
+        } else if previous <= end {
+            s.unaffectedGapDuringMs = max(s.unaffectedGapDuringMs, gap)
+        }
+    }
 }

@@ -21,6 +21,8 @@ final class Group {
     var removedSlot = -1
     var removeRecipientsDone = 0
     var removeComplete = false
+    /// Reconnect storm: every member of this group drops and resumes (false: an unaffected room).
+    var stormed = false
 
     init(local: Int, room: String, path: UnsafeMutablePointer<CChar>) {
         self.local = local
@@ -74,6 +76,26 @@ final class Connection {
     var mutesSeen = 0
     var muteDone = false
     var removeSeen = false
+    // Reconnect storm.
+    /// The seat's resume secret from `welcome` (kept for `resume`).
+    var resumeSecret = ""
+    /// Dropped and not yet resumed: nothing is sent (a reconnected socket sends `resume` first).
+    var away = false
+    var stormed = false
+    var reconnectIntended: UInt64 = 0
+    var reconnectAttempts = 0
+    /// Logged events still to come in the replay after `resumed` (its `replayed` count).
+    var replayLeft = 0
+    var resumed = false
+    var back = false
+    /// Own chat messages at the drop: the last one echoed back to this sender before it, and
+    /// the last one sent. Those in between were in doubt (queued, in flight or unprocessed when
+    /// the socket vanished); the replay of the sender's own copies says which the server accepted.
+    var echoedAtDrop: UInt32 = 0
+    var sentAtDrop: UInt32 = 0
+    var ownConfirmed: UInt32 = 0
+    /// In-doubt messages the server never accepted: not owed to any recipient.
+    var droppedWithConnection: UInt32 = 0
 
     static let ringSize = 1024
 
@@ -98,6 +120,8 @@ final class Connection {
 /// Timed actions, open loop: each has its intended time.
 enum EventKind: UInt8 {
     case connect, chat, hand, spotlight, muteAll, remove, slowStop, slowResume
+    /// Reconnect storm: the drop instant (all stormed connections), a reconnect, a loop probe.
+    case storm, reconnect, tick
 }
 
 struct TimedEvent {

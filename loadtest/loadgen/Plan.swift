@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What one generator process plays (set from the command line; shared read-only by workers).
 struct Plan: Sendable {
     var host = "127.0.0.1"
@@ -41,6 +43,16 @@ struct Plan: Sendable {
     var slowAfter = 2.0
     var slowPause = 20.0
     var slowReceiveBuffer = 4096
+    /// Reconnect storm: `stormAt` s into the first steady step (0: no storm) every member of a
+    /// `stormGroups` fraction of the groups drops (no close frame) and reconnects over a new TLS
+    /// connection after a uniform 0..<`stormJitter` s delay, then resumes. The storm fails if
+    /// not everyone is back within `stormTimeout` s.
+    var stormAt = 0.0
+    var stormGroups = 0.9
+    var stormJitter = 0.0
+    var stormTimeout = 60.0
+    /// The server's pid (found by its listening port) for its CPU time over the storm; 0: unknown.
+    var serverPid: Int32 = 0
     /// Source addresses: 127.0.0.(sourceBase ..< sourceBase + sourceCount).
     var sourceBase = 2
     var sourceCount = 16
@@ -49,4 +61,22 @@ struct Plan: Sendable {
     var label = "loadgen"
 
     var connectionsTotal: Int { groups * groupSize }
+
+    /// Whether group `g` (its global number) storms: the stormed groups are spread evenly,
+    /// group g storms when floor((g + 1) f) > floor(g f).
+    func storms(_ g: Int) -> Bool {
+        guard stormAt > 0 else { return false }
+        let f = min(max(stormGroups, 0), 1)
+        return Int((Double(g + 1) * f).rounded(.down)) > Int((Double(g) * f).rounded(.down))
+    }
+}
+
+/// What a process's workers share in a reconnect storm: they start the steady phase together
+/// (so the storm's drop instant and the unaffected rooms' chat line up across threads).
+final class RunSync: Sendable {
+    let workers: Int
+    let ready = Atomic<Int>(0)
+    let steadyStart = Atomic<UInt64>(0)
+
+    init(workers: Int) { self.workers = workers }
 }

@@ -20,6 +20,15 @@ struct Stats: Codable {
     var controlDelivery = newHistogram()  // steady-phase spotlight toggles: each room-updated delivery
     var muteAllFanout = newHistogram()  // per group: intended mute-all -> last recipient saw every mute
     var removeFanout = newHistogram()  // per group: intended remove -> last recipient saw member-left
+    // Reconnect storm (per stormed client; the drop instant is the storm's intended time).
+    var stormResume = newHistogram()  // drop instant -> `resumed`
+    var stormResumeFromReconnect = newHistogram()  // the client's intended reconnect (drop + jitter) -> `resumed`
+    var stormBackHist = newHistogram()  // drop instant -> `resumed` and every replayed event received
+    var stormHandshake = newHistogram()  // intended reconnect -> WebSocket open (TCP + TLS + upgrade)
+    var unaffectedBefore = newHistogram()  // chat in unaffected rooms, intended in [steady start, drop)
+    var unaffectedDuring = newHistogram()  // ... intended in [drop, all back]
+    var healthBefore = newHistogram()  // GET /healthz round trip every 10 ms, sent before the drop (steady phase)
+    var healthDuring = newHistogram()  // ... sent between the drop and all back
 
     // Counters.
     var connections = 0
@@ -67,6 +76,39 @@ struct Stats: Codable {
     var errorCodes: [String: Int] = [:]
     var closeCodes: [String: Int] = [:]
     var connectErrorSamples: [String] = []
+    // Reconnect storm counters.
+    var stormClients = 0
+    var stormResumed = 0
+    var stormBack = 0
+    var stormGaps = 0
+    var stormReplayed = 0
+    var stormRetries = 0
+    var stormInDoubt = 0
+    var stormDroppedWithConnection = 0
+    var unexpectedDeliveries = 0
+    /// Seconds from the drop instant until the last client resumed / was back with its replay.
+    var stormAllResumedSeconds = 0.0
+    var stormAllBackSeconds = 0.0
+    /// How long the generator took to drop every stormed socket (ms).
+    var stormDropLoopMs = 0.0
+    /// Largest gap between consecutive chat receipts in the unaffected rooms (ms), before the
+    /// drop and between the drop and all back; and the generator's own largest loop lateness
+    /// (a 10 ms probe timer) over the same windows.
+    var unaffectedGapBeforeMs = 0.0
+    var unaffectedGapDuringMs = 0.0
+    var loopLagBeforeMs = 0.0
+    var loopLagDuringMs = 0.0
+    var loopLagUnaffectedDuringMs = 0.0
+    /// The /healthz probe: reconnects (the server closed keep-alive) and its own largest
+    /// wake-up lateness during the storm (ms; its CPU is shared with the generator).
+    var healthReconnects = 0
+    var healthWakeLagDuringMs = 0.0
+    var healthProbeCPUs = ""
+    /// CPU over the storm (drop -> all back), % of one core: the server (utime+stime from
+    /// /proc; -1 if unknown) and this generator process (getrusage). Near 100%: that side is
+    /// what limits how fast the storm resolves.
+    var stormServerCPU = -1.0
+    var stormGeneratorCPU = 0.0
 
     /// Clears the steady-phase figures (histograms and counters) for the next rate step.
     mutating func resetSteadyFigures() {
@@ -86,6 +128,19 @@ struct Stats: Codable {
         framesReceived = 0
         messagesReceived = 0
         bytesReceived = 0
+        // The storm belongs to the step it happened in.
+        let fresh = Stats()
+        stormResume = fresh.stormResume
+        stormResumeFromReconnect = fresh.stormResumeFromReconnect
+        stormBackHist = fresh.stormBackHist
+        stormHandshake = fresh.stormHandshake
+        unaffectedBefore = fresh.unaffectedBefore
+        unaffectedDuring = fresh.unaffectedDuring
+        (stormClients, stormResumed, stormBack, stormGaps, stormReplayed) = (0, 0, 0, 0, 0)
+        (stormRetries, stormInDoubt, stormDroppedWithConnection, unexpectedDeliveries) = (0, 0, 0, 0)
+        (stormAllResumedSeconds, stormAllBackSeconds, stormDropLoopMs) = (0, 0, 0)
+        (unaffectedGapBeforeMs, unaffectedGapDuringMs, loopLagBeforeMs, loopLagDuringMs) = (0, 0, 0, 0)
+        loopLagUnaffectedDuringMs = 0
     }
 
     /// Takes the control burst's figures (which come after the last step closed) and the
@@ -112,6 +167,36 @@ struct Stats: Codable {
         controlDelivery.add(o.controlDelivery)
         muteAllFanout.add(o.muteAllFanout)
         removeFanout.add(o.removeFanout)
+        stormResume.add(o.stormResume)
+        stormResumeFromReconnect.add(o.stormResumeFromReconnect)
+        stormBackHist.add(o.stormBackHist)
+        stormHandshake.add(o.stormHandshake)
+        unaffectedBefore.add(o.unaffectedBefore)
+        unaffectedDuring.add(o.unaffectedDuring)
+        healthBefore.add(o.healthBefore)
+        healthDuring.add(o.healthDuring)
+        healthReconnects += o.healthReconnects
+        healthWakeLagDuringMs = max(healthWakeLagDuringMs, o.healthWakeLagDuringMs)
+        if healthProbeCPUs.isEmpty { healthProbeCPUs = o.healthProbeCPUs }
+        stormServerCPU = max(stormServerCPU, o.stormServerCPU)
+        stormGeneratorCPU = max(stormGeneratorCPU, o.stormGeneratorCPU)
+        stormClients += o.stormClients
+        stormResumed += o.stormResumed
+        stormBack += o.stormBack
+        stormGaps += o.stormGaps
+        stormReplayed += o.stormReplayed
+        stormRetries += o.stormRetries
+        stormInDoubt += o.stormInDoubt
+        stormDroppedWithConnection += o.stormDroppedWithConnection
+        unexpectedDeliveries += o.unexpectedDeliveries
+        stormAllResumedSeconds = max(stormAllResumedSeconds, o.stormAllResumedSeconds)
+        stormAllBackSeconds = max(stormAllBackSeconds, o.stormAllBackSeconds)
+        stormDropLoopMs = max(stormDropLoopMs, o.stormDropLoopMs)
+        unaffectedGapBeforeMs = max(unaffectedGapBeforeMs, o.unaffectedGapBeforeMs)
+        unaffectedGapDuringMs = max(unaffectedGapDuringMs, o.unaffectedGapDuringMs)
+        loopLagBeforeMs = max(loopLagBeforeMs, o.loopLagBeforeMs)
+        loopLagDuringMs = max(loopLagDuringMs, o.loopLagDuringMs)
+        loopLagUnaffectedDuringMs = max(loopLagUnaffectedDuringMs, o.loopLagUnaffectedDuringMs)
         connections += o.connections
         connectErrors += o.connectErrors
         established += o.established

@@ -1,4 +1,5 @@
 import CLws
+import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -99,4 +100,52 @@ struct TokenMinter {
         }
         return String(decoding: out, as: UTF8.self)
     }
+}
+
+/// The pid of the process listening on 127.0.0.1:`port` (or 0.0.0.0), found through
+/// /proc/net/tcp and the /proc/PID/fd links of this user's processes; nil if not found.
+func listenerPid(port: Int) -> Int32? {
+    guard let tcp = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+    let hexPort = String(format: "%04X", port)
+    var inode = ""
+    for line in tcp.split(separator: "\n").dropFirst() {
+        let f = line.split(separator: " ", omittingEmptySubsequences: true)
+        // local_address rem_address st ... inode (field 9)
+        guard f.count > 9, f[3] == "0A", f[1].hasSuffix(":" + hexPort),
+            f[1].hasPrefix("0100007F") || f[1].hasPrefix("00000000")
+        else { continue }
+        inode = String(f[9])
+        break
+    }
+    guard !inode.isEmpty, let pids = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+    let target = "socket:[\(inode)]"
+    for p in pids {
+        guard let pid = Int32(p), let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(p)/fd") else {
+            continue
+        }
+        for fd in fds
+        where (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(p)/fd/\(fd)")) == target {
+            return pid
+        }
+    }
+    return nil
+}
+
+/// utime + stime of a process in seconds (/proc/PID/stat), nil if it cannot be read.
+func processCPUSeconds(_ pid: Int32) -> Double? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return nil }
+    // Fields after "comm)": state is field 3, utime and stime are fields 14 and 15.
+    let f = stat[stat.index(after: close)...].split(separator: " ")
+    guard f.count > 12, let u = Double(f[11]), let s = Double(f[12]) else { return nil }
+    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// This process's user + system CPU seconds (all threads).
+func ownCPUSeconds() -> Double {
+    var r = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &r)
+    return Double(r.ru_utime.tv_sec) + Double(r.ru_utime.tv_usec) / 1e6 + Double(r.ru_stime.tv_sec)
+        + Double(r.ru_stime.tv_usec) / 1e6
 }

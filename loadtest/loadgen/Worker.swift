@@ -48,10 +48,29 @@ final class Worker {
     private let offerPayload: String
     private let answerPayload: String
     private let icePerSide: Int
+    // Reconnect storm.
+    private var stormIntended: UInt64 = 0
+    private var stormPending = 0
+    private var stormDone = false
+    private var stormDeadline: UInt64 = 0
+    private var stormLastResumed: UInt64 = 0
+    private var stormCPUAtDrop: (server: Double?, generator: Double) = (nil, 0)
+    /// Unaffected rooms' chat deliveries (receipt, intended, latency µs) and the generator's
+    /// 10 ms probe timer (intended, lateness ns): split at the drop instant and at all-back.
+    private(set) var unaffectedSamples: [(UInt64, UInt64, UInt64)] = []
+    private(set) var loopSamples: [(UInt64, UInt64)] = []
+    /// The step, the steady start, the drop instant and the all-back moment (monotonic ns), once
+    /// the storm is over: the main thread splits the /healthz probe's samples with them.
+    private(set) var stormWindow: (step: Int, steadyStart: UInt64, drop: UInt64, end: UInt64)?
 
-    init(plan: Plan, index: Int, groupIndices: [Int]) {
+    /// Shared by a process's workers in a storm: the steady phase starts in all of them at once.
+    private let sync: RunSync
+    private var reportedReady = false
+
+    init(plan: Plan, index: Int, groupIndices: [Int], sync: RunSync) {
         self.plan = plan
         self.index = index
+        self.sync = sync
         rng = XorShift(seed: plan.seed &+ UInt64(index) &* 0x1234_5678_9ABC)
         eventTimer = .allocate(capacity: 1)
         eventTimer.initialize(to: clws_timer())
@@ -81,6 +100,10 @@ final class Worker {
                 if !slow { group.recipients += 1 }
             }
             groups.append(group)
+        }
+        for (g, global) in zip(groups, groupIndices) where plan.storms(global) {
+            g.stormed = true
+            for i in g.slots where !connections[i].slow { connections[i].stormed = true }
         }
         stats.groups = groups.count
         stats.connections = connections.count
@@ -143,7 +166,8 @@ final class Worker {
 
         // Open loop: every connection has an intended connect time.
         t0 = monotonicNanos() + 200_000_000
-        let rate = max(plan.connectRate / Double(max(1, plan.threads)), 0.001)
+        // This worker's share of the process's connect rate (its share of the connections).
+        let rate = max(plan.connectRate * Double(connections.count) / Double(max(1, plan.connectionsTotal)), 0.001)
         let interval = 1e9 / rate
         for c in connections {
             c.connectIntended = t0 + UInt64(Double(c.index) * interval)
@@ -194,11 +218,14 @@ final class Worker {
             eventTimerAt = .max
             var now = monotonicNanos()
             var handled = 0
-            while let top = heap.top, top.at <= now + 20_000 {
+            // At most 64 actions per callback: the loop then reads and writes its sockets before
+            // the next batch (a storm's thousands of reconnects due at one instant must not keep
+            // every connection's receipts waiting until the last connect has been issued).
+            while let top = heap.top, top.at <= now + 20_000, handled < 64 {
                 _ = heap.pop()
                 perform(top, now: now)
                 handled += 1
-                if handled & 63 == 0 { now = monotonicNanos() }
+                if handled & 15 == 0 { now = monotonicNanos() }
             }
             armEventTimer(now: monotonicNanos())
         } else if t == phaseTimer {
@@ -210,7 +237,13 @@ final class Worker {
     private func phaseTick(now: UInt64) {
         switch phase {
         case .setup:
-            if groupsReady == groups.count {
+            if groupsReady == groups.count && !reportedReady {
+                reportedReady = true
+                sync.ready.add(1, ordering: .sequentiallyConsistent)
+            }
+            if groupsReady == groups.count
+                && (plan.stormAt == 0 || sync.ready.load(ordering: .sequentiallyConsistent) == sync.workers)
+            {
                 beginSteady(now: now)
             } else if now > t0 + UInt64(plan.setupTimeout * 1e9) {
                 failures.append(
@@ -227,6 +260,10 @@ final class Worker {
             // Drain at least `drain` s, and on until every chat message sent has reached every
             // recipient (at most 30 s more): only what never arrives counts as lost.
             if now >= drainEnd && (liveUnique < liveExpected && now < drainEnd + 30_000_000_000) { return }
+            if now >= drainEnd && stormIntended > 0 && !stormDone {
+                if now < stormDeadline { return }
+                endStorm(now: now)
+            }
             if now >= drainEnd {
                 stats.drainSeconds = Double(now - steadyEnd) / 1e9
                 closeStep()
@@ -273,6 +310,12 @@ final class Worker {
         eventTimerAt = .max
         armEventTimer(now: now)
         steadyStart = now + UInt64(plan.settle * 1e9)
+        if step == 0 && plan.stormAt > 0 {
+            // One steady start for every worker of the process (the first one sets it).
+            let (exchanged, original) = sync.steadyStart.compareExchange(
+                expected: 0, desired: steadyStart, ordering: .sequentiallyConsistent)
+            if !exchanged { steadyStart = max(original, now) }
+        }
         steadyEnd = steadyStart + UInt64(plan.duration * 1e9)
         drainEnd = steadyEnd + UInt64(plan.drain * 1e9)
         if step == 0 {
@@ -297,6 +340,10 @@ final class Worker {
                         at: steadyStart + phaseOffset(plan.controlRate), kind: .spotlight, target: Int32(c.index)),
                     now: now)
             }
+        }
+        if step == 0 && plan.stormAt > 0 {
+            push(TimedEvent(at: steadyStart + UInt64(plan.stormAt * 1e9), kind: .storm, target: 0), now: now)
+            push(TimedEvent(at: steadyStart, kind: .tick, target: 0), now: now)
         }
         for c in connections where c.slow && step == 0 {
             let stop = steadyStart + UInt64(plan.slowAfter * 1e9)
@@ -347,7 +394,7 @@ final class Worker {
             connect(c)
         case .chat:
             guard e.at < steadyEnd, phase == .steady else { return }
-            if c.admitted && !c.closed { sendChat(c, intended: e.at, now: now) }
+            if c.admitted && !c.closed && !c.away { sendChat(c, intended: e.at, now: now) }
             push(TimedEvent(at: e.at + UInt64(1e9 / chatRate), kind: .chat, target: e.target), now: now)
         case .hand:
             guard e.at < steadyEnd, phase == .steady else { return }
@@ -392,7 +439,122 @@ final class Worker {
                 c.stoppedReading = false
                 _ = lws_rx_flow_control(wsi, 1)
             }
+        case .storm:
+            beginStorm(at: e.at)
+        case .reconnect:
+            guard c.away, phase != .done else { return }
+            c.reconnectAttempts += 1
+            c.closed = false
+            c.closeCode = -1
+            connect(c)
+        case .tick:
+            let t = monotonicNanos()
+            loopSamples.append((e.at, t > e.at ? t - e.at : 0))
+            if e.at < steadyEnd && phase == .steady {
+                push(TimedEvent(at: e.at + 10_000_000, kind: .tick, target: 0), now: t)
+            }
         }
+    }
+
+    // MARK: - Reconnect storm
+
+    /// The drop instant: every stormed connection's TCP connection vanishes without a close
+    /// frame. `SO_LINGER {on, 0}` then `shutdown(SHUT_RDWR)` on the lws socket: the shutdown
+    /// sends FIN at once and forbids any further write on the socket, so lws can no longer send a
+    /// close frame; when lws then closes the fd, linger 0 turns the close into an RST. The old wsi
+    /// is detached first (its opaque user data cleared), so its own close callback is ignored
+    /// here. Each client then reconnects after its jitter over a new TLS connection.
+    private func beginStorm(at intended: UInt64) {
+        stormIntended = intended
+        stormDeadline = intended + UInt64(plan.stormTimeout * 1e9)
+        stormCPUAtDrop = (plan.serverPid > 0 ? processCPUSeconds(plan.serverPid) : nil, ownCPUSeconds())
+        let t0 = monotonicNanos()
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        for c in connections where c.stormed {
+            stats.stormClients += 1
+            stormPending += 1
+            c.echoedAtDrop = c.lastFrom[c.slot]
+            c.sentAtDrop = c.chatSent
+            c.ownConfirmed = c.echoedAtDrop
+            stats.stormInDoubt += Int(c.sentAtDrop - c.echoedAtDrop)
+            if let wsi = c.wsi, !c.closed {
+                let fd = lws_get_socket_fd(wsi)
+                lws_set_opaque_user_data(wsi, nil)
+                if fd >= 0 {
+                    _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                    _ = shutdown(fd, Int32(SHUT_RDWR))
+                }
+            }
+            c.wsi = nil
+            c.away = true
+            c.established = false
+            c.closed = true
+            c.rx.removeAll(keepingCapacity: true)
+            c.outbox.removeAll()
+            c.outHead = 0
+            let jitter = plan.stormJitter > 0 ? Double.random(in: 0..<plan.stormJitter, using: &rng) : 0
+            c.reconnectIntended = intended + UInt64(jitter * 1e9)
+            heap.push(TimedEvent(at: c.reconnectIntended, kind: .reconnect, target: Int32(c.index)))
+        }
+        stats.stormDropLoopMs = Double(monotonicNanos() - t0) / 1e6
+        eventTimerAt = .max
+        armEventTimer(now: monotonicNanos())
+        emit(
+            "PHASE storm-drop \(wallMillis()) clients=\(stats.stormClients) jitter=\(plan.stormJitter) "
+                + "drop-loop-ms=\(formatFixed(stats.stormDropLoopMs, 1))")
+        if stormPending == 0 { endStorm(now: monotonicNanos()) }
+    }
+
+    private func clientResumed(_ c: Connection, _ root: JSONValue, now: UInt64) {
+        guard c.away, !c.resumed else { return }
+        c.resumed = true
+        c.away = false
+        stats.stormResumed += 1
+        stats.stormResume.record(micros(now, stormIntended))
+        stats.stormResumeFromReconnect.record(micros(now, c.reconnectIntended))
+        stormLastResumed = max(stormLastResumed, now)
+        if jbool(jget(root, "gap")) == true { stats.stormGaps += 1 }
+        c.replayLeft = Int(jint(jget(root, "replayed")) ?? 0)
+        stats.stormReplayed += c.replayLeft
+        if c.replayLeft == 0 { clientBack(c, now: now) }
+    }
+
+    /// Resumed and every replayed event received: the in-doubt messages are settled (the server
+    /// accepted exactly those whose own copy came back to the sender).
+    private func clientBack(_ c: Connection, now: UInt64) {
+        guard !c.back else { return }
+        c.back = true
+        stats.stormBack += 1
+        stats.stormBackHist.record(micros(now, stormIntended))
+        c.droppedWithConnection = c.sentAtDrop - max(min(c.ownConfirmed, c.sentAtDrop), c.echoedAtDrop)
+        stats.stormDroppedWithConnection += Int(c.droppedWithConnection)
+        liveExpected -= Int(c.droppedWithConnection) * c.group.recipients
+        stormPending -= 1
+        if stormPending == 0 { endStorm(now: now) }
+    }
+
+    /// All back (or the storm timed out). The main thread splits the unaffected rooms' samples
+    /// and the loop probe's at the drop instant and this moment (every worker's window).
+    private func endStorm(now: UInt64) {
+        guard !stormDone else { return }
+        stormDone = true
+        stormWindow = (step, steadyStart, stormIntended, now)
+        let wall = max(Double(now - stormIntended) / 1e9, 0.001)
+        guard stats.stormClients > 0 else { return }
+        stats.stormGeneratorCPU = 100 * (ownCPUSeconds() - stormCPUAtDrop.generator) / wall
+        if let before = stormCPUAtDrop.server, let after = processCPUSeconds(plan.serverPid) {
+            stats.stormServerCPU = 100 * (after - before) / wall
+        }
+        stats.stormAllBackSeconds = Double(now - stormIntended) / 1e9
+        stats.stormAllResumedSeconds = stormLastResumed > 0 ? Double(stormLastResumed - stormIntended) / 1e9 : 0
+        if stormPending > 0 {
+            failures.append(
+                "reconnect storm: \(stormPending) of \(stats.stormClients) clients not back after \(plan.stormTimeout) s"
+            )
+        }
+        emit(
+            "PHASE storm-back \(wallMillis()) back=\(stats.stormBack)/\(stats.stormClients) "
+                + "after=\(formatFixed(stats.stormAllBackSeconds, 3))s")
     }
 
     private func connect(_ c: Connection) {
@@ -447,6 +609,12 @@ final class Worker {
             let now = monotonicNanos()
             c.wsi = wsi
             c.established = true
+            if c.away {
+                // A reconnect in the storm: resume the held seat from the last seq processed.
+                stats.stormHandshake.record(micros(now, c.reconnectIntended))
+                send(c, "{\"type\":\"resume\",\"secret\":\"\(c.resumeSecret)\",\"lastSeq\":\(c.lastEventSeq)}")
+                return 0
+            }
             stats.established += 1
             stats.handshake.record(micros(now, c.connectIntended))
             if c.slow {
@@ -508,6 +676,15 @@ final class Worker {
         c.closed = true
         c.wsi = nil
         guard phase != .done else { return }
+        if c.away && !c.established {
+            // A storm reconnect that failed before the WebSocket opened: retry (as a client would).
+            if c.reconnectAttempts < 4 {
+                stats.stormRetries += 1
+                let now = monotonicNanos()
+                push(TimedEvent(at: now + 100_000_000, kind: .reconnect, target: Int32(c.index)), now: now)
+                return
+            }
+        }
         if !c.established {
             stats.connectErrors += 1
             if stats.connectErrorSamples.count < 5 { stats.connectErrorSamples.append(error ?? "closed before open") }
@@ -607,8 +784,10 @@ final class Worker {
         let b = p.assumingMemoryBound(to: UInt8.self)
         let tp = Worker.typePrefix
         if n > tp.count + 5 && memcmp(p, tp, tp.count) == 0 && memcmp(p + tp.count, Worker.chatType, 5) == 0 {
-            if let seq = Worker.integer(after: Worker.seqKey, in: b, n, limit: 40) { checkSeq(c, Int64(seq)) }
+            let seq = Worker.integer(after: Worker.seqKey, in: b, n, limit: 40)
+            if let seq { checkSeq(c, Int64(seq)) }
             chat(c, b, n, now: now)
+            if seq != nil && c.replayLeft > 0 { replayedEvent(c, now: now) }
             return
         }
         if n > Worker.signalPrefix.count && memcmp(p, Worker.signalPrefix, Worker.signalPrefix.count) == 0,
@@ -621,9 +800,17 @@ final class Worker {
             return
         }
         defer { cj_decref(root) }
-        if let seq = jint(jget(root, "seq")) { checkSeq(c, seq) }
+        let seq = jint(jget(root, "seq"))
+        if let seq { checkSeq(c, seq) }
         guard let type = jstr(jget(root, "type")) else { return }
         message(c, type, root, now: now)
+        if seq != nil && c.replayLeft > 0 { replayedEvent(c, now: now) }
+    }
+
+    /// One replayed (logged) event after `resumed`; the last one brings the client back.
+    private func replayedEvent(_ c: Connection, now: UInt64) {
+        c.replayLeft -= 1
+        if c.replayLeft == 0 { clientBack(c, now: now) }
     }
 
     private static let signalPrefix = Array("{\"type\":\"signal\",\"from\":\"".utf8)
@@ -736,6 +923,8 @@ final class Worker {
         c.lastFrom[senderSlot] = seq
         c.receivedFrom[senderSlot] += 1
         liveUnique += 1
+        if c.stormed && senderSlot == c.slot && seq <= c.sentAtDrop { c.ownConfirmed = max(c.ownConfirmed, seq) }
+        if plan.stormAt > 0 && !c.group.stormed { unaffectedSamples.append((now, intended, latency)) }
         let sender = connections[c.group.slots[senderSlot]]
         let r = Int(seq) & (Connection.ringSize - 1)
         if sender.ringSeq[r] == seq && sender.ringRemaining[r] > 0 {
@@ -748,7 +937,10 @@ final class Worker {
     private func message(_ c: Connection, _ type: String, _ root: JSONValue, now: UInt64) {
         let g = c.group
         switch type {
+        case "resumed":
+            clientResumed(c, root, now: now)
         case "welcome":
+            c.resumeSecret = jstr(jget(root, "resumeSecret")) ?? ""
             stats.welcomed += 1
             stats.welcome.record(micros(now, c.connectIntended))
             let you = jget(root, "you")
@@ -896,6 +1088,7 @@ final class Worker {
         var handExpected = 0
         var controlExpected = 0
         var slowStillOpen = 0
+        var unexpected = 0
     }
 
     /// Ends the step in progress: its expected/lost counts are the cumulative ones minus the
@@ -909,6 +1102,7 @@ final class Worker {
         s.handExpected = totals.handExpected - previousTotals.handExpected
         s.controlExpected = totals.controlExpected - previousTotals.controlExpected
         s.slowStillOpen = totals.slowStillOpen
+        s.unexpectedDeliveries = totals.unexpected - previousTotals.unexpected
         s.steadySeconds = steadyStart > 0 ? plan.duration : 0
         s.stepRate = chatRate
         previousTotals = totals
@@ -924,10 +1118,12 @@ final class Worker {
             let handToggles = members.filter { !$0.slow }.reduce(0) { $0 + $1.handsSent }
             for r in members where !r.slow {
                 for s in members where !s.slow {
-                    let sent = s.chatSent
+                    // In-doubt messages the server never accepted (the storm) are owed to nobody.
+                    let sent = s.chatSent - s.droppedWithConnection
                     let got = r.receivedFrom[s.slot]
                     t.chatExpected += Int(sent)
                     if got < sent { t.chatLost += Int(sent - got) }
+                    if got > sent { t.unexpected += Int(got - sent) }
                 }
                 t.handExpected += handToggles
                 t.controlExpected += g.controlsSent
