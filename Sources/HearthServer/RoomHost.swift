@@ -292,6 +292,9 @@ final class RoomHost: TransportDelegate {
         let now = Self.now()
         for timer in timers.popDue(now) {
             dispatch(.timerFired(timer, at: now), transport) { $0.timerFired(timer, at: now) }
+            if case .closes = timer.kind, engine.rooms[timer.room]?.isEnded == true {
+                store.markEnded(timer.room, at: now)
+            }
         }
         releaseAcks(upTo: store.committedTicket, transport: transport)
         // Connections that have not said hello (or resumed) in time.
