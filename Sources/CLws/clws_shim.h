@@ -54,4 +54,36 @@ static inline const char *clws_ev_backend_name(void *loop) {
     }
 }
 
+/*
+ * An ev_prepare watcher with a plain C callback and a context pointer: libev runs it once
+ * per loop iteration, after every callback of the iteration and before the loop blocks.
+ * The transport flushes the output its callbacks queued there (one write per connection per
+ * iteration). Unreferenced, so it never keeps the loop alive by itself.
+ */
+typedef void (*clws_prepare_fn)(void *owner);
+typedef struct clws_prepare {
+    ev_prepare watcher; /* first member: the watcher pointer is the struct pointer */
+    clws_prepare_fn fn;
+    void *owner;
+} clws_prepare;
+
+static inline void clws_prepare_trampoline(struct ev_loop *loop, ev_prepare *w, int revents) {
+    (void)loop;
+    (void)revents;
+    clws_prepare *p = (clws_prepare *)w;
+    p->fn(p->owner);
+}
+static inline void clws_prepare_start(void *loop, clws_prepare *p, clws_prepare_fn fn, void *owner) {
+    p->fn = fn;
+    p->owner = owner;
+    ev_prepare_init(&p->watcher, clws_prepare_trampoline);
+    ev_prepare_start((struct ev_loop *)loop, &p->watcher);
+    ev_unref((struct ev_loop *)loop);
+}
+static inline void clws_prepare_stop(void *loop, clws_prepare *p) {
+    if (!ev_is_active(&p->watcher)) return;
+    ev_ref((struct ev_loop *)loop);
+    ev_prepare_stop((struct ev_loop *)loop, &p->watcher);
+}
+
 #endif

@@ -28,11 +28,12 @@ enum JournalCoding {
         return entry
     }
 
-    private static var encoder: JSONEncoder {
+    /// One encoder, configured once (creating one per entry showed in perf under chat load).
+    private static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         return e
-    }
+    }()
 }
 
 // MARK: Entries

@@ -37,6 +37,12 @@ func hearthTimerCallback(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) {
     Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().timerFired(timer)
 }
 
+/// libev prepare callback (once per loop iteration, before it blocks): flush queued output.
+func hearthPrepareCallback(_ owner: UnsafeMutableRawPointer?) {
+    guard let owner else { return }
+    Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().flushDirty()
+}
+
 /// lws log emitter: one swift-log line per lws line, label "hearth.lws".
 func hearthLwsLogEmit(_ level: Int32, _ line: UnsafePointer<CChar>?) {
     guard let line else { return }

@@ -27,6 +27,10 @@ final class Session {
     var lastHeard: UInt64
     var pingSentAt: UInt64?
     var pingDue = false
+    /// In the worker's dirty list (output to flush at the end of this loop iteration); cleared
+    /// when the connection closes.
+    var dirty = false
+    var open = true
 
     init(id: SessionID, wsi: OpaquePointer, now: UInt64) {
         self.id = id
@@ -109,6 +113,10 @@ final class Worker {
     private var scratchCapacity: Int
     private let tickTimer: UnsafeMutablePointer<clws_timer>
     private let stopTimer: UnsafeMutablePointer<clws_timer>
+    /// Sessions given output during this loop iteration; written by `flushDirty` from the
+    /// loop's prepare watcher, once per iteration.
+    private var dirty: [Session] = []
+    private let prepare: UnsafeMutablePointer<clws_prepare>
 
     private static let exchangeTag: UInt64 = 1 << 63
 
@@ -126,12 +134,15 @@ final class Worker {
         tickTimer.initialize(to: clws_timer())
         stopTimer = .allocate(capacity: 1)
         stopTimer.initialize(to: clws_timer())
+        prepare = .allocate(capacity: 1)
+        prepare.initialize(to: clws_prepare())
     }
 
     deinit {
         scratch.deallocate()
         tickTimer.deallocate()
         stopTimer.deallocate()
+        prepare.deallocate()
     }
 
     static func from(_ wsi: OpaquePointer) -> Worker? {
@@ -244,6 +255,7 @@ final class Worker {
 
         state = .running
         inbox.attach(context: ctx)
+        clws_prepare_start(loop, prepare, hearthPrepareCallback, Unmanaged.passUnretained(self).toOpaque())
         schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
         logger.info(
             "transport listening",
@@ -257,6 +269,8 @@ final class Worker {
 
         // The loop was broken by a stop: tear down on this thread.
         state = .tearingDown
+        clws_prepare_stop(loop, prepare)
+        dirty.removeAll()
         inbox.detach()
         lws_sul_cancel(sul(tickTimer))
         lws_sul_cancel(sul(stopTimer))
@@ -604,6 +618,7 @@ final class Worker {
         guard id != 0, id & Worker.exchangeTag == 0 else { return }
         user.storeBytes(of: 0, as: UInt64.self)
         guard let s = sessions.removeValue(forKey: id) else { return }
+        s.open = false
         counters.sessionsClosed += 1
         logger.debug("session closed", metadata: ["session": "\(s.id)"])
         delegate?.transportDidClose(s.id, transport: transport)
@@ -630,10 +645,43 @@ final class Worker {
             startClose(s, code: 4008, reason: "send queue overflow")
             return
         }
-        let wasEmpty = s.queuedCount == 0
         s.queue.append(message)
         s.queuedBytes += size
-        if wasEmpty { lws_callback_on_writable(s.wsi) }
+        if !s.dirty {
+            s.dirty = true
+            dirty.append(s)
+        }
+    }
+
+    /// Writes the output queued during this loop iteration: one frame (a batch) per session,
+    /// straight from here instead of asking lws for a writable callback. Asking would cost two
+    /// `epoll_ctl` calls and a wakeup per write (perf: 6.5% of the server's CPU under chat
+    /// load). A session lws still holds a partial write for, or one with a ping or a close to
+    /// send, or with more than two batches queued, goes the usual way (`lws_callback_on_writable`).
+    func flushDirty() {
+        guard !dirty.isEmpty else { return }
+        let list = dirty
+        dirty.removeAll(keepingCapacity: true)
+        for s in list {
+            s.dirty = false
+            guard s.open, s.queuedCount > 0 else { continue }
+            if s.closeRequest != nil || s.pingDue || lws_partial_buffered(s.wsi) != 0 {
+                lws_callback_on_writable(s.wsi)
+                continue
+            }
+            var batches = 0
+            while s.queuedCount > 0 && batches < 2 && lws_partial_buffered(s.wsi) == 0 {
+                guard writeBatch(s) else {
+                    // Outside a callback the wsi cannot be closed by returning -1: kill it async.
+                    s.discardInput = true
+                    s.dropQueue()
+                    lws_set_timeout(s.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC)
+                    break
+                }
+                batches += 1
+            }
+            if s.queuedCount > 0 { lws_callback_on_writable(s.wsi) }
+        }
     }
 
     func requestClose(_ id: SessionID, code: UInt16, reason: String) {

@@ -16,6 +16,8 @@ struct Run: ParsableCommand {
     @Option(help: "Server address.") var host = "127.0.0.1"
     @Option(help: "Server port.") var port = 8443
     @Option(help: "HS256 token secret (default: $HEARTH_TOKEN_SECRET).") var secret: String?
+    @Flag(help: "Drive a peer relay (loadtest/peers) instead of hearthd: steady chat only, no auth.") var relay = false
+    @Flag(help: "Plain ws:// instead of TLS (relay mode only).") var plain = false
     @Option(help: "Room id prefix (use a distinct one per generator process).") var roomPrefix = "lg"
     @Option(help: "First group number (several processes: give each its own range).") var groupOffset = 0
     @Option(help: "Groups played by this process.") var groups = 10
@@ -71,6 +73,13 @@ struct Run: ParsableCommand {
         guard groups * groupSize <= maxConnections else {
             throw ValidationError("\(groups * groupSize) connections exceed --max-connections \(maxConnections)")
         }
+        if relay {
+            guard handRate == 0, controlRate == 0, !controlBurst, stormAt == 0, slowPerGroup == 0 else {
+                throw ValidationError("relay mode plays steady chat only (no hands, controls, storm or slow consumers)")
+            }
+        } else if plain {
+            throw ValidationError("--plain is for relay mode: hearthd speaks TLS only")
+        }
         guard slowPerGroup < groupSize else { throw ValidationError("slow-per-group must be < group-size") }
         guard sourceBase >= 1, sourceBase + sourceCount <= 255 else { throw ValidationError("bad source range") }
         if stormAt > 0 {
@@ -95,7 +104,9 @@ struct Run: ParsableCommand {
         plan.host = host
         plan.port = port
         plan.secret = secret ?? ProcessInfo.processInfo.environment["HEARTH_TOKEN_SECRET"] ?? ""
-        guard plan.secret.utf8.count >= 32 else {
+        plan.relay = relay
+        plan.plain = plain
+        guard relay || plan.secret.utf8.count >= 32 else {
             throw ValidationError("a token secret of at least 32 bytes is required (--secret or HEARTH_TOKEN_SECRET)")
         }
         plan.roomPrefix = roomPrefix
@@ -105,7 +116,7 @@ struct Run: ParsableCommand {
         plan.connectRate = connectRate
         plan.consentVersion = consent.isEmpty ? nil : consent
         plan.waitingRoom = !noWaitingRoom
-        plan.mesh = !noMesh
+        plan.mesh = !noMesh && !relay
         plan.sdpBytes = sdpBytes
         plan.icePerPair = icePerPair
         plan.iceBytes = iceBytes

@@ -6,6 +6,12 @@ struct Plan: Sendable {
     var port = 8443
     var secret = ""
     var roomPrefix = "lg"
+    /// Relay mode: the server is a peer relay (loadtest/peers), not hearthd. No token, no hello:
+    /// a connection to `/relay/ROOM` is in the room once open, and every chat frame it sends is
+    /// relayed verbatim to the whole room (the sender included, as hearthd echoes chat).
+    var relay = false
+    /// ws:// instead of wss:// (relay mode: the peers' plaintext figures).
+    var plain = false
     /// Groups played by this process and connections per group (the facilitator included).
     var groups = 10
     var groupSize = 10

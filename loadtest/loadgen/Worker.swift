@@ -85,13 +85,17 @@ final class Worker {
         }
         for g in groupIndices {
             let room = "\(plan.roomPrefix)-\(g)"
-            let group = Group(local: groups.count, room: room, path: strdup("/v1/rooms/\(room)"))
+            let group = Group(
+                local: groups.count, room: room, path: strdup(plan.relay ? "/relay/\(room)" : "/v1/rooms/\(room)"))
             for slot in 0..<plan.groupSize {
                 let slow = slot >= plan.groupSize - plan.slowPerGroup && slot > 0
-                let token = minter.mint(
-                    user: "\(room)-u\(slot)", room: room, role: slot == 0 ? "facilitator" : "participant",
-                    name: "s\(slot)", consentVersion: plan.consentVersion, capacity: max(12, plan.groupSize),
-                    waitingRoom: plan.waitingRoom)
+                let token =
+                    plan.relay
+                    ? ""
+                    : minter.mint(
+                        user: "\(room)-u\(slot)", room: room, role: slot == 0 ? "facilitator" : "participant",
+                        name: "s\(slot)", consentVersion: plan.consentVersion, capacity: max(12, plan.groupSize),
+                        waitingRoom: plan.waitingRoom)
                 let c = Connection(
                     index: connections.count, group: group, slot: slot, groupSize: plan.groupSize, slow: slow,
                     token: token)
@@ -562,10 +566,13 @@ final class Worker {
         var info = lws_client_connect_info()
         info.context = context
         info.port = Int32(plan.port)
-        info.ssl_connection = Int32(
-            LCCSCF_USE_SSL.rawValue | LCCSCF_ALLOW_SELFSIGNED.rawValue
-                | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK.rawValue | LCCSCF_ALLOW_EXPIRED.rawValue
-                | LCCSCF_ALLOW_INSECURE.rawValue)
+        info.ssl_connection =
+            plan.plain
+            ? 0
+            : Int32(
+                LCCSCF_USE_SSL.rawValue | LCCSCF_ALLOW_SELFSIGNED.rawValue
+                    | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK.rawValue | LCCSCF_ALLOW_EXPIRED.rawValue
+                    | LCCSCF_ALLOW_INSECURE.rawValue)
         info.opaque_user_data = UnsafeMutableRawPointer(bitPattern: c.index + 1)
         info.iface = UnsafePointer(sourceAddresses[c.index % sourceAddresses.count])
         info.path = UnsafePointer(c.group.path)
@@ -576,7 +583,9 @@ final class Worker {
                     "localhost".withCString { hostHeader in
                         info.address = host
                         info.host = hostHeader
-                        info.protocol = proto
+                        // A peer relay negotiates no subprotocol: offer none, bind to ours.
+                        info.protocol = plan.relay ? nil : proto
+                        info.local_protocol_name = proto
                         info.alpn = alpn
                         wsi = lws_client_connect_via_info(&info)
                     }
@@ -622,7 +631,11 @@ final class Worker {
                 _ = setsockopt(
                     lws_get_socket_fd(wsi), SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
             }
-            send(c, "{\"type\":\"hello\",\"token\":\"\(c.token)\"}")
+            if plan.relay {
+                relayJoined(c, now: now)
+            } else {
+                send(c, "{\"type\":\"hello\",\"token\":\"\(c.token)\"}")
+            }
         case LWS_CALLBACK_CLIENT_RECEIVE:
             guard let c = connection(wsi), let input else { return 0 }
             let final = lws_is_final_fragment(wsi) != 0
@@ -1057,6 +1070,16 @@ final class Worker {
         } else {
             connectionNegotiated(c, now: now)
         }
+    }
+
+    /// Relay mode: an open connection is in its room (no hello, no waiting room, no mesh).
+    private func relayJoined(_ c: Connection, now: UInt64) {
+        c.admitted = true
+        stats.admittedCount += 1
+        stats.admitted.record(micros(now, c.connectIntended))
+        stats.firstIntendedNs = stats.firstIntendedNs == 0 ? t0 : min(stats.firstIntendedNs, t0)
+        stats.lastAdmittedNs = max(stats.lastAdmittedNs, now)
+        connectionNegotiated(c, now: now)
     }
 
     private func checkPeer(_ c: Connection, _ peer: Int, now: UInt64) {
