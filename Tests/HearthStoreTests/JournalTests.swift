@@ -264,3 +264,54 @@ extension JournalTests {
         XCTAssertThrowsError(try JournalCoding.decode(kind: "resume", body: golden[0].1))
     }
 }
+
+/// The hand-written encoding of room chat must be byte for byte what `JSONEncoder` writes
+/// (and decode back to the same entry); every other entry goes through `JSONEncoder`.
+final class JournalFastPathTests: XCTestCase {
+    private let awkward = [
+        "", "hello", "quote \" and backslash \\ and slash /", "line\nbreak\r\ttab",
+        "\u{08}\u{0C}\u{00}\u{01}\u{1F}\u{7F}",
+        "naïve café — 日本語 🙂 e\u{301}", "</script>", String(repeating: "x", count: 2000), "\u{2028}\u{2029}",
+        "{\"type\":\"chat\"}",
+    ]
+
+    func testRoomChatMatchesJSONEncoderByteForByte() throws {
+        var rng = SystemRandomNumberGenerator()
+        var texts = awkward
+        for _ in 0..<200 {
+            let n = Int.random(in: 0..<40, using: &rng)
+            texts.append(
+                String(
+                    String.UnicodeScalarView(
+                        (0..<n).compactMap { _ in
+                            Unicode.Scalar(
+                                [UInt32.random(in: 0..<0x80, using: &rng), UInt32.random(in: 0..<0x3000, using: &rng)]
+                                    .randomElement(using: &rng)!)
+                        })))
+        }
+        for (i, text) in texts.enumerated() {
+            let entry = JournalEntry.command(
+                connection: ConnectionID(UInt64(i) * 7_919), room: RoomID("room/\(i) \"x\""),
+                command: JournaledCommand(.chat(to: .room, text: text))!,
+                at: Instant(milliseconds: 1_700_000_000_000 + Int64(i)))
+            let fast = try XCTUnwrap(JournalCoding.encodeRoomChat(entry))
+            XCTAssertEqual(fast, try JournalCoding.encodeWithFoundation(entry), "text #\(i)")
+            XCTAssertEqual(try JournalCoding.decode(kind: entry.kind, body: fast), entry)
+        }
+    }
+
+    func testOnlyRoomChatTakesTheFastPath() throws {
+        let at = Instant(milliseconds: 5)
+        for command in sampleCommands {
+            guard let journaled = JournaledCommand(command) else { continue }
+            let entry = JournalEntry.command(connection: ConnectionID(1), room: RoomID("r"), command: journaled, at: at)
+            if case .chat(to: .room, _) = command {
+                XCTAssertNotNil(JournalCoding.encodeRoomChat(entry))
+            } else {
+                XCTAssertNil(JournalCoding.encodeRoomChat(entry), "\(command)")
+            }
+            XCTAssertEqual(try JournalCoding.decode(kind: entry.kind, body: try JournalCoding.encode(entry)), entry)
+        }
+        XCTAssertNil(JournalCoding.encodeRoomChat(.endRoom(RoomID("r"), at: at)))
+    }
+}
