@@ -33,37 +33,36 @@ enum JournalCoding {
         guard case .command(let connection, let room, let journaled, let at) = entry,
             case .chat(to: .room, let text) = journaled.command
         else { return nil }
-        var out = "{\"command\":{\"at\":\(at.milliseconds),\"command\":{\"chat\":{\"text\":"
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + room.rawValue.utf8.count + 110)
+        out += "{\"command\":{\"at\":\(at.milliseconds),\"command\":{\"chat\":{\"text\":".utf8
         appendQuoted(text, to: &out)
-        out += ",\"to\":{\"room\":{}}}},\"connection\":\(connection.rawValue),\"room\":"
+        out += ",\"to\":{\"room\":{}}}},\"connection\":\(connection.rawValue),\"room\":".utf8
         appendQuoted(room.rawValue, to: &out)
-        out += "}}"
-        return out
+        out += "}}".utf8
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A JSON string literal escaped as `JSONEncoder` escapes it (default options: `/` as `\/`,
     /// the short escapes for \b \f \n \r \t, other controls as `\u00xx`, the rest verbatim).
-    private static func appendQuoted(_ s: String, to out: inout String) {
-        out.unicodeScalars.append("\"")
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "/": out += "\\/"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{00}"..."\u{1F}":
-                let hex = Array("0123456789abcdef".unicodeScalars)
-                out += "\\u00"
-                out.unicodeScalars.append(hex[Int(u.value >> 4)])
-                out.unicodeScalars.append(hex[Int(u.value & 0xF)])
-            default: out.unicodeScalars.append(u)
+    private static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(0x22)
+        for b in s.utf8 {
+            switch b {
+            case 0x22: out += [0x5C, 0x22]  // \"
+            case 0x5C: out += [0x5C, 0x5C]  // \\
+            case 0x2F: out += [0x5C, 0x2F]  // \/
+            case 0x08: out += [0x5C, 0x62]  // \b
+            case 0x0C: out += [0x5C, 0x66]  // \f
+            case 0x0A: out += [0x5C, 0x6E]  // \n
+            case 0x0D: out += [0x5C, 0x72]  // \r
+            case 0x09: out += [0x5C, 0x74]  // \t
+            case 0x00...0x1F: out += [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]]  // \u00xx
+            default: out.append(b)  // ASCII and UTF-8 continuation/lead bytes: verbatim
             }
         }
-        out.unicodeScalars.append("\"")
+        out.append(0x22)
     }
 
     static func decode(kind: String, body: String) throws -> JournalEntry {

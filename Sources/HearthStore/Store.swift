@@ -72,8 +72,18 @@ public final class Store: Sendable {
     let pool: DatabasePool
     private let writer: Writer
 
+    /// How long the writer lets operations gather after the first one before it commits them
+    /// together, by default. Each transaction costs the writer thread a wake-up, a context
+    /// switch on the event loop's core, and a WAL append: under 3,000 chats/s the journal took
+    /// about a fifth of the server's CPU with one transaction per few entries. Only what waits
+    /// for the commit (a sender's `ack`) is delayed; deliveries to the room are not.
+    public static let defaultCommitWindow = 0.004
+
     /// Opens (or creates, mode 0600) the store at `path` and brings its schema up to date.
-    public init(path: String, durability: Durability = .normal) throws {
+    /// `commitWindow` (seconds): see `defaultCommitWindow`; 0 commits as soon as possible.
+    public init(path: String, durability: Durability = .normal, commitWindow: Double = Store.defaultCommitWindow)
+        throws
+    {
         self.path = path
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
@@ -102,13 +112,17 @@ public final class Store: Sendable {
             }
         }
         try Schema.migrator.migrate(pool)
-        writer = Writer(pool: pool)
+        writer = Writer(pool: pool, commitWindow: commitWindow)
         writer.start()
     }
 
     /// Opens the store in a data directory.
-    public convenience init(directory: String, durability: Durability = .normal) throws {
-        try self.init(path: (directory as NSString).appendingPathComponent(Self.fileName), durability: durability)
+    public convenience init(
+        directory: String, durability: Durability = .normal, commitWindow: Double = Store.defaultCommitWindow
+    ) throws {
+        try self.init(
+            path: (directory as NSString).appendingPathComponent(Self.fileName), durability: durability,
+            commitWindow: commitWindow)
     }
 
     deinit { writer.stop() }

@@ -19,6 +19,9 @@ final class Writer: @unchecked Sendable {
     }
 
     private let pool: DatabasePool
+    /// Group commit window: once woken by a first operation, the writer lets more gather for
+    /// this long before it writes them in one transaction (see `Store.init`).
+    private let commitWindow: Double
     private let condition = NSCondition()
     // Guarded by `condition`:
     private var queue: [Operation] = []
@@ -30,8 +33,9 @@ final class Writer: @unchecked Sendable {
     private var stats = Store.Statistics(
         transactions: 0, committed: 0, pending: 0, failures: 0, lastError: nil, droppedAfterClose: 0)
 
-    init(pool: DatabasePool) {
+    init(pool: DatabasePool, commitWindow: Double) {
         self.pool = pool
+        self.commitWindow = commitWindow
     }
 
     func start() {
@@ -102,6 +106,12 @@ final class Writer: @unchecked Sendable {
         while true {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }
+            if commitWindow > 0 && !stopping {
+                // `enqueue` signals only the first operation of a batch, so this wait is not
+                // woken by the ones that follow (only by `stop`): one wake-up per batch.
+                let deadline = Date(timeIntervalSinceNow: commitWindow)
+                while !stopping && condition.wait(until: deadline) {}
+            }
             if queue.isEmpty {
                 running = false
                 condition.broadcast()

@@ -1,0 +1,121 @@
+"""The load-test tools themselves: the peer relays keep their contract, and hearth-loadgen
+measures what it claims (nothing lost, every delivery counted) against a peer and against
+hearthd. Small and bounded: a few groups for a few seconds, loopback only.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from hearth import DEV_SECRET, ROOT, free_port
+
+BIN = pathlib.Path(os.environ.get("HEARTHD_BIN", ROOT / ".build" / "debug" / "hearthd")).parent
+LOADGEN = BIN / "hearth-loadgen"
+PEERS = ROOT / "loadtest" / "peers"
+
+
+@pytest.fixture(scope="module")
+def cert():
+    d = pathlib.Path(tempfile.mkdtemp(prefix="hearth-peers-"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "1", "-subj", "/CN=localhost", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+                   check=True, capture_output=True)
+    return d / "cert.pem", d / "key.pem"
+
+
+def start_peer(name, cert, plain=False):
+    port = free_port()
+    args = [str(PEERS / "start"), name, "--port", str(port), "--cert", str(cert[0]), "--key", str(cert[1])]
+    if plain:
+        args.append("--plain")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # the build (if any) writes to stderr; stdout is this one line
+    assert line.startswith("listening"), f"{name} did not start: {line!r} {proc.stderr.read() if proc.poll() else ''}"
+    return proc, port
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def loadgen(port, *extra, env=None):
+    out = pathlib.Path(tempfile.mkdtemp(prefix="hearth-lg-")) / "report.json"
+    args = [str(LOADGEN), "run", "--port", str(port), "--groups", "4", "--group-size", "5", "--connect-rate", "200",
+            "--chat-rate", "4", "--duration", "2", "--drain", "1", "--settle", "0.2", "--setup-timeout", "20",
+            "--label", "t", "--json", str(out), *extra]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=90, env=env)
+    summary = [l for l in r.stdout.splitlines() if l.startswith("t: ")]
+    return r, summary[-1] if summary else "", json.loads(out.read_text()) if out.exists() else None
+
+
+@pytest.mark.parametrize("peer", ["c-relay", "python"])
+@pytest.mark.parametrize("plain", [False, True])
+def test_peer_relays_keep_the_contract(peer, plain, cert):
+    proc, port = start_peer(peer, cert, plain)
+    try:
+        args = [sys.executable, str(PEERS / "smoke.py"), "--port", str(port)] + (["--plain"] if plain else [])
+        r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "smoke: ok" in r.stdout
+    finally:
+        stop(proc)
+
+
+def test_loadgen_relay_mode_counts_every_delivery(cert):
+    proc, port = start_peer("c-relay", cert)
+    try:
+        r, summary, report = loadgen(port, "--relay")
+    finally:
+        stop(proc)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert summary.startswith("t: ok "), summary
+    step = report["steps"][0]
+    # 20 members x 4 chats/s x 2 s, each delivered to the 5 members of its room (sender included).
+    assert step["chatSent"] >= 150
+    assert step["chatExpected"] == step["chatSent"] * 5
+    assert step["chatDelivered"] == step["chatExpected"]
+    assert step["chatLost"] == 0 and step["chatDuplicated"] == 0 and step["chatReordered"] == 0
+
+
+def test_loadgen_notices_a_relay_that_loses_messages(cert):
+    """A relay that never relays: the generator must fail loudly, not report a clean run."""
+    import ssl
+    import threading
+    from websockets.sync.server import serve
+
+    def swallow(ws):
+        for _ in ws:
+            pass
+
+    port = free_port()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    with serve(swallow, "127.0.0.1", port, ssl=ctx) as server:
+        t = threading.Thread(target=server.serve_forever, daemon=True)
+        t.start()
+        r, summary, report = loadgen(port, "--relay")
+        server.shutdown()
+    assert r.returncode != 0
+    assert summary.startswith("t: FAILED") or "lost" in r.stdout, r.stdout
+    assert report is None or report["steps"][0]["chatLost"] > 0
+
+
+def test_loadgen_against_hearthd_plays_whole_groups(server):
+    env = dict(os.environ, HEARTH_TOKEN_SECRET=DEV_SECRET)
+    r, summary, report = loadgen(server.port, "--ice-per-pair", "4", "--sdp-bytes", "1000", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert summary.startswith("t: ok "), summary
+    step = report["steps"][0]
+    assert step["groupsReady"] == 4 and step["admittedCount"] == 20
+    assert step["chatDelivered"] == step["chatExpected"] > 0
+    assert step["chatLost"] == 0 and step["seqViolations"] == 0
