@@ -152,10 +152,26 @@ public struct Room: Sendable {
 
     // MARK: Audiences
 
-    var roomAudience: [ParticipantID] { ordered(.room).map(\.id) }
-    var staffAudience: [ParticipantID] { ordered(.room).filter(\.isStaff).map(\.id) }
-    var memberAudience: [ParticipantID] { ordered(.room).filter { !$0.isStaff }.map(\.id) }
-    var waitingAudience: [ParticipantID] { ordered(.waiting).map(\.id) }
+    var roomAudience: [ParticipantID] { ids(.room) { _ in true } }
+    var staffAudience: [ParticipantID] { ids(.room) { $0.isStaff } }
+    var memberAudience: [ParticipantID] { ids(.room) { !$0.isStaff } }
+    var waitingAudience: [ParticipantID] { ids(.waiting) { _ in true } }
+
+    /// The ids of the seats in `placement` that pass `include`, in id order. Every event's
+    /// audience comes from here, so it reads the seats in place (no `Seat` copies, which
+    /// `ordered` makes): perf showed the copies and the sort of whole seats under chat load.
+    private func ids(_ placement: Placement, _ include: (Seat) -> Bool) -> [ParticipantID] {
+        var out: [ParticipantID] = []
+        out.reserveCapacity(seats.count)
+        let values = seats.values
+        var i = values.startIndex
+        while i != values.endIndex {
+            if values[i].placement == placement && include(values[i]) { out.append(values[i].id) }
+            values.formIndex(after: &i)
+        }
+        out.sort()
+        return out
+    }
 
     // MARK: Emitting
 
