@@ -180,6 +180,7 @@ final class Worker {
         }
         armEventTimer(now: monotonicNanos())
         schedule(phaseTimer, afterMicros: 50_000)
+        if index == 0 { emit("PHASE setup-start \(wallMillis() + 200)") }
 
         clws_ev_run(loop)
 
