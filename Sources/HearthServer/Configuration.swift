@@ -147,6 +147,10 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var maxMessageBytes: Int = 65_536
         public var sendQueueMaxMessages: Int = 1024
         public var sendQueueMaxBytes: Int = 1_048_576
+        /// Each connection's kernel send buffer (SO_SNDBUF), 0 for the kernel's auto-tuning (up
+        /// to 4 MiB per connection): bounds what a client that stops reading holds in the
+        /// kernel, so its backlog reaches the send queue and its 4008 cut-off.
+        public var socketSendBufferBytes: Int = 262_144
         public var helloTimeoutSeconds: Int = 5
         public var pingIntervalSeconds: Int = 20
         public var hangupSeconds: Int = 40
@@ -477,6 +481,10 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         for (name, value) in rates where !(value > 0) {
             throw .invalidValue(key: "rateLimits.\(name)", problem: "must be positive (got \(value))")
         }
+        if limits.socketSendBufferBytes < 0 || limits.socketSendBufferBytes > 1 << 30 {
+            throw .invalidValue(
+                key: "limits.socketSendBufferBytes", problem: "must be 0 (kernel auto-tuning) or 1 ... 1 GiB")
+        }
         if limits.sendQueueMaxBytes < limits.maxMessageBytes {
             throw .invalidValue(key: "limits.sendQueueMaxBytes", problem: "must be at least limits.maxMessageBytes")
         }
@@ -776,7 +784,7 @@ extension HearthConfiguration.ICE.Server {
 
 extension HearthConfiguration.Limits {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case maxMessageBytes, sendQueueMaxMessages, sendQueueMaxBytes, helloTimeoutSeconds
+        case maxMessageBytes, sendQueueMaxMessages, sendQueueMaxBytes, socketSendBufferBytes, helloTimeoutSeconds
         case pingIntervalSeconds, hangupSeconds, maxMalformedMessages, maxChatLength, maxSignalBytes
         case maxConnectionsPerAddress, maxRooms, maxWaiting
     }
@@ -787,6 +795,7 @@ extension HearthConfiguration.Limits {
         maxMessageBytes = try c.value(.maxMessageBytes, default: d.maxMessageBytes)
         sendQueueMaxMessages = try c.value(.sendQueueMaxMessages, default: d.sendQueueMaxMessages)
         sendQueueMaxBytes = try c.value(.sendQueueMaxBytes, default: d.sendQueueMaxBytes)
+        socketSendBufferBytes = try c.value(.socketSendBufferBytes, default: d.socketSendBufferBytes)
         helloTimeoutSeconds = try c.value(.helloTimeoutSeconds, default: d.helloTimeoutSeconds)
         pingIntervalSeconds = try c.value(.pingIntervalSeconds, default: d.pingIntervalSeconds)
         hangupSeconds = try c.value(.hangupSeconds, default: d.hangupSeconds)

@@ -50,6 +50,7 @@ public final class HearthServer: @unchecked Sendable {
         t.maxMessageBytes = configuration.limits.maxMessageBytes
         t.sendQueueMaxMessages = configuration.limits.sendQueueMaxMessages
         t.sendQueueMaxBytes = configuration.limits.sendQueueMaxBytes
+        t.socketSendBufferBytes = configuration.limits.socketSendBufferBytes
         t.pingIntervalSeconds = configuration.limits.pingIntervalSeconds
         t.hangupSeconds = configuration.limits.hangupSeconds
         t.allowedOrigins = configuration.allowedOrigins

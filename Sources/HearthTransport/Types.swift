@@ -22,6 +22,11 @@ public struct TransportConfiguration: Sendable {
     /// Most bytes queued for one session; more closes it with 4008
     /// ("send queue overflow"). A peer that does not read is dropped 5 s later.
     public var sendQueueMaxBytes: Int = 1 << 20
+    /// The kernel send buffer of each WebSocket connection (SO_SNDBUF; the kernel doubles it),
+    /// 0 for the kernel's auto-tuning (up to net.ipv4.tcp_wmem's maximum, 4 MiB on Debian).
+    /// A client that stops reading then holds at most this much kernel memory, and its
+    /// backlog reaches the send queue (and its 4008 cut-off) instead of hiding in the kernel.
+    public var socketSendBufferBytes: Int = 0
     /// Seconds without hearing from the peer (any frame or pong) before the server pings.
     public var pingIntervalSeconds: Int = 20
     /// Seconds without hearing from the peer before the connection is dropped.

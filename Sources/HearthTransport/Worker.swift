@@ -420,6 +420,10 @@ final class Worker {
         user.storeBytes(of: raw, as: UInt64.self)
         let s = Session(id: SessionID(rawValue: raw), wsi: wsi, now: Worker.nowMs())
         sessions[raw] = s
+        if configuration.socketSendBufferBytes > 0 {
+            var size = Int32(clamping: configuration.socketSendBufferBytes)
+            _ = setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         counters.sessionsOpened += 1
         let path = requestPath(wsi)
         let peer = peerAddress(wsi)

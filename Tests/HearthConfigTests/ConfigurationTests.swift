@@ -68,6 +68,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(limits.maxMessageBytes, 65_536)
         XCTAssertEqual(limits.sendQueueMaxMessages, 1024)
         XCTAssertEqual(limits.sendQueueMaxBytes, 1_048_576)
+        XCTAssertEqual(limits.socketSendBufferBytes, 262_144)
         XCTAssertEqual(limits.helloTimeoutSeconds, 5)
         XCTAssertEqual(limits.pingIntervalSeconds, 20)
         XCTAssertEqual(limits.hangupSeconds, 40)
@@ -172,6 +173,8 @@ final class ConfigurationTests: XCTestCase {
         }
         assertErrorKey(key + "limits:\n  maxSignalBytes: 100000\n", key: "limits.maxSignalBytes")
         assertErrorKey(key + "limits:\n  hangupSeconds: 10\n", key: "limits.hangupSeconds")
+        assertErrorKey(key + "limits:\n  socketSendBufferBytes: -1\n", key: "limits.socketSendBufferBytes")
+        XCTAssertEqual(try load(key + "limits:\n  socketSendBufferBytes: 0\n").limits.socketSendBufferBytes, 0)
     }
 
     func testBadTokenSettings() {
