@@ -661,7 +661,8 @@ final class Worker {
     /// straight from here instead of asking lws for a writable callback. Asking would cost two
     /// `epoll_ctl` calls and a wakeup per write (perf: 6.5% of the server's CPU under chat
     /// load). A session lws still holds a partial write for, or one with a ping or a close to
-    /// send, or with more than two batches queued, goes the usual way (`lws_callback_on_writable`).
+    /// send, or with more than two batches queued, or carried in an HTTP/2 stream, goes the usual
+    /// way (`lws_callback_on_writable`).
     func flushDirty() {
         guard !dirty.isEmpty else { return }
         let list = dirty
@@ -669,7 +670,11 @@ final class Worker {
         for s in list {
             s.dirty = false
             guard s.open, s.queuedCount > 0 else { continue }
-            if s.closeRequest != nil || s.pingDue || lws_partial_buffered(s.wsi) != 0 {
+            // A WebSocket carried in an HTTP/2 stream (RFC 8441) shares its connection and flow
+            // control with other streams: lws schedules those writes; leave them to it.
+            if s.closeRequest != nil || s.pingDue || lws_partial_buffered(s.wsi) != 0
+                || lws_get_network_wsi(s.wsi) != s.wsi
+            {
                 lws_callback_on_writable(s.wsi)
                 continue
             }
