@@ -43,6 +43,8 @@ final class Worker {
     private var groupsReady = 0
     private var rng: XorShift
     private let pre = clws_pre()
+    /// The lws retry/idle policy (validity timers off), alive while `run` is.
+    private var retryPolicy: UnsafePointer<lws_retry_bo_t>?
     private var cStrings: [UnsafeMutablePointer<CChar>] = []
     private var sourceAddresses: [UnsafeMutablePointer<CChar>] = []
     private let offerPayload: String
@@ -154,10 +156,23 @@ final class Worker {
         foreignLoops.initialize(to: loop)
         defer { foreignLoops.deallocate() }
 
+        // No lws validity (ping/hangup) timers: in lws 4.1.6 every reschedule of one (on every
+        // frame received) is an O(connections) insertion into one sorted list, as in the server.
+        let retry = UnsafeMutablePointer<lws_retry_bo_t>.allocate(capacity: 1)
+        retry.initialize(to: lws_retry_bo_t())
+        retry.pointee.secs_since_valid_ping = 0
+        retry.pointee.secs_since_valid_hangup = 0
+        defer { retry.deallocate() }
+        retryPolicy = UnsafePointer(retry)
+
         var info = lws_context_creation_info()
         info.port = -1  // CONTEXT_PORT_NO_LISTEN: client only
         info.protocols = UnsafePointer(protocols)
-        info.options = CLWS_OPT_DO_SSL_GLOBAL_INIT | CLWS_OPT_LIBEV
+        // The server's certificate is a throwaway self-signed one: do not load the OS CA store.
+        // With it, OpenSSL 3 listed /etc/ssl/certs for every handshake (perf: getdents64 11% of
+        // the generator's CPU in `connect`).
+        info.options = CLWS_OPT_DO_SSL_GLOBAL_INIT | CLWS_OPT_LIBEV | CLWS_OPT_DISABLE_OS_CA_CERTS
+        info.retry_and_idle_policy = UnsafePointer(retry)
         info.foreign_loops = foreignLoops
         info.user = Unmanaged.passUnretained(self).toOpaque()
         info.timeout_secs = 30
@@ -575,6 +590,7 @@ final class Worker {
                     | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK.rawValue | LCCSCF_ALLOW_EXPIRED.rawValue
                     | LCCSCF_ALLOW_INSECURE.rawValue)
         info.opaque_user_data = UnsafeMutableRawPointer(bitPattern: c.index + 1)
+        info.retry_and_idle_policy = retryPolicy
         info.iface = UnsafePointer(sourceAddresses[c.index % sourceAddresses.count])
         info.path = UnsafePointer(c.group.path)
         var wsi: OpaquePointer?
