@@ -116,6 +116,8 @@ final class Worker {
     /// Sessions given output during this loop iteration; written by `flushDirty` from the
     /// loop's prepare watcher, once per iteration.
     private var dirty: [Session] = []
+    /// The list `flushDirty` works through (swapped with `dirty`, so neither is reallocated).
+    private var flushing: [Session] = []
     private let prepare: UnsafeMutablePointer<clws_prepare>
 
     private static let exchangeTag: UInt64 = 1 << 63
@@ -273,6 +275,7 @@ final class Worker {
         state = .tearingDown
         clws_prepare_stop(loop, prepare)
         dirty.removeAll()
+        flushing.removeAll()
         inbox.detach()
         lws_sul_cancel(sul(tickTimer))
         lws_sul_cancel(sul(stopTimer))
@@ -444,7 +447,8 @@ final class Worker {
         if lws_frame_is_binary(wsi) != 0 {
             counters.binaryCloses += 1
             logger.info("closing session: binary frame", metadata: ["session": "\(s.id)"])
-            return closeNow(s, code: 1003, reason: "binary frames not supported")
+            refuseInput(s, code: 1003, reason: "binary frames not supported")
+            return 0
         }
         let remaining = Int(lws_remaining_packet_payload(wsi))
         if s.rx.count + len + remaining > configuration.maxMessageBytes {
@@ -454,7 +458,8 @@ final class Worker {
                 metadata: [
                     "session": "\(s.id)", "atLeast": "\(s.rx.count + len + remaining)",
                 ])
-            return closeNow(s, code: 1009, reason: "message too big")
+            refuseInput(s, code: 1009, reason: "message too big")
+            return 0
         }
         let isFinal = lws_is_final_fragment(wsi) != 0
         if isFinal && s.rx.isEmpty && s.rxPieces == 0 {
@@ -465,7 +470,8 @@ final class Worker {
             if s.rxPieces > configuration.maxFragmentsPerMessage {
                 counters.oversizeCloses += 1
                 logger.info("closing session: too many fragments", metadata: ["session": "\(s.id)"])
-                return closeNow(s, code: 1009, reason: "too many fragments")
+                refuseInput(s, code: 1009, reason: "too many fragments")
+                return 0
             }
             if len > 0, let input { s.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len)) }
             if isFinal {
@@ -490,13 +496,12 @@ final class Worker {
     /// instead closed the socket at once, while the peer was often still sending the rest of
     /// the refused message: the unread bytes made the kernel answer with a reset, and the
     /// peer never saw the close code.
-    private func closeNow(_ s: Session, code: UInt16, reason: String) -> Int32 {
+    private func refuseInput(_ s: Session, code: UInt16, reason: String) {
         s.discardInput = true
         s.dropQueue()
         s.rx = []
         s.rxPieces = 0
         startClose(s, code: code, reason: reason)
-        return 0
     }
 
     private func setCloseReason(_ wsi: OpaquePointer, code: UInt16, reason: String) {
@@ -673,9 +678,9 @@ final class Worker {
     /// way (`lws_callback_on_writable`).
     func flushDirty() {
         guard !dirty.isEmpty else { return }
-        let list = dirty
-        dirty.removeAll(keepingCapacity: true)
-        for s in list {
+        swap(&dirty, &flushing)
+        defer { flushing.removeAll(keepingCapacity: true) }
+        for s in flushing {
             s.dirty = false
             guard s.open, s.queuedCount > 0 else { continue }
             // A WebSocket carried in an HTTP/2 stream (RFC 8441) shares its connection and flow

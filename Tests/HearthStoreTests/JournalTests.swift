@@ -94,6 +94,28 @@ final class JournalTests: XCTestCase {
         XCTAssertFalse(bytes.contains("secret"))
     }
 
+    /// The commit window: entries arriving 5 ms apart share one transaction when the window is
+    /// longer than their spread, and get one each (nearly) without it.
+    func testCommitWindowGathersEntriesIntoOneTransaction() throws {
+        func transactions(window: Double) throws -> Int {
+            let path = (try temporaryDirectory(self) as NSString).appendingPathComponent(Store.fileName)
+            let store = try Store(path: path, commitWindow: window)
+            for i in 0..<20 {
+                _ = store.append(
+                    JournalEntry.command(
+                        connection: ConnectionID(1), room: RoomID("w"),
+                        command: JournaledCommand(.chat(to: .room, text: "m\(i)"))!,
+                        at: Instant(milliseconds: Int64(i))))
+                usleep(5_000)
+            }
+            store.flush()
+            XCTAssertEqual(store.committedTicket, 20)
+            return store.statistics.transactions
+        }
+        XCTAssertEqual(try transactions(window: 1.0), 1)
+        XCTAssertGreaterThan(try transactions(window: 0), 5)
+    }
+
     /// 10,000 entries appended from one thread: all there, in order, in far fewer
     /// transactions than entries; `onCommit` saw the tickets rise to the last one.
     func testGroupCommit() throws {

@@ -1061,11 +1061,7 @@ final class Worker {
 
     private func admitted(_ c: Connection, room: JSONValue, now: UInt64) {
         guard !c.admitted else { return }
-        c.admitted = true
-        stats.admittedCount += 1
-        stats.admitted.record(micros(now, c.connectIntended))
-        stats.firstIntendedNs = stats.firstIntendedNs == 0 ? t0 : min(stats.firstIntendedNs, t0)
-        stats.lastAdmittedNs = max(stats.lastAdmittedNs, now)
+        countAdmission(c, now: now)
         let g = c.group
         let members = jget(room, "members")
         var peers: [String] = []
@@ -1091,12 +1087,16 @@ final class Worker {
 
     /// Relay mode: an open connection is in its room (no hello, no waiting room, no mesh).
     private func relayJoined(_ c: Connection, now: UInt64) {
+        countAdmission(c, now: now)
+        connectionNegotiated(c, now: now)
+    }
+
+    private func countAdmission(_ c: Connection, now: UInt64) {
         c.admitted = true
         stats.admittedCount += 1
         stats.admitted.record(micros(now, c.connectIntended))
         stats.firstIntendedNs = stats.firstIntendedNs == 0 ? t0 : min(stats.firstIntendedNs, t0)
         stats.lastAdmittedNs = max(stats.lastAdmittedNs, now)
-        connectionNegotiated(c, now: now)
     }
 
     private func checkPeer(_ c: Connection, _ peer: Int, now: UInt64) {
