@@ -36,6 +36,7 @@ public enum ErrorCode: String, CaseIterable, Hashable, Sendable, Error {
     case authenticationFailed = "authentication-failed"
     case rateLimited = "rate-limited"
     case serverFull = "server-full"
+    case serverBusy = "server-busy"
     case tokenReused = "token-reused"
     case internalError = "internal-error"
 
@@ -75,6 +76,7 @@ public enum ErrorCode: String, CaseIterable, Hashable, Sendable, Error {
         case .authenticationFailed: return "Authentication failed."
         case .rateLimited: return "Too many messages; slow down."
         case .serverFull: return "This server is at capacity; try again later."
+        case .serverBusy: return "The server cannot record new work right now; try again shortly."
         case .tokenReused: return "This invitation has already been used."
         case .internalError: return "Internal server error."
         }

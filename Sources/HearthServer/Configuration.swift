@@ -164,6 +164,10 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var maxRooms: Int = 5000
         /// Members waiting in one room's waiting room.
         public var maxWaiting: Int = 50
+        /// Records waiting for the disk (journal entries, audit and attendance records) past
+        /// which new joins and journaled commands are refused with `server-busy` (the same
+        /// default as `Store.defaultQueueLimit`, which says why).
+        public var journalQueueMaxEntries: Int = 20_000
 
         public init() {}
     }
@@ -458,6 +462,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             ("pingIntervalSeconds", limits.pingIntervalSeconds), ("hangupSeconds", limits.hangupSeconds),
             ("maxMalformedMessages", limits.maxMalformedMessages), ("maxChatLength", limits.maxChatLength),
             ("maxSignalBytes", limits.maxSignalBytes), ("maxRooms", limits.maxRooms), ("maxWaiting", limits.maxWaiting),
+            ("journalQueueMaxEntries", limits.journalQueueMaxEntries),
         ]
         for (name, value) in positive where value <= 0 {
             throw .invalidValue(key: "limits.\(name)", problem: "must be positive (got \(value))")
@@ -786,7 +791,7 @@ extension HearthConfiguration.Limits {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case maxMessageBytes, sendQueueMaxMessages, sendQueueMaxBytes, socketSendBufferBytes, helloTimeoutSeconds
         case pingIntervalSeconds, hangupSeconds, maxMalformedMessages, maxChatLength, maxSignalBytes
-        case maxConnectionsPerAddress, maxRooms, maxWaiting
+        case maxConnectionsPerAddress, maxRooms, maxWaiting, journalQueueMaxEntries
     }
 
     public init(from decoder: any Decoder) throws {
@@ -805,6 +810,7 @@ extension HearthConfiguration.Limits {
         maxConnectionsPerAddress = try c.value(.maxConnectionsPerAddress, default: d.maxConnectionsPerAddress)
         maxRooms = try c.value(.maxRooms, default: d.maxRooms)
         maxWaiting = try c.value(.maxWaiting, default: d.maxWaiting)
+        journalQueueMaxEntries = try c.value(.journalQueueMaxEntries, default: d.journalQueueMaxEntries)
     }
 }
 

@@ -36,7 +36,9 @@ public final class HearthServer: @unchecked Sendable {
         try FileManager.default.createDirectory(
             atPath: configuration.dataDirectory, withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700])
-        store = try Store(directory: configuration.dataDirectory)
+        store = try Store(
+            directory: configuration.dataDirectory, queueLimit: configuration.limits.journalQueueMaxEntries,
+            writerGate: Self.testWriterGate(ProcessInfo.processInfo.environment, logger: logger))
         let recovery = try RoomHost.recover(from: store, configuration: configuration, now: RoomHost.now())
         if recovery.entries > 0 {
             logger.info(
@@ -60,6 +62,17 @@ public final class HearthServer: @unchecked Sendable {
         store.onCommit = { [transport] ticket in
             transport.post { t in hostRef.value.releaseAcks(upTo: ticket, transport: t) }
         }
+    }
+
+    /// Black-box tests only (README, "Tests"): with `HEARTH_TEST_HOOKS=1`, the store's writer
+    /// stalls while the file `HEARTH_TEST_STALL_WRITER_FILE` names exists, as on a stuck disk.
+    /// Nothing in the configuration file can turn it on, and the server warns when it is on.
+    static func testWriterGate(_ environment: [String: String], logger: Logger) -> (@Sendable () -> Void)? {
+        guard environment["HEARTH_TEST_HOOKS"] == "1", let path = environment["HEARTH_TEST_STALL_WRITER_FILE"],
+            !path.isEmpty
+        else { return nil }
+        logger.warning("test hook on: the store's writer stalls while the stall file exists (never in production)")
+        return Store.stallWhileFileExists(path)
     }
 
     public func start() throws {

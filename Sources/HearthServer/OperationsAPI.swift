@@ -544,6 +544,7 @@ private enum Records {
     /// call naming the room: only sessions make a room known to the records.
     static func isSessionRecord(_ record: AuditRecord) -> Bool {
         !record.action.hasPrefix("api:") && record.action != Store.authenticateAction
+            && record.action != AuthenticationFailureFolding.summaryAction
     }
 
     /// Minutes with two decimals, as `hearthd attendance` prints them.

@@ -201,6 +201,17 @@ final class RoomHost: TransportDelegate {
         logger.debug("opened", metadata: ["session": "\(session)", "room": "\(room)"])
     }
 
+    /// Refuses new work while the store's queue is at its bound (a stalled disk): the client
+    /// tries again later. A join (`hello`, `resume`) is also closed with 1013; a command is not.
+    private func busy(_ session: SessionID, rid: String?, transport: Transport, close: Bool = true) {
+        metrics.refusal(ErrorCode.serverBusy.rawValue)
+        send(WireEncoder.encodeError(.serverBusy, rid: rid), type: "error", to: [session], transport: transport)
+        guard close else { return }
+        clients[session] = nil
+        metrics.close(ShellClose.tryAgainLater)
+        transport.close(session, code: ShellClose.tryAgainLater, reason: "server busy")
+    }
+
     private func turnAway(_ session: SessionID, _ code: UInt16, _ reason: String, transport: Transport) {
         logger.info("closed: \(reason)", metadata: ["session": "\(session)"])
         metrics.close(code)
@@ -223,6 +234,7 @@ final class RoomHost: TransportDelegate {
             case .hello(let token, let rid):
                 metrics.messageIn("hello")
                 if client.joined { return refuse(session, &client, .alreadyJoined, rid: rid, transport: transport) }
+                guard store.acceptsNewWork else { return busy(session, rid: rid, transport: transport) }
                 hello(session, &client, token: token, rid: rid, at: at, transport: transport)
             case .refresh(let token, let rid):
                 metrics.messageIn("refresh")
@@ -233,6 +245,7 @@ final class RoomHost: TransportDelegate {
             case .resume(let secret, let lastSeq, let rid):
                 metrics.messageIn("resume")
                 if client.joined { return refuse(session, &client, .alreadyJoined, rid: rid, transport: transport) }
+                guard store.acceptsNewWork else { return busy(session, rid: rid, transport: transport) }
                 resume(session, &client, secret: secret, lastSeq: lastSeq, rid: rid, at: at, transport: transport)
             case .command(let command, let rid):
                 metrics.messageIn(command.name)
@@ -244,6 +257,9 @@ final class RoomHost: TransportDelegate {
                 }
                 clients[session] = client
                 let entry = JournalEntry.command(command, from: connection(session), room: client.room, at: at)
+                if entry != nil, command != .leave, !store.acceptsNewWork {
+                    return busy(session, rid: rid, transport: transport, close: false)
+                }
                 dispatch(entry, transport) { $0.handle(command, from: connection(session), rid: rid, at: at) }
                 if case .end = command, engine.rooms[client.room]?.isEnded == true {
                     store.markEnded(client.room, at: at)
@@ -275,9 +291,13 @@ final class RoomHost: TransportDelegate {
         switch (request.method, request.path) {
         case ("GET", "/healthz"):
             let uptime = Int(Date().timeIntervalSince(startedAt))
+            // A backlogged store refuses new joins: 503 tells a load balancer to send them elsewhere.
+            let accepting = store.acceptsNewWork
+            let status = accepting ? "ok" : "backlogged"
+            let journal = #"{"queued":\#(store.queued),"limit":\#(store.queueLimit),"status":"\#(status)"}"#
             let body =
-                #"{"status":"ok","version":"\#(version)","uptimeSeconds":\#(uptime),"connections":\#(clients.count),"rooms":\#(engine.rooms.count)}"#
-            return HTTPResponse(status: 200, contentType: "application/json", text: body)
+                #"{"status":"\#(status)","version":"\#(version)","uptimeSeconds":\#(uptime),"connections":\#(clients.count),"rooms":\#(engine.rooms.count),"journal":\#(journal)}"#
+            return HTTPResponse(status: accepting ? 200 : 503, contentType: "application/json", text: body)
         case ("GET", "/metrics"):
             updateGauges(transport)
             return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4", body: metrics.exposition())
@@ -317,6 +337,7 @@ final class RoomHost: TransportDelegate {
         if now - lastRetention >= 3_600_000 { applyRetention(now: now) }
         if now - lastGaugeUpdate >= 1000 {
             updateGauges(transport)
+            store.closeAuthenticationFailureInterval(at: now)
             usedTokenIDs = usedTokenIDs.filter { $0.value > now }
             authFailures = authFailures.filter { _, bucket in
                 var b = bucket
@@ -365,7 +386,8 @@ final class RoomHost: TransportDelegate {
         switch verifier.verify(token, now: date, expectedRoom: client.room.rawValue) {
         case .failure(let error):
             // One answer whatever failed; the reason goes to the audit trail only.
-            store.appendAuthenticationFailure(room: client.room, reason: error.reason.description, at: at)
+            store.appendAuthenticationFailure(
+                room: client.room, reason: error.reason.description, address: client.peer, at: at)
             spendAuthenticationBudget(client.peer, at: at)
             metrics.refusal(ErrorCode.authenticationFailed.rawValue)
             metrics.close(ShellClose.authenticationFailed)
@@ -382,7 +404,8 @@ final class RoomHost: TransportDelegate {
             // Guest invitations are single use, for the token's lifetime.
             if role == .guest {
                 guard let jti = claims.jti, usedTokenIDs[jti] == nil else {
-                    store.appendAuthenticationFailure(room: client.room, reason: "token_reused", at: at)
+                    store.appendAuthenticationFailure(
+                        room: client.room, reason: "token_reused", address: client.peer, at: at)
                     metrics.refusal(ErrorCode.tokenReused.rawValue)
                     send(
                         WireEncoder.encodeError(.tokenReused, rid: rid), type: "error", to: [session],
@@ -426,7 +449,8 @@ final class RoomHost: TransportDelegate {
     ) {
         let hash = ResumeSecret.hash(secret)
         guard let room = engine.rooms[client.room], room.hasSeat(resumeHash: hash) else {
-            store.appendAuthenticationFailure(room: client.room, reason: "resume_secret_unknown", at: at)
+            store.appendAuthenticationFailure(
+                room: client.room, reason: "resume_secret_unknown", address: client.peer, at: at)
             spendAuthenticationBudget(client.peer, at: at)
             return refuse(session, &client, .resumeFailed, rid: rid, transport: transport)
         }
@@ -470,10 +494,12 @@ final class RoomHost: TransportDelegate {
                 WireEncoder.encode(Message(rid: rid, event: .ack(Ack()))), type: "ack", to: [session],
                 transport: transport)
         case .success:
-            store.appendAuthenticationFailure(room: client.room, reason: "refresh_other_user", at: at)
+            store.appendAuthenticationFailure(
+                room: client.room, reason: "refresh_other_user", address: client.peer, at: at)
             refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
         case .failure(let error):
-            store.appendAuthenticationFailure(room: client.room, reason: error.reason.description, at: at)
+            store.appendAuthenticationFailure(
+                room: client.room, reason: error.reason.description, address: client.peer, at: at)
             refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
         }
     }
@@ -621,6 +647,7 @@ final class RoomHost: TransportDelegate {
         metrics.rooms.record(open)
         metrics.membersInRoom.record(inRoom)
         metrics.membersWaiting.record(waiting)
+        metrics.journalQueued.record(store.queued)
         metrics.sendQueueDrops.increment(by: Int(transport.counters.queueOverflowCloses) - reportedDrops)
         reportedDrops = Int(transport.counters.queueOverflowCloses)
     }

@@ -14,6 +14,8 @@ final class ServerMetrics {
     let rooms: Gauge
     let membersInRoom: Gauge
     let membersWaiting: Gauge
+    /// Records waiting for the store's writer (the bound is `limits.journalQueueMaxEntries`).
+    let journalQueued: Gauge
     let bytesIn: Counter
     let bytesOut: Counter
     let sendQueueDrops: Counter
@@ -34,6 +36,7 @@ final class ServerMetrics {
         rooms = Gauge(label: "hearth_rooms", factory: factory)
         membersInRoom = Gauge(label: "hearth_members", dimensions: [("placement", "room")], factory: factory)
         membersWaiting = Gauge(label: "hearth_members", dimensions: [("placement", "waiting")], factory: factory)
+        journalQueued = Gauge(label: "hearth_journal_queued", factory: factory)
         bytesIn = Counter(label: "hearth_bytes_in_total", factory: factory)
         bytesOut = Counter(label: "hearth_bytes_out_total", factory: factory)
         sendQueueDrops = Counter(label: "hearth_send_queue_drops_total", factory: factory)

@@ -29,6 +29,11 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
 /// a WAL snapshot, concurrently with the writer, and may wait on the disk: never call them
 /// from the event loop except at start-up.
 ///
+/// The queue is bounded by admission, not by dropping: when the disk stalls, `acceptsNewWork`
+/// turns false once `queueLimit` operations wait, and the shell then refuses new joins and
+/// journaled commands (`server-busy`); what happened anyway (departures, audit records) is
+/// still appended, so nothing is lost and the queue stays near the limit.
+///
 /// Durability (`Durability.normal`, the default: WAL with `synchronous=NORMAL`):
 /// - An operation is durable once its ticket is committed. Until then it lives only in
 ///   memory: a crash of any kind loses the operations appended but not yet committed (the
@@ -71,6 +76,13 @@ public final class Store: Sendable {
     public let path: String
     let pool: DatabasePool
     private let writer: Writer
+    /// Operations (queued or being written) past which `acceptsNewWork` is false.
+    public let queueLimit: Int
+    private let authenticationFailures: FoldingState
+
+    /// The default `queueLimit`: at 3,000 journaled chats a second, about 7 s of a stalled
+    /// disk, and at most about 50 MB of queued entries (chat text up to 2,000 bytes each).
+    public static let defaultQueueLimit = 20_000
 
     /// How long the writer lets operations gather after the first one before it commits them
     /// together, by default. Each transaction costs the writer thread a wake-up, a context
@@ -81,10 +93,18 @@ public final class Store: Sendable {
 
     /// Opens (or creates, mode 0600) the store at `path` and brings its schema up to date.
     /// `commitWindow` (seconds): see `defaultCommitWindow`; 0 commits as soon as possible.
-    public init(path: String, durability: Durability = .normal, commitWindow: Double = Store.defaultCommitWindow)
-        throws
-    {
+    /// `queueLimit`: see `acceptsNewWork`. `foldingLimits`: see `appendAuthenticationFailure`.
+    /// `writerGate` is for tests only: the writer thread calls it before each transaction,
+    /// and while it blocks the writer is stalled as by a stuck disk (nil in production).
+    public init(
+        path: String, durability: Durability = .normal, commitWindow: Double = Store.defaultCommitWindow,
+        queueLimit: Int = Store.defaultQueueLimit,
+        foldingLimits: AuthenticationFailureFolding.Limits = AuthenticationFailureFolding.Limits(),
+        writerGate: (@Sendable () -> Void)? = nil
+    ) throws {
         self.path = path
+        self.queueLimit = queueLimit
+        self.authenticationFailures = FoldingState(AuthenticationFailureFolding(limits: foldingLimits))
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -112,20 +132,29 @@ public final class Store: Sendable {
             }
         }
         try Schema.migrator.migrate(pool)
-        writer = Writer(pool: pool, commitWindow: commitWindow)
+        writer = Writer(pool: pool, commitWindow: commitWindow, gate: writerGate)
         writer.start()
     }
 
     /// Opens the store in a data directory.
     public convenience init(
-        directory: String, durability: Durability = .normal, commitWindow: Double = Store.defaultCommitWindow
+        directory: String, durability: Durability = .normal, commitWindow: Double = Store.defaultCommitWindow,
+        queueLimit: Int = Store.defaultQueueLimit, writerGate: (@Sendable () -> Void)? = nil
     ) throws {
         try self.init(
             path: (directory as NSString).appendingPathComponent(Self.fileName), durability: durability,
-            commitWindow: commitWindow)
+            commitWindow: commitWindow, queueLimit: queueLimit, writerGate: writerGate)
     }
 
-    deinit { writer.stop() }
+    /// A `writerGate` for black-box tests: the writer stalls while a file exists at `path`
+    /// (checked every 10 ms). hearthd installs it only in its documented test mode.
+    public static func stallWhileFileExists(_ path: String) -> @Sendable () -> Void {
+        {
+            while FileManager.default.fileExists(atPath: path) { Thread.sleep(forTimeInterval: 0.01) }
+        }
+    }
+
+    deinit { close() }
 
     // MARK: Writing (never blocks on the disk)
 
@@ -141,18 +170,30 @@ public final class Store: Sendable {
     @discardableResult
     public func append(_ record: AttendanceRecord) -> UInt64 { writer.enqueue(.attendance(record)) }
 
-    /// Queues a refused authentication as an audit record (action `authenticate`, refused
-    /// with `authentication-failed`, no actor or subject): the room from the URL and the
-    /// verifier's reason code, never the token.
+    /// Records a refused authentication, never the token: the room from the URL, the
+    /// verifier's reason code and the client's address. The first few from an address per
+    /// interval are audit rows of their own (action `authenticate`, refused with
+    /// `authentication-failed`, no actor or subject, reason `<code> address:<address>`); the
+    /// rest are counted into summary rows (see `AuthenticationFailureFolding`), written when
+    /// their interval closes (`closeAuthenticationFailureInterval(at:)`) or at `close()`.
+    /// Returns the last ticket handed out.
     @discardableResult
-    public func appendAuthenticationFailure(room: RoomID, reason: String, at: Instant) -> UInt64 {
-        append(
-            AuditRecord(
-                at: at, room: room, actor: nil, subject: nil, action: Self.authenticateAction,
-                outcome: .refused(.authenticationFailed), reason: reason))
+    public func appendAuthenticationFailure(room: RoomID, reason: String, address: String, at: Instant) -> UInt64 {
+        authenticationFailures.withLock { folding in
+            for record in folding.record(room: room, reason: reason, address: address, at: at) { append(record) }
+        }
+        return writer.lastTicket
     }
 
-    public static let authenticateAction = "authenticate"
+    /// Queues the summaries of failed authentications whose interval ended by `now`. Call it
+    /// regularly (the shell does, every second), so a summary is written when a flood stops.
+    public func closeAuthenticationFailureInterval(at now: Instant) {
+        authenticationFailures.withLock { folding in
+            for record in folding.close(at: now) { append(record) }
+        }
+    }
+
+    public static let authenticateAction = AuthenticationFailureFolding.action
 
     /// Queues the mark that a room ended at `at`, for `compact`. Idempotent: marking a room
     /// again moves its mark. Call it when an input ends a room (and, after a replay, for
@@ -201,9 +242,27 @@ public final class Store: Sendable {
 
     public var statistics: Statistics { writer.statistics }
 
-    /// Writes what is queued, then stops the writer thread. Later appends are dropped
-    /// (and counted). Reads still work.
-    public func close() { writer.stop() }
+    /// Operations appended and not yet committed (queued, or in the transaction being
+    /// written): what the store holds in memory.
+    public var queued: Int { writer.uncommitted }
+
+    /// Whether the shell may take new work (a join, a journaled command): false while
+    /// `queueLimit` or more operations wait for the disk. Records of what happened anyway
+    /// (audit, attendance, departures, timers) are appended regardless: never dropped.
+    public var acceptsNewWork: Bool { writer.uncommitted < queueLimit }
+
+    /// Queues the open interval's failed-authentication summaries (so none is lost), writes
+    /// what is queued, then stops the writer thread. Later appends are dropped (and counted).
+    /// Reads still work.
+    public func close() {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let now = Instant(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
+        authenticationFailures.withLock { folding in
+            for record in folding.flush(at: now) { append(record) }
+        }
+        writer.stop()
+    }
 
     // MARK: Reading (on the caller's thread)
 
@@ -346,5 +405,20 @@ extension Store {
     /// The value of a PRAGMA on a writer connection (tests).
     func pragma(_ name: String) throws -> String? {
         try pool.write { db in try String.fetchOne(db, sql: "PRAGMA \(name)") }
+    }
+}
+
+/// The store's `AuthenticationFailureFolding`, behind a lock. `@unchecked Sendable`: `value`
+/// is read and written only with `lock` held.
+private final class FoldingState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: AuthenticationFailureFolding
+
+    init(_ value: AuthenticationFailureFolding) { self.value = value }
+
+    func withLock<T>(_ body: (inout AuthenticationFailureFolding) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
     }
 }

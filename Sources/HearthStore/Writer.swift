@@ -22,6 +22,9 @@ final class Writer: @unchecked Sendable {
     /// Group commit window: once woken by a first operation, the writer lets more gather for
     /// this long before it writes them in one transaction (see `Store.init`).
     private let commitWindow: Double
+    /// Test only (`Store.init`'s `writerGate`): called before each transaction; blocking in
+    /// it stalls the writer the way a stuck disk would.
+    private let gate: (@Sendable () -> Void)?
     private let condition = NSCondition()
     // Guarded by `condition`:
     private var queue: [Operation] = []
@@ -33,9 +36,10 @@ final class Writer: @unchecked Sendable {
     private var stats = Store.Statistics(
         transactions: 0, committed: 0, pending: 0, failures: 0, lastError: nil, droppedAfterClose: 0)
 
-    init(pool: DatabasePool, commitWindow: Double) {
+    init(pool: DatabasePool, commitWindow: Double, gate: (@Sendable () -> Void)?) {
         self.pool = pool
         self.commitWindow = commitWindow
+        self.gate = gate
     }
 
     func start() {
@@ -61,6 +65,9 @@ final class Writer: @unchecked Sendable {
 
     var lastTicket: UInt64 { condition.withLock { issued } }
     var committedTicket: UInt64 { condition.withLock { committed } }
+    /// Operations handed a ticket and not yet committed: queued, or in the transaction the
+    /// writer is running (what the queue holds in memory).
+    var uncommitted: Int { condition.withLock { Int(issued - committed) } }
 
     var onCommit: (@Sendable (UInt64) -> Void)? {
         get { condition.withLock { callback } }
@@ -111,6 +118,11 @@ final class Writer: @unchecked Sendable {
                 // woken by the ones that follow (only by `stop`): one wake-up per batch.
                 let deadline = Date(timeIntervalSinceNow: commitWindow)
                 while !stopping && condition.wait(until: deadline) {}
+            }
+            if let gate, !queue.isEmpty {
+                condition.unlock()
+                gate()
+                condition.lock()
             }
             if queue.isEmpty {
                 running = false

@@ -166,7 +166,7 @@ final class ConfigurationTests: XCTestCase {
         for name in [
             "maxMessageBytes", "sendQueueMaxMessages", "sendQueueMaxBytes", "helloTimeoutSeconds",
             "pingIntervalSeconds",
-            "hangupSeconds", "maxMalformedMessages", "maxChatLength", "maxSignalBytes",
+            "hangupSeconds", "maxMalformedMessages", "maxChatLength", "maxSignalBytes", "journalQueueMaxEntries",
         ] {
             assertErrorKey(key + "limits:\n  \(name): -1\n", key: "limits.\(name)")
             assertErrorKey(key + "limits:\n  \(name): 0\n", key: "limits.\(name)")
@@ -175,6 +175,11 @@ final class ConfigurationTests: XCTestCase {
         assertErrorKey(key + "limits:\n  hangupSeconds: 10\n", key: "limits.hangupSeconds")
         assertErrorKey(key + "limits:\n  socketSendBufferBytes: -1\n", key: "limits.socketSendBufferBytes")
         XCTAssertEqual(try load(key + "limits:\n  socketSendBufferBytes: 0\n").limits.socketSendBufferBytes, 0)
+    }
+
+    func testTheJournalQueueBoundHasASafeDefaultAndCanBeSet() throws {
+        XCTAssertEqual(try load(key).limits.journalQueueMaxEntries, 20_000)
+        XCTAssertEqual(try load(key + "limits:\n  journalQueueMaxEntries: 50\n").limits.journalQueueMaxEntries, 50)
     }
 
     func testBadTokenSettings() {

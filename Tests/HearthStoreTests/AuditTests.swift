@@ -72,7 +72,8 @@ final class AuditTests: XCTestCase {
 
     func testAuthenticationFailureIsAnAuditRow() throws {
         let (store, _) = try openStore(self)
-        store.appendAuthenticationFailure(room: room, reason: "bad-signature", at: Instant(milliseconds: 5))
+        store.appendAuthenticationFailure(
+            room: room, reason: "bad-signature", address: "10.0.0.1", at: Instant(milliseconds: 5))
         store.flush()
         let rows = try store.auditRecords(room: room)
         XCTAssertEqual(rows.count, 1)
@@ -80,7 +81,7 @@ final class AuditTests: XCTestCase {
             rows[0].record,
             AuditRecord(
                 at: Instant(milliseconds: 5), room: room, actor: nil, subject: nil, action: "authenticate",
-                outcome: .refused(.authenticationFailed), reason: "bad-signature"))
+                outcome: .refused(.authenticationFailed), reason: "bad-signature address:10.0.0.1"))
         XCTAssertEqual(try store.verifyAudit(), .ok(count: 1))
     }
 
