@@ -8,17 +8,18 @@ import HearthCore
 /// - an address's first `rowsPerAddress` failures are rows (`authenticate`, the reason code
 ///   and the address), as long as the whole node has written fewer than `rowsPerSecond`
 ///   such rows in the current second;
-/// - an address's failures past its own allowance are folded into one summary for that
-///   address (`authenticate-summary`: count, reasons, address);
-/// - failures past the node's per-second ceiling from an address still within its allowance
-///   are folded into one global summary (address `*`).
+/// - an address's further failures (past its own allowance, or past the node's ceiling once it
+///   has had a row in the interval) are folded into one summary for that address
+///   (`authenticate-summary`: count, reasons, address);
+/// - failures past the node's per-second ceiling from an address with no row yet in the
+///   interval are folded into one global summary (address `*`): addresses are tracked only
+///   once they have had a row, which is what bounds the memory and the summaries.
 /// When the interval closes (`close(at:)`, driven by the shell's tick, or the first failure of
 /// a later interval) each summary becomes one row, so a summary is written even when the
 /// flood stops. The rows a summary counts plus the single rows add up to every failure.
 ///
-/// Bounded: addresses are tracked only once they have had a row, so per interval at most
-/// `rowsPerSecond` × the interval's seconds single rows, one summary per such address with
-/// failures past its allowance, and one global summary.
+/// Bounded: per interval at most `rowsPerSecond` × the interval's seconds single rows, as many
+/// address summaries (one per address that had a row), and one global summary.
 ///
 /// A value type with no clock and no I/O: the store holds one under a lock and appends the
 /// records it returns.
@@ -99,8 +100,8 @@ public struct AuthenticationFailureFolding: Hashable, Sendable {
             second = currentSecond
             rowsThisSecond = 0
         }
-        let spent = addresses[address]?.rows ?? 0
-        if spent >= limits.rowsPerAddress {
+        let spent = addresses[address]?.rows
+        if let spent, spent >= limits.rowsPerAddress || rowsThisSecond >= limits.rowsPerSecond {
             addresses[address]?.fold.add(room: room, reason: reason)
         } else if rowsThisSecond >= limits.rowsPerSecond {
             global.add(room: room, reason: reason)

@@ -123,7 +123,7 @@ def test_wrong_resume_secrets_spend_the_authentication_budget_and_are_not_journa
                 assert (await c.expect("error"))["code"] == "resume-failed"
             await asyncio.sleep(0.3)
             assert len(server.records("journal")) == journal_before, "a refused resume changes nothing"
-            refused = [r for r in server.records("audit") if r["reason"] == "resume_secret_unknown"]
+            refused = [r for r in server.records("audit") if r["reason"] == "resume_secret_unknown address:127.0.0.1"]
             assert len(refused) == 3
             # The address has spent its failed-authentication budget.
             assert await closed_before_hello(server, "resume-spam") == 4429

@@ -91,7 +91,8 @@ def test_a_failed_authentication_flood_adds_a_bounded_number_of_rows_that_count_
     intervals = int(FLOOD_SECONDS // 60) + 2
     per_second = {}
     for r in singles:
-        per_second[r["at"] // 1000] = per_second.get(r["at"] // 1000, 0) + 1
+        second = int(r["at"]) // 1000
+        per_second[second] = per_second.get(second, 0) + 1
     assert max(per_second.values()) <= ROWS_PER_SECOND, per_second
     for address in FLOOD_ADDRESSES:
         mine = [r for r in singles if reason_fields(r["reason"])["address"] == address]
