@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 import urllib.error
 
@@ -129,16 +130,13 @@ async def eventually(predicate, timeout=5.0):
 
 def test_a_stalled_writer_refuses_new_work_with_server_busy_and_drops_nothing(monkeypatch):
     limit = 20
-    stall = None
-    server = None
+    # The stall begins when the file appears and ends when it is removed (README, "Tests").
+    stall = os.path.join(tempfile.mkdtemp(prefix="hearth-stall-"), "stall")
+    monkeypatch.setenv("HEARTH_TEST_HOOKS", "1")
+    monkeypatch.setenv("HEARTH_TEST_STALL_WRITER_FILE", stall)
+    server = Server(limits={"journalQueueMaxEntries": limit},
+                    rateLimits={"chatBurst": 1000, "chatPerSecond": 1000})
     try:
-        monkeypatch.setenv("HEARTH_TEST_HOOKS", "1")
-        # The path is set before the server starts; the stall begins when the file appears.
-        import tempfile
-        stall_dir = tempfile.mkdtemp(prefix="hearth-stall-")
-        stall = os.path.join(stall_dir, "stall")
-        monkeypatch.setenv("HEARTH_TEST_STALL_WRITER_FILE", stall)
-        server = Server(limits={"journalQueueMaxEntries": limit})
         status, body = health(server)
         assert status == 200 and body["journal"] == {"queued": 0, "limit": limit, "status": "ok"}, body
 
@@ -146,23 +144,16 @@ def test_a_stalled_writer_refuses_new_work_with_server_busy_and_drops_nothing(mo
             staff = await Client.join(server, "busy-room", "facilitator", "F")
             leaver = await Client.join(server, "busy-room", "cofacilitator", "C")
             await staff.request("chat", to="room", text="before the stall")
-            await asyncio.sleep(0.1)
             open(stall, "w").close()
-            # Chats until the queue is full: the accepted ones are held (no ack before the
-            # commit), the first one past the bound gets server-busy.
-            accepted = []
-            for i in range(limit + 10):
-                rid = await staff.send("chat", to="room", text=f"during the stall {i}")
-                try:
-                    reply = await staff.expect(lambda m: m.get("rid") == rid, timeout=0.3)
-                except (TimeoutError, asyncio.TimeoutError):
-                    accepted.append(rid)
-                    continue
-                assert reply["type"] == "error" and reply["code"] == "server-busy", reply
-                break
-            else:
-                raise AssertionError("no server-busy past the bound")
-            assert 0 < len(accepted) <= limit
+            # A burst of chats: the first ones are accepted (their acks held until the commit),
+            # the ones past the bound get server-busy. Replies come in order, so once the last
+            # one's has arrived, every refusal has.
+            rids = [await staff.send("chat", to="room", text=f"during the stall {i}") for i in range(limit + 10)]
+            assert (await staff.expect(lambda m: m.get("rid") == rids[-1]))["code"] == "server-busy"
+            replies = {m["rid"]: m for m in staff.seen if m.get("rid") in rids}
+            accepted = [rid for rid in rids if rid not in replies]
+            assert 0 < len(accepted) <= limit and accepted == rids[:len(accepted)], replies
+            assert all(m["type"] == "error" and m["code"] == "server-busy" for m in replies.values())
             status, body = health(server)
             assert status == 503 and body["status"] == "backlogged", body
             assert body["journal"]["status"] == "backlogged" and body["journal"]["queued"] >= limit, body
@@ -173,8 +164,9 @@ def test_a_stalled_writer_refuses_new_work_with_server_busy_and_drops_nothing(mo
             assert (await newcomer.expect("error"))["code"] == "server-busy"
             assert await newcomer.closed() == 1013
             # What happens is still recorded past the bound: a departure.
+            queued = health(server)[1]["journal"]["queued"]
             await leaver.close()
-            await asyncio.sleep(0.3)
+            await eventually(lambda: health(server)[1]["journal"]["queued"] > queued)
             # The stall ends: every held ack goes out, and the server takes work again.
             os.remove(stall)
             for rid in accepted:
@@ -187,10 +179,9 @@ def test_a_stalled_writer_refuses_new_work_with_server_busy_and_drops_nothing(mo
         accepted = run(go())
         assert metric(server, 'hearth_refused_total{reason="server-busy"}') >= 2
     finally:
-        if stall and os.path.exists(stall):
+        if os.path.exists(stall):
             os.remove(stall)
-        if server:
-            assert server.stop() == 0, server.log()
+        assert server.stop() == 0, server.log()
 
     journal = server.records("journal")
     chats = [r for r in journal if r["kind"] == "command" and "during the stall" in r["body"]]
