@@ -259,12 +259,14 @@ def test_huge_numbers(server):
             ('{"type":"resume","rid":"n8","secret":"s","lastSeq":"1"}', "bad-message", "n8"),
         ])
         # Fits 64 bits: decodes; 1e-400 underflows to 0.0, which is a valid real.
-        c = await Client.connect(server, unique("numbers"))
+        c = await joined(server)
         await c.ws.send('{"type":"ping","rid":"u","x":1e-400,"y":' + str(2**63 - 1) + "}")
         assert (await c.expect("pong"))["rid"] == "u"
+        await c.close()
+        c = await Client.connect(server, unique("numbers"))
         await c.ws.send(f'{{"type":"resume","rid":"r","secret":"s","lastSeq":{2**63 - 1}}}')
         assert (await c.expect("error"))["code"] == "resume-failed"
-        await c.close()
+        assert await closed_with(c) == 4401
     run(go())
 
 
@@ -581,9 +583,8 @@ def test_messages_before_hello(server):
         await error_reply(c, j(type="admit", rid="e2", member="p1"), "hello-required", "e2")
         await error_reply(c, j(type="end", rid="e3"), "hello-required", "e3")
         await error_reply(c, j(type="refresh", rid="e4", token=mint("x", "facilitator", "F")), "hello-required", "e4")
-        # ping is allowed before hello, and hello still works after the refusals.
-        await c.ws.send(j(type="ping", rid="e5"))
-        assert (await c.expect("pong"))["rid"] == "e5"
+        # ping too (section 2: anything but hello or resume first).
+        await error_reply(c, j(type="ping", rid="e5"), "hello-required", "e5")
         room = unique("early-room")
         c2 = await Client.connect(server, room)
         await error_reply(c2, j(type="signal", rid="e6", to="p1", kind="ice", payload={}), "hello-required", "e6")
@@ -779,13 +780,18 @@ def test_resume_with_garbage_secrets(server):
     async def go():
         room = unique("resume")
         owner = await joined(server, room)
-        c = await Client.connect(server, room)
+        # Each refusal closes its connection (4401): one guess per connection.
         for i, secret in enumerate(["garbage", "", "x" * 10_000, owner.welcome["resumeSecret"][:-1]]):
+            c = await Client.connect(server, room)
             await error_reply(c, j(type="resume", rid=f"g{i}", secret=secret, lastSeq=0), "resume-failed", f"g{i}")
+            assert await closed_with(c) == 4401
         # lastSeq above the room's: refused, and the seat's connection is not taken over.
+        c = await Client.connect(server, room)
         await error_reply(c, j(type="resume", rid="g9", secret=owner.welcome["resumeSecret"], lastSeq=2**63 - 1),
                           "resume-failed", "g9")
-        # Still free to say hello after failed resumes.
+        assert await closed_with(c) == 4401
+        # A new connection joins with hello.
+        c = await Client.connect(server, room)
         await c.send("hello", token=mint(room, "cofacilitator", "C"))
         await c.expect("welcome")
         await owner.request("chat", to="room", text="owner still here")
