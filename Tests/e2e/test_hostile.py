@@ -6,7 +6,9 @@ facilitator can join and chat, and a bystander room (a facilitator and an admitt
 participant, connected for the whole module on their own event loop) has received nothing
 from the hostile traffic and can still chat and signal.
 
-The module's server is the shared `server` fixture (conftest.py): `maxMalformedMessages` is 5
+The module's server is the usual test server (conftest.py's, with a failed-authentication
+budget of 100: every refused token, resume and refresh below spends it, all from 127.0.0.1):
+`maxMalformedMessages` is 5
 (the sixth refusal on one connection closes it with 1008) and `helloTimeoutSeconds` is 2, so
 pre-hello cases are sent in small batches on fresh connections. Everything is on loopback and
 every test is bounded by `run(..., timeout)`.
@@ -24,7 +26,7 @@ import uuid
 import pytest
 import websockets
 from conftest import run
-from hearth import DEV_SECRET, Client, b64url, client_tls, mint
+from hearth import DEV_SECRET, Client, Server, b64url, client_tls, mint
 
 BYSTANDER_ROOM = "bystander-room"
 BYSTANDER_STAFF = "bystander-staff-1"
@@ -35,6 +37,14 @@ MAX_BAD = 5  # Server(): limits.maxMalformedMessages
 
 def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server(rateLimits={"authFailureBurst": 100})
+    yield s
+    code = s.stop()
+    assert code == 0, f"hearthd exited with {code}:\n{s.log()}"
 
 
 # MARK: the bystander room, on its own event loop for the whole module
@@ -846,7 +856,7 @@ async def _refused(server, room, token):
 
 
 def test_token_refusals_are_one_error_and_4401(server):
-    """Each costs one of the address's authFailureBurst (20): the module stays well under."""
+    """Each costs one of the address's authFailureBurst (100 here): the module stays well under."""
     async def go():
         room = unique("tokens")
         now = int(time.time())
