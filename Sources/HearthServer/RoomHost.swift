@@ -545,7 +545,7 @@ final class RoomHost: TransportDelegate {
         // The relayed message is the payload plus a small envelope.
         let bytes = (transport.queuedBytes(recipient) ?? 0) + payload.utf8.count + 128
         let messages = (transport.queuedMessages(recipient) ?? 0) + 1
-        guard bytes <= limits.sendQueueMaxBytes / 2, messages <= limits.sendQueueMaxMessages / 2 else {
+        guard bytes <= limits.sendQueueMaxBytes / 2, messages <= max(1, limits.sendQueueMaxMessages / 2) else {
             client.budget.refused()
             return false
         }
