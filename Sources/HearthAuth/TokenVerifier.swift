@@ -89,6 +89,8 @@ public struct TokenVerifier: Sendable {
 
         guard room == expectedRoom else { throw .invalid(.wrongRoom) }
         guard JoinClaims.knownRoles.contains(role) else { throw .invalid(.unknownRole) }
+        // A guest's invitation is single use: without an id it could not be told apart from its reuse.
+        if role == "guest" && payload.jti == nil { throw .invalid(.missingClaim("jti")) }
 
         if let capacity = payload.capacity, !(1...10_000).contains(capacity) {
             throw .invalid(.invalidClaim("capacity"))

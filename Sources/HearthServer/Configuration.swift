@@ -193,6 +193,12 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         /// ICE candidates come in bursts when a mesh forms.
         public var signalBurst: Int = 300
         public var signalPerSecond: Double = 100
+        /// Signals from one connection to one member: an offer or answer and a few tens of ICE
+        /// candidates per renegotiation. A signal is also refused while its recipient's send
+        /// queue is half full, so no sender can push another member into a 4008 close.
+        public var signalPairBurst: Int = 40
+        public var signalPairPerSecond: Double = 5
+        /// Every other command, and `refresh` and `ping`.
         public var controlBurst: Int = 30
         public var controlPerSecond: Double = 10
         /// Consecutive rate-limited commands after which the connection is closed (4429).
@@ -474,7 +480,9 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             ("authFailureBurst", Double(rateLimits.authFailureBurst)),
             ("authFailuresPerSecond", rateLimits.authFailuresPerSecond), ("chatBurst", Double(rateLimits.chatBurst)),
             ("chatPerSecond", rateLimits.chatPerSecond), ("signalBurst", Double(rateLimits.signalBurst)),
-            ("signalPerSecond", rateLimits.signalPerSecond), ("controlBurst", Double(rateLimits.controlBurst)),
+            ("signalPerSecond", rateLimits.signalPerSecond),
+            ("signalPairBurst", Double(rateLimits.signalPairBurst)),
+            ("signalPairPerSecond", rateLimits.signalPairPerSecond), ("controlBurst", Double(rateLimits.controlBurst)),
             ("controlPerSecond", rateLimits.controlPerSecond), ("maxStrikes", Double(rateLimits.maxStrikes)),
         ]
         for (name, value) in [
@@ -829,7 +837,7 @@ extension HearthConfiguration.Retention {
 extension HearthConfiguration.RateLimits {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case authFailureBurst, authFailuresPerSecond, chatBurst, chatPerSecond, signalBurst, signalPerSecond
-        case controlBurst, controlPerSecond, maxStrikes
+        case signalPairBurst, signalPairPerSecond, controlBurst, controlPerSecond, maxStrikes
     }
 
     public init(from decoder: any Decoder) throws {
@@ -841,6 +849,8 @@ extension HearthConfiguration.RateLimits {
         chatPerSecond = try c.value(.chatPerSecond, default: d.chatPerSecond)
         signalBurst = try c.value(.signalBurst, default: d.signalBurst)
         signalPerSecond = try c.value(.signalPerSecond, default: d.signalPerSecond)
+        signalPairBurst = try c.value(.signalPairBurst, default: d.signalPairBurst)
+        signalPairPerSecond = try c.value(.signalPairPerSecond, default: d.signalPairPerSecond)
         controlBurst = try c.value(.controlBurst, default: d.controlBurst)
         controlPerSecond = try c.value(.controlPerSecond, default: d.controlPerSecond)
         maxStrikes = try c.value(.maxStrikes, default: d.maxStrikes)

@@ -1,4 +1,5 @@
 import HearthCore
+import HearthTransport
 
 /// A token bucket: `burst` tokens, refilled at `perSecond`. Time is an input, as in the engine.
 struct TokenBucket: Sendable {
@@ -54,9 +55,13 @@ enum CommandKind: String, CaseIterable, Sendable {
     }
 }
 
-/// Per-connection command budgets, one bucket per kind.
+/// Per-connection command budgets, one bucket per kind, and one signalling bucket per target.
 struct CommandBudget: Sendable {
     private var buckets: [CommandKind: TokenBucket]
+    /// Signals to each member: one sender cannot fill one recipient's send queue.
+    private var signalsTo: [ParticipantID: TokenBucket] = [:]
+    private let signalPairBurst: Int
+    private let signalPairPerSecond: Double
     /// Consecutive refusals: sustained abuse closes the connection.
     private(set) var strikes = 0
 
@@ -66,14 +71,67 @@ struct CommandBudget: Sendable {
             .signal: TokenBucket(burst: limits.signalBurst, perSecond: limits.signalPerSecond, now: now),
             .control: TokenBucket(burst: limits.controlBurst, perSecond: limits.controlPerSecond, now: now),
         ]
+        signalPairBurst = limits.signalPairBurst
+        signalPairPerSecond = limits.signalPairPerSecond
     }
 
     mutating func allow(_ kind: CommandKind, now: Instant) -> Bool {
-        if buckets[kind]!.take(now: now) {
-            strikes = 0
-            return true
-        }
-        strikes += 1
-        return false
+        record(buckets[kind]!.take(now: now))
     }
+
+    /// A signal to `target`: within both the connection's signalling budget and the budget
+    /// for that one recipient. Spends from neither when either is empty.
+    mutating func allowSignal(to target: ParticipantID, now: Instant) -> Bool {
+        var pair = signalsTo[target] ?? TokenBucket(burst: signalPairBurst, perSecond: signalPairPerSecond, now: now)
+        guard pair.available(now: now), buckets[.signal]!.available(now: now) else { return record(false) }
+        _ = pair.take(now: now)
+        _ = buckets[.signal]!.take(now: now)
+        if signalsTo[target] == nil && signalsTo.count >= 16 {
+            // Member ids are never reused: forget the recipients whose budget is whole again.
+            signalsTo = signalsTo.filter { _, bucket in
+                var b = bucket
+                return !b.isFull(now: now)
+            }
+        }
+        signalsTo[target] = pair
+        return record(true)
+    }
+
+    /// A refusal decided outside the budget (e.g. a recipient's full queue) counts as a strike.
+    mutating func refused() { _ = record(false) }
+
+    private mutating func record(_ allowed: Bool) -> Bool {
+        strikes = allowed ? 0 : strikes + 1
+        return allowed
+    }
+}
+
+/// Open connections per source address. A connection takes a slot when it opens and gives it
+/// back exactly once, whichever way it ends (the shell closing it or the peer going away).
+struct AddressSlots: Sendable {
+    /// Per address at most this many (0 = no limit).
+    let limit: Int
+    private var counts: [String: Int] = [:]
+    private var holders: [SessionID: String] = [:]
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Takes a slot for `session`; false when `address` has none left.
+    mutating func take(_ session: SessionID, address: String) -> Bool {
+        let n = counts[address, default: 0]
+        if limit > 0 && n >= limit { return false }
+        counts[address] = n + 1
+        holders[session] = address
+        return true
+    }
+
+    /// Gives back the slot `session` holds, if any (a second call does nothing).
+    mutating func release(_ session: SessionID) {
+        guard let address = holders.removeValue(forKey: session) else { return }
+        if let n = counts[address], n > 1 { counts[address] = n - 1 } else { counts[address] = nil }
+    }
+
+    /// Addresses holding at least one slot.
+    var addressCount: Int { counts.count }
+    func connections(from address: String) -> Int { counts[address, default: 0] }
 }

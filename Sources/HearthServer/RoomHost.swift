@@ -60,7 +60,7 @@ final class RoomHost: TransportDelegate {
     private let version: String
     private var lastGaugeUpdate = Instant(milliseconds: 0)
     /// Open connections and failed-authentication budgets, per source address.
-    private var connectionsPerAddress: [String: Int] = [:]
+    private var slots: AddressSlots
     private var authFailures: [String: TokenBucket] = [:]
     /// Single-use (guest) token ids already used, until their token expires.
     private var usedTokenIDs: [String: Instant] = [:]
@@ -78,6 +78,7 @@ final class RoomHost: TransportDelegate {
         self.engine = recovered.engine
         self.connectionBase = recovered.connectionBase
         self.operations = OperationsAPI(configuration: configuration)
+        self.slots = AddressSlots(limit: configuration.limits.maxConnectionsPerAddress)
         for (timer, at) in recovered.timers { timers.schedule(timer, at: at) }
     }
 
@@ -188,13 +189,11 @@ final class RoomHost: TransportDelegate {
             metrics.refusal(ErrorCode.rateLimited.rawValue)
             return turnAway(session, ShellClose.rateLimited, "too many failed authentications", transport: transport)
         }
-        let limit = configuration.limits.maxConnectionsPerAddress
-        if limit > 0 && connectionsPerAddress[peerAddress, default: 0] >= limit {
+        guard slots.take(session, address: peerAddress) else {
             metrics.refusal(ErrorCode.serverFull.rawValue)
             return turnAway(
                 session, ShellClose.tryAgainLater, "too many connections from this address", transport: transport)
         }
-        connectionsPerAddress[peerAddress, default: 0] += 1
         clients[session] = Client(
             room: room, openedAt: now, peer: peerAddress,
             budget: CommandBudget(limits: configuration.rateLimits, now: now))
@@ -230,6 +229,13 @@ final class RoomHost: TransportDelegate {
             switch inbound {
             case .ping(let rid):
                 metrics.messageIn("ping")
+                guard client.joined else {
+                    return refuse(session, &client, .helloRequired, rid: rid, transport: transport)
+                }
+                guard client.budget.allow(.control, now: at) else {
+                    return rateLimited(session, &client, rid: rid, transport: transport)
+                }
+                clients[session] = client
                 send(WireEncoder.encodePong(rid: rid), type: "pong", to: [session], transport: transport)
             case .hello(let token, let rid):
                 metrics.messageIn("hello")
@@ -240,6 +246,9 @@ final class RoomHost: TransportDelegate {
                 metrics.messageIn("refresh")
                 guard client.joined else {
                     return refuse(session, &client, .helloRequired, rid: rid, transport: transport)
+                }
+                guard client.budget.allow(.control, now: at) else {
+                    return rateLimited(session, &client, rid: rid, transport: transport)
                 }
                 refresh(session, &client, token: token, rid: rid, at: at, transport: transport)
             case .resume(let secret, let lastSeq, let rid):
@@ -252,7 +261,7 @@ final class RoomHost: TransportDelegate {
                 guard client.joined else {
                     return refuse(session, &client, .helloRequired, rid: rid, transport: transport)
                 }
-                guard client.budget.allow(CommandKind(command), now: at) else {
+                guard withinBudget(command, &client, at: at, transport: transport) else {
                     return rateLimited(session, &client, rid: rid, transport: transport)
                 }
                 clients[session] = client
@@ -269,12 +278,9 @@ final class RoomHost: TransportDelegate {
     }
 
     func transportDidClose(_ session: SessionID, transport: Transport) {
+        // Every connection ends here once, also those the shell closed itself (and forgot).
+        slots.release(session)
         guard let client = clients.removeValue(forKey: session) else { return }
-        if let n = connectionsPerAddress[client.peer], n > 1 {
-            connectionsPerAddress[client.peer] = n - 1
-        } else {
-            connectionsPerAddress[client.peer] = nil
-        }
         if client.joined {
             let at = Self.now()
             let entry = JournalEntry.disconnected(connection: connection(session), room: client.room, at: at)
@@ -382,6 +388,9 @@ final class RoomHost: TransportDelegate {
     private func hello(
         _ session: SessionID, _ client: inout Client, token: String, rid: String?, at: Instant, transport: Transport
     ) {
+        guard withinAuthenticationBudget(client.peer, at: at) else {
+            return overAuthenticationBudget(session, rid: rid, transport: transport)
+        }
         let date = Date(timeIntervalSince1970: Double(at.milliseconds) / 1000)
         switch verifier.verify(token, now: date, expectedRoom: client.room.rawValue) {
         case .failure(let error):
@@ -389,39 +398,30 @@ final class RoomHost: TransportDelegate {
             store.appendAuthenticationFailure(
                 room: client.room, reason: error.reason.description, address: client.peer, at: at)
             spendAuthenticationBudget(client.peer, at: at)
-            metrics.refusal(ErrorCode.authenticationFailed.rawValue)
-            metrics.close(ShellClose.authenticationFailed)
             logger.info("authentication failed", metadata: ["session": "\(session)", "reason": "\(error.reason)"])
-            send(
-                WireEncoder.encodeError(.authenticationFailed, rid: rid), type: "error", to: [session],
-                transport: transport)
-            clients[session] = nil
-            transport.close(session, code: ShellClose.authenticationFailed, reason: "authentication failed")
+            refuseAndClose(
+                session, .authenticationFailed, rid: rid, close: ShellClose.authenticationFailed,
+                reason: "authentication failed", transport: transport)
         case .success(let claims):
             guard let role = Role(rawValue: claims.role) else {
                 return refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
             }
-            // Guest invitations are single use, for the token's lifetime.
-            if role == .guest {
-                guard let jti = claims.jti, usedTokenIDs[jti] == nil else {
+            // Guest invitations are single use, for the token's lifetime (the verifier refuses a
+            // guest token without `jti`).
+            if role == .guest, let jti = claims.jti {
+                guard usedTokenIDs[jti] == nil else {
                     store.appendAuthenticationFailure(
                         room: client.room, reason: "token_reused", address: client.peer, at: at)
-                    metrics.refusal(ErrorCode.tokenReused.rawValue)
-                    send(
-                        WireEncoder.encodeError(.tokenReused, rid: rid), type: "error", to: [session],
-                        transport: transport)
-                    clients[session] = nil
-                    metrics.close(ShellClose.authenticationFailed)
-                    return transport.close(session, code: ShellClose.authenticationFailed, reason: "token reused")
+                    return refuseAndClose(
+                        session, .tokenReused, rid: rid, close: ShellClose.authenticationFailed,
+                        reason: "token reused", transport: transport)
                 }
                 usedTokenIDs[jti] = Instant(milliseconds: Int64(claims.exp.timeIntervalSince1970 * 1000))
             }
             if engine.rooms[client.room] == nil && openRoomCount >= configuration.limits.maxRooms {
-                metrics.refusal(ErrorCode.serverFull.rawValue)
-                send(WireEncoder.encodeError(.serverFull, rid: rid), type: "error", to: [session], transport: transport)
-                clients[session] = nil
-                metrics.close(ShellClose.tryAgainLater)
-                return transport.close(session, code: ShellClose.tryAgainLater, reason: "server full")
+                return refuseAndClose(
+                    session, .serverFull, rid: rid, close: ShellClose.tryAgainLater, reason: "server full",
+                    transport: transport)
             }
             client.joined = true
             client.authenticatedUntil = Self.instant(claims.exp)
@@ -442,17 +442,29 @@ final class RoomHost: TransportDelegate {
     }
 
     /// `resume`: journaled and run only when the secret names a seat of this room (a refused
-    /// resume changes nothing); a wrong secret counts as a failed authentication.
+    /// resume changes nothing); a wrong secret counts as a failed authentication. A refused
+    /// resume closes the connection (4401, or 4000 for an ended room): a guesser gets one try
+    /// per connection, and a client joins again with `hello` on a new one.
     private func resume(
         _ session: SessionID, _ client: inout Client, secret: String, lastSeq: UInt64, rid: String?, at: Instant,
         transport: Transport
     ) {
+        guard withinAuthenticationBudget(client.peer, at: at) else {
+            return overAuthenticationBudget(session, rid: rid, transport: transport)
+        }
+        if engine.rooms[client.room]?.isEnded == true {
+            let ended = CloseReason.ended
+            return refuseAndClose(
+                session, .roomEnded, rid: rid, close: ended.code, reason: ended.rawValue, transport: transport)
+        }
         let hash = ResumeSecret.hash(secret)
         guard let room = engine.rooms[client.room], room.hasSeat(resumeHash: hash) else {
             store.appendAuthenticationFailure(
                 room: client.room, reason: "resume_secret_unknown", address: client.peer, at: at)
             spendAuthenticationBudget(client.peer, at: at)
-            return refuse(session, &client, .resumeFailed, rid: rid, transport: transport)
+            return refuseAndClose(
+                session, .resumeFailed, rid: rid, close: ShellClose.authenticationFailed, reason: "resume failed",
+                transport: transport)
         }
         client.joined = true
         clients[session] = client
@@ -461,11 +473,30 @@ final class RoomHost: TransportDelegate {
         dispatch(entry, transport) {
             $0.resume(connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, rid: rid, at: at)
         }
-        // A resume the engine still refused (a lastSeq from the future) leaves the connection
-        // free to say hello.
+        // A resume the engine still refused (a lastSeq from the future) got `resume-failed`
+        // from it: closed like the others.
         if engine.rooms[client.room]?.seat(of: connection(session)) == nil {
-            clients[session]?.joined = false
+            clients[session] = nil
+            metrics.close(ShellClose.authenticationFailed)
+            transport.close(session, code: ShellClose.authenticationFailed, reason: "resume failed")
         }
+    }
+
+    /// Whether the address may still try to authenticate: checked before every `hello`,
+    /// `resume` and `refresh`, so connections opened before the budget ran out get no
+    /// verification (nor audit row) either.
+    private func withinAuthenticationBudget(_ peer: String, at: Instant) -> Bool {
+        guard var bucket = authFailures[peer] else { return true }
+        defer { authFailures[peer] = bucket }
+        return bucket.available(now: at)
+    }
+
+    /// A `hello` or `resume` from an address past its failed-authentication budget.
+    private func overAuthenticationBudget(_ session: SessionID, rid: String?, transport: Transport) {
+        logger.info("refused: too many failed authentications", metadata: ["session": "\(session)"])
+        refuseAndClose(
+            session, .rateLimited, rid: rid, close: ShellClose.rateLimited,
+            reason: "too many failed authentications", transport: transport)
     }
 
     /// One failed authentication from an address: past its budget, it is refused early.
@@ -484,6 +515,12 @@ final class RoomHost: TransportDelegate {
     private func refresh(
         _ session: SessionID, _ client: inout Client, token: String, rid: String?, at: Instant, transport: Transport
     ) {
+        // Past the address's budget the token is not even verified; the connection keeps its
+        // previous authentication, as after a refused refresh.
+        guard withinAuthenticationBudget(client.peer, at: at) else {
+            client.budget.refused()
+            return rateLimited(session, &client, rid: rid, transport: transport)
+        }
         let date = Date(timeIntervalSince1970: Double(at.milliseconds) / 1000)
         let seat = engine.rooms[client.room]?.seat(of: connection(session))
         switch verifier.verify(token, now: date, expectedRoom: client.room.rawValue) {
@@ -496,10 +533,12 @@ final class RoomHost: TransportDelegate {
         case .success:
             store.appendAuthenticationFailure(
                 room: client.room, reason: "refresh_other_user", address: client.peer, at: at)
+            spendAuthenticationBudget(client.peer, at: at)
             refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
         case .failure(let error):
             store.appendAuthenticationFailure(
                 room: client.room, reason: error.reason.description, address: client.peer, at: at)
+            spendAuthenticationBudget(client.peer, at: at)
             refuse(session, &client, .authenticationFailed, rid: rid, transport: transport)
         }
     }
@@ -515,6 +554,40 @@ final class RoomHost: TransportDelegate {
             metrics.close(ShellClose.rateLimited)
             transport.close(session, code: ShellClose.rateLimited, reason: "rate limited")
         }
+    }
+
+    /// Whether a command is within the connection's budgets. A signal also counts against the
+    /// budget for its recipient, and is refused while the recipient's send queue is half full:
+    /// no sender can push another member into a 4008 close.
+    private func withinBudget(
+        _ command: ClientCommand, _ client: inout Client, at: Instant, transport: Transport
+    ) -> Bool {
+        guard case .signal(let to, _, let payload) = command,
+            let target = engine.rooms[client.room]?.seats[to]
+        else { return client.budget.allow(CommandKind(command), now: at) }
+        guard client.budget.allowSignal(to: to, now: at) else { return false }
+        guard let connection = target.connection, let recipient = session(connection) else { return true }
+        let limits = configuration.limits
+        // The relayed message is the payload plus a small envelope.
+        let bytes = (transport.queuedBytes(recipient) ?? 0) + payload.utf8.count + 128
+        let messages = (transport.queuedMessages(recipient) ?? 0) + 1
+        guard bytes <= limits.sendQueueMaxBytes / 2, messages <= max(1, limits.sendQueueMaxMessages / 2) else {
+            client.budget.refused()
+            return false
+        }
+        return true
+    }
+
+    /// Answers a message with an error and closes the connection (the error goes out first);
+    /// the connection is forgotten at once, so nothing more it sends is read.
+    private func refuseAndClose(
+        _ session: SessionID, _ code: ErrorCode, rid: String?, close: UInt16, reason: String, transport: Transport
+    ) {
+        metrics.refusal(code.rawValue)
+        send(WireEncoder.encodeError(code, rid: rid), type: "error", to: [session], transport: transport)
+        clients[session] = nil
+        metrics.close(close)
+        transport.close(session, code: close, reason: reason)
     }
 
     /// Answers bad input with an error; closes the connection when it keeps coming.
@@ -648,6 +721,8 @@ final class RoomHost: TransportDelegate {
         metrics.membersInRoom.record(inRoom)
         metrics.membersWaiting.record(waiting)
         metrics.journalQueued.record(store.queued)
+        metrics.addressesConnected.record(slots.addressCount)
+        metrics.addressesFailingAuthentication.record(authFailures.count)
         metrics.sendQueueDrops.increment(by: Int(transport.counters.queueOverflowCloses) - reportedDrops)
         reportedDrops = Int(transport.counters.queueOverflowCloses)
     }

@@ -19,6 +19,9 @@ final class ServerMetrics {
     let bytesIn: Counter
     let bytesOut: Counter
     let sendQueueDrops: Counter
+    /// Source addresses with open connections, and with a failed-authentication budget in use.
+    let addressesConnected: Gauge
+    let addressesFailingAuthentication: Gauge
     let dispatch: Timer
     private var messagesIn: [String: Counter] = [:]
     private var messagesOut: [String: Counter] = [:]
@@ -40,6 +43,10 @@ final class ServerMetrics {
         bytesIn = Counter(label: "hearth_bytes_in_total", factory: factory)
         bytesOut = Counter(label: "hearth_bytes_out_total", factory: factory)
         sendQueueDrops = Counter(label: "hearth_send_queue_drops_total", factory: factory)
+        addressesConnected = Gauge(
+            label: "hearth_tracked_addresses", dimensions: [("table", "connections")], factory: factory)
+        addressesFailingAuthentication = Gauge(
+            label: "hearth_tracked_addresses", dimensions: [("table", "auth_failures")], factory: factory)
         dispatch = Timer(label: "hearth_engine_dispatch_seconds", factory: factory)
     }
 

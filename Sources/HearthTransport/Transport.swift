@@ -206,6 +206,11 @@ public final class Transport: @unchecked Sendable {
         loopWorker?.sessions[session.rawValue]?.queuedBytes
     }
 
+    /// lws thread only. Messages queued for `session`, or nil if unknown.
+    public func queuedMessages(_ session: SessionID) -> Int? {
+        loopWorker?.sessions[session.rawValue]?.queuedCount
+    }
+
     /// lws thread only. Cumulative counters.
     public var counters: TransportCounters { loopWorker?.counters ?? TransportCounters() }
 

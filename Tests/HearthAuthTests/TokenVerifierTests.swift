@@ -74,8 +74,20 @@ final class TokenVerifierTests: XCTestCase {
     func testEveryKnownRoleIsAccepted() throws {
         let verifier = try hsVerifier()
         for role in ["facilitator", "cofacilitator", "participant", "guest", "observer"] {
-            XCTAssertEqual(assertAccepted(TestJWT.hs256(TestJWT.claims(["role": role])), by: verifier)?.role, role)
+            let token = TestJWT.hs256(TestJWT.claims(["role": role, "jti": "invite-1"]))
+            XCTAssertEqual(assertAccepted(token, by: verifier)?.role, role)
         }
+    }
+
+    func testAGuestTokenNeedsAnID() throws {
+        let verifier = try hsVerifier()
+        for jti in [nil, NSNull()] as [Any?] {
+            assertRefused(
+                TestJWT.hs256(TestJWT.claims(["role": "guest", "jti": jti])), by: verifier, .missingClaim("jti"))
+        }
+        XCTAssertEqual(TokenError.Reason.missingClaim("jti").description, "missing_claim:jti")
+        // Only guests' invitations are single use.
+        XCTAssertNotNil(assertAccepted(TestJWT.hs256(TestJWT.claims(["role": "participant"])), by: verifier))
     }
 
     func testTypHeaderIsOptional() throws {

@@ -182,6 +182,18 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(try load(key + "limits:\n  journalQueueMaxEntries: 50\n").limits.journalQueueMaxEntries, 50)
     }
 
+    func testSignalPairBudgetIsConfigurableAndPositive() throws {
+        let d = HearthConfiguration.RateLimits()
+        XCTAssertEqual(d.signalPairBurst, 40)
+        XCTAssertEqual(d.signalPairPerSecond, 5)
+        let c = try load(key + "rateLimits:\n  signalPairBurst: 8\n  signalPairPerSecond: 2.5\n")
+        XCTAssertEqual(c.rateLimits.signalPairBurst, 8)
+        XCTAssertEqual(c.rateLimits.signalPairPerSecond, 2.5)
+        for name in ["signalPairBurst", "signalPairPerSecond"] {
+            assertErrorKey(key + "rateLimits:\n  \(name): 0\n", key: "rateLimits.\(name)")
+        }
+    }
+
     func testBadTokenSettings() {
         assertErrorKey(
             "tokens:\n  leewaySeconds: -1\n  keys:\n    - secret: \"0123456789abcdef0123456789abcdef\"\n",

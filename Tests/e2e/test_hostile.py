@@ -6,7 +6,9 @@ facilitator can join and chat, and a bystander room (a facilitator and an admitt
 participant, connected for the whole module on their own event loop) has received nothing
 from the hostile traffic and can still chat and signal.
 
-The module's server is the shared `server` fixture (conftest.py): `maxMalformedMessages` is 5
+The module's server is the usual test server (conftest.py's, with a failed-authentication
+budget of 100: every refused token, resume and refresh below spends it, all from 127.0.0.1):
+`maxMalformedMessages` is 5
 (the sixth refusal on one connection closes it with 1008) and `helloTimeoutSeconds` is 2, so
 pre-hello cases are sent in small batches on fresh connections. Everything is on loopback and
 every test is bounded by `run(..., timeout)`.
@@ -24,7 +26,7 @@ import uuid
 import pytest
 import websockets
 from conftest import run
-from hearth import DEV_SECRET, Client, b64url, client_tls, mint
+from hearth import DEV_SECRET, Client, Server, b64url, client_tls, mint
 
 BYSTANDER_ROOM = "bystander-room"
 BYSTANDER_STAFF = "bystander-staff-1"
@@ -35,6 +37,14 @@ MAX_BAD = 5  # Server(): limits.maxMalformedMessages
 
 def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server(rateLimits={"authFailureBurst": 100})
+    yield s
+    code = s.stop()
+    assert code == 0, f"hearthd exited with {code}:\n{s.log()}"
 
 
 # MARK: the bystander room, on its own event loop for the whole module
@@ -259,12 +269,14 @@ def test_huge_numbers(server):
             ('{"type":"resume","rid":"n8","secret":"s","lastSeq":"1"}', "bad-message", "n8"),
         ])
         # Fits 64 bits: decodes; 1e-400 underflows to 0.0, which is a valid real.
-        c = await Client.connect(server, unique("numbers"))
+        c = await joined(server)
         await c.ws.send('{"type":"ping","rid":"u","x":1e-400,"y":' + str(2**63 - 1) + "}")
         assert (await c.expect("pong"))["rid"] == "u"
+        await c.close()
+        c = await Client.connect(server, unique("numbers"))
         await c.ws.send(f'{{"type":"resume","rid":"r","secret":"s","lastSeq":{2**63 - 1}}}')
         assert (await c.expect("error"))["code"] == "resume-failed"
-        await c.close()
+        assert await closed_with(c) == 4401
     run(go())
 
 
@@ -581,9 +593,8 @@ def test_messages_before_hello(server):
         await error_reply(c, j(type="admit", rid="e2", member="p1"), "hello-required", "e2")
         await error_reply(c, j(type="end", rid="e3"), "hello-required", "e3")
         await error_reply(c, j(type="refresh", rid="e4", token=mint("x", "facilitator", "F")), "hello-required", "e4")
-        # ping is allowed before hello, and hello still works after the refusals.
-        await c.ws.send(j(type="ping", rid="e5"))
-        assert (await c.expect("pong"))["rid"] == "e5"
+        # ping too (section 2: anything but hello or resume first).
+        await error_reply(c, j(type="ping", rid="e5"), "hello-required", "e5")
         room = unique("early-room")
         c2 = await Client.connect(server, room)
         await error_reply(c2, j(type="signal", rid="e6", to="p1", kind="ice", payload={}), "hello-required", "e6")
@@ -779,13 +790,18 @@ def test_resume_with_garbage_secrets(server):
     async def go():
         room = unique("resume")
         owner = await joined(server, room)
-        c = await Client.connect(server, room)
+        # Each refusal closes its connection (4401): one guess per connection.
         for i, secret in enumerate(["garbage", "", "x" * 10_000, owner.welcome["resumeSecret"][:-1]]):
+            c = await Client.connect(server, room)
             await error_reply(c, j(type="resume", rid=f"g{i}", secret=secret, lastSeq=0), "resume-failed", f"g{i}")
+            assert await closed_with(c) == 4401
         # lastSeq above the room's: refused, and the seat's connection is not taken over.
+        c = await Client.connect(server, room)
         await error_reply(c, j(type="resume", rid="g9", secret=owner.welcome["resumeSecret"], lastSeq=2**63 - 1),
                           "resume-failed", "g9")
-        # Still free to say hello after failed resumes.
+        assert await closed_with(c) == 4401
+        # A new connection joins with hello.
+        c = await Client.connect(server, room)
         await c.send("hello", token=mint(room, "cofacilitator", "C"))
         await c.expect("welcome")
         await owner.request("chat", to="room", text="owner still here")
@@ -840,7 +856,7 @@ async def _refused(server, room, token):
 
 
 def test_token_refusals_are_one_error_and_4401(server):
-    """Each costs one of the address's authFailureBurst (20): the module stays well under."""
+    """Each costs one of the address's authFailureBurst (100 here): the module stays well under."""
     async def go():
         room = unique("tokens")
         now = int(time.time())

@@ -117,10 +117,11 @@ def test_wrong_resume_secrets_spend_the_authentication_budget_and_are_not_journa
             staff = await Client.join(server, "resume-spam", "facilitator", "F")
             await asyncio.sleep(0.3)
             journal_before = len(server.records("journal"))
-            c = await Client.connect(server, "resume-spam")
             for _ in range(3):
+                c = await Client.connect(server, "resume-spam")
                 await c.send("resume", secret="not-a-secret", lastSeq=0)
                 assert (await c.expect("error"))["code"] == "resume-failed"
+                assert await c.closed() == 4401
             await asyncio.sleep(0.3)
             assert len(server.records("journal")) == journal_before, "a refused resume changes nothing"
             refused = [r for r in server.records("audit") if r["reason"] == "resume_secret_unknown address:127.0.0.1"]

@@ -40,6 +40,8 @@ def test_grace_expiry_sends_the_member_back_through_the_waiting_room(server):
         back = await Client.connect(server, room, "late")
         await back.send("resume", secret=m.welcome["resumeSecret"], lastSeq=0)
         assert (await back.expect("error"))["code"] == "resume-failed"
+        assert await back.closed() == 4401
+        back = await Client.connect(server, room, "late")
         await back.send("hello", token=mint(room, "participant", "M0", sub=f"{room}-m0"))
         assert (await back.expect("welcome"))["you"]["placement"] == "waiting"
         await asyncio.sleep(0.3)

@@ -132,5 +132,7 @@ async def wrong_resume(server):
     c = await Client.connect(server, "group-x", "x")
     await c.send("resume", secret="not-a-secret", lastSeq=0)
     assert (await c.expect("error"))["code"] == "resume-failed"
+    assert await c.closed() == 4401
+    c = await Client.connect(server, "group-x", "x")
     await c.send("hello", token=mint("group-x", "facilitator", "F"))
     await c.expect("welcome")
