@@ -92,7 +92,7 @@ final class PropertyTests: XCTestCase {
             let c = ConnectionID(w.h.nextConnection)
             w.h.nextConnection += 1
             let lastSeq = UInt64.random(in: 0...(w.h.room.seq + 1), using: &w.rng)
-            w.h.apply(w.h.room.resume(c, resumeHash: "hash-\(user)", lastSeq: lastSeq, at: w.h.now))
+            w.h.resume(c, user, lastSeq: lastSeq)
             if w.h.room.seat(of: c) != nil { w.live[user] = c }
             resumedConnection = c
         } else if roll < 32 {
