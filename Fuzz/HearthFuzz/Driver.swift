@@ -364,11 +364,15 @@ public func fuzzOne(_ data: UnsafeRawBufferPointer) {
             start = i + 1
         }
     }
-    // Everyone leaves, then time runs out: every held seat must expire cleanly.
+    // Everyone leaves, then time runs out: every held seat must expire cleanly, and then every
+    // room, left empty, must end by itself (its idle timer starts when its last seat expires).
     for slot in 0..<4 { session.drop(slot) }
-    session.now = session.now + 3_600_000
-    session.fireTimers()
+    for _ in 0..<2 {
+        session.now = session.now + 3_600_000
+        session.fireTimers()
+    }
     precondition(session.timers.isEmpty, "timers left after the end")
+    precondition(session.engine.openRoomCount == 0, "an empty room did not end")
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
