@@ -11,6 +11,8 @@ extension Room {
         return fx
     }
 
+    /// `connect`'s work; `connect` then settles the idle timer, whatever the outcome (the
+    /// arrival that creates a room may itself be turned away).
     private mutating func arrive(
         _ connection: ConnectionID, identity: Identity, credential: ResumeCredential, rid: String?, at: Instant,
         into fx: inout [Effect]
@@ -144,6 +146,7 @@ extension Room {
             end(by: nil, at: at, into: &fx)
         case .idle:
             guard !isEnded, seats.isEmpty, let due = idleDeadline, at >= due else { return fx }
+            idleDeadline = nil  // fired: nothing left to cancel
             end(by: nil, reason: "idle", at: at, into: &fx)
         }
         return fx
