@@ -25,7 +25,8 @@ import HearthWire
 // members to the waiting room, `s` small caps (capacity 2, 2 waiting, replay window 4, 3 chats
 // kept, chat 16 bytes, signal 64 bytes), `p` private messages, `u` no self-unmute,
 // `o` chat off, `t` chat staff-only. `resume` hashes its secret as the shell does (any string
-// works: the driver remembers the secrets handed out in `welcome` under their hash).
+// works: the driver remembers the secrets handed out in `welcome` and `resumed` under their
+// hash; each hello and each resume hands out the next `secret-N`).
 
 let identities: [(String, Role)] = [
     ("facilitator", .facilitator), ("cofacilitator", .cofacilitator), ("participant", .participant),
@@ -123,10 +124,16 @@ struct Session {
         case .resume(let secret, let lastSeq, let rid):
             if slots[slot].joined { return shellError(.alreadyJoined, rid: rid) }
             slots[slot].joined = true
+            // As the shell: a fresh secret replaces the presented one if the resume succeeds.
+            hashCounter += 1
+            let next = "secret-\(hashCounter)"
+            secretHashes.insert(Self.hash(next))
             let b = before(room)
             run(
                 engine.resume(
-                    connection, room: room, resumeHash: Self.hash(secret), lastSeq: lastSeq, rid: rid, at: now),
+                    connection, room: room, resumeHash: Self.hash(secret),
+                    credential: ResumeCredential(secret: next, hash: Self.hash(next)), lastSeq: lastSeq, rid: rid,
+                    at: now),
                 input: connection, room: room, before: b)
             if engine.rooms[room]?.seat(of: connection) == nil { slots[slot].joined = false }
         case .command(let command, let rid):
@@ -357,11 +364,15 @@ public func fuzzOne(_ data: UnsafeRawBufferPointer) {
             start = i + 1
         }
     }
-    // Everyone leaves, then time runs out: every held seat must expire cleanly.
+    // Everyone leaves, then time runs out: every held seat must expire cleanly, and then every
+    // room, left empty, must end by itself (its idle timer starts when its last seat expires).
     for slot in 0..<4 { session.drop(slot) }
-    session.now = session.now + 3_600_000
-    session.fireTimers()
+    for _ in 0..<2 {
+        session.now = session.now + 3_600_000
+        session.fireTimers()
+    }
     precondition(session.timers.isEmpty, "timers left after the end")
+    precondition(session.engine.openRoomCount == 0, "an empty room did not end")
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -32,6 +32,8 @@ public struct TimerID: Hashable, Sendable, CustomStringConvertible {
         case opens
         /// A room's session window closes: the room ends.
         case closes
+        /// A room with no seat (none live, none held) since the timer was set ends by itself.
+        case idle
     }
 
     public var room: RoomID
@@ -47,6 +49,7 @@ public struct TimerID: Hashable, Sendable, CustomStringConvertible {
         case .grace(let id): return "\(room)/grace/\(id)"
         case .opens: return "\(room)/opens"
         case .closes: return "\(room)/closes"
+        case .idle: return "\(room)/idle"
         }
     }
 }

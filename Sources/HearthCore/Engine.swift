@@ -25,16 +25,17 @@ public struct Engine: Sendable {
         }
     }
 
-    /// `resume`: a seat's secret (hashed by the shell) and the last sequence number processed.
+    /// `resume`: a seat's secret (hashed by the shell), the credential that replaces it on
+    /// success (see `Room.resume`), and the last sequence number processed.
     public mutating func resume(
-        _ connection: ConnectionID, room id: RoomID, resumeHash: String, lastSeq: UInt64, rid: String? = nil,
-        at: Instant
+        _ connection: ConnectionID, room id: RoomID, resumeHash: String, credential: ResumeCredential?,
+        lastSeq: UInt64, rid: String? = nil, at: Instant
     ) -> [Effect] {
         guard rooms[id] != nil else {
             return [.send(Message(rid: rid, event: .error(.resumeFailed)), to: [connection])]
         }
         let effects = withRoom(id, creating: defaultSettings, at: at) {
-            $0.resume(connection, resumeHash: resumeHash, lastSeq: lastSeq, rid: rid, at: at)
+            $0.resume(connection, resumeHash: resumeHash, credential: credential, lastSeq: lastSeq, rid: rid, at: at)
         }
         // A failed resume leaves the connection free to say hello: it belongs to no room yet.
         if rooms[id]?.seat(of: connection) != nil { roomOfConnection[connection] = id }
@@ -76,9 +77,11 @@ public struct Engine: Sendable {
     /// (and changes nothing) when a room with that id is open.
     public mutating func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant) -> [Effect]? {
         if let existing = rooms[id], !existing.isEnded { return nil }
-        let room = Room(id: id, settings: settings, at: at)
+        var room = Room(id: id, settings: settings, at: at)
+        var fx = [.audit(AuditRecord(at: at, room: id, actor: nil, subject: nil, action: "create"))] + room.windowTimers
+        room.settleIdleTimer(at: at, into: &fx)
         rooms[id] = room
-        return [.audit(AuditRecord(at: at, room: id, actor: nil, subject: nil, action: "create"))] + room.windowTimers
+        return fx
     }
 
     /// The operations API ends a room for everyone. Nil when there is no such open room.
@@ -86,6 +89,10 @@ public struct Engine: Sendable {
         guard let room = rooms[id], !room.isEnded else { return nil }
         return withRoom(id, creating: defaultSettings, at: at) { $0.endByOperator(at: at) }
     }
+
+    /// Rooms not ended: what the node's room limit (`limits.maxRooms`) counts. Ended rooms the
+    /// engine still keeps (until retention forgets them) do not count.
+    public var openRoomCount: Int { rooms.values.reduce(0) { $0 + ($1.isEnded ? 0 : 1) } }
 
     /// Forgets ended rooms that ended before `cutoff` (their records live in the shell's store).
     public mutating func dropEndedRooms(before cutoff: Instant) {

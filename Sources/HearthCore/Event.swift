@@ -25,6 +25,8 @@ public struct Welcome: Hashable, Sendable {
 /// The reply to a successful `resume`: then every missed event follows, in order.
 public struct Resumed: Hashable, Sendable {
     public var you: SelfView
+    /// The seat's new resume secret: each secret works for one resume (the one this answers).
+    public var resumeSecret: String
     public var seq: UInt64
     /// True when missed events fell out of the replay window: `room` then holds a fresh snapshot.
     public var gap: Bool

@@ -439,6 +439,8 @@ extension Room {
         audit(
             "set-role", at: at, actor: actor, subject: subject, reason: "\(subject.role.rawValue)->\(role.rawValue)",
             into: &fx)
+        // Staff's decision, not the token's: it stays with the user if they leave and come back.
+        seats[pid]?.roleSetByStaff = true
         if subject.role != role {
             let wasStaff = subject.isStaff
             seats[pid]?.role = role
@@ -463,8 +465,9 @@ extension Room {
     }
 
     /// Ends the session for everyone: told, closed, attendance finalised, nothing more accepted.
-    mutating func end(by actor: Seat?, at: Instant, into fx: inout [Effect]) {
-        audit("end", at: at, actor: actor, subject: nil, into: &fx)
+    /// `reason` is a fixed detail for the audit trail (`idle` when the room ended by itself).
+    mutating func end(by actor: Seat?, reason: String? = nil, at: Instant, into fx: inout [Effect]) {
+        audit("end", at: at, actor: actor, subject: nil, reason: reason, into: &fx)
         let everyone = seats.values.sorted { $0.id < $1.id }
         publish(.ended(at: at), to: everyone.map(\.id), into: &fx)
         for seat in everyone {
@@ -478,8 +481,13 @@ extension Room {
                 fx.append(.cancel(graceTimer(seat.id)))
             }
         }
+        if idleDeadline != nil {
+            idleDeadline = nil
+            fx.append(.cancel(idleTimer))
+        }
         phase = .ended(at)
         seats = [:]
+        sanctions = [:]
         seatOfUser = [:]
         seatOfConnection = [:]
         seatOfResumeHash = [:]

@@ -1,4 +1,4 @@
-/// Arrivals, drops, resumes, takeovers and grace expiry.
+/// Arrivals, drops, resumes, takeovers, grace expiry and idle expiry.
 extension Room {
     /// A connection the shell authenticated presents its identity (`hello`).
     public mutating func connect(
@@ -6,33 +6,43 @@ extension Room {
         at: Instant
     ) -> [Effect] {
         var fx: [Effect] = []
+        arrive(connection, identity: identity, credential: credential, rid: rid, at: at, into: &fx)
+        settleIdleTimer(at: at, into: &fx)
+        return fx
+    }
+
+    /// `connect`'s work; `connect` then settles the idle timer, whatever the outcome (the
+    /// arrival that creates a room may itself be turned away).
+    private mutating func arrive(
+        _ connection: ConnectionID, identity: Identity, credential: ResumeCredential, rid: String?, at: Instant,
+        into fx: inout [Effect]
+    ) {
         if isEnded {
-            refuse(connection, .roomEnded, close: .ended, rid: rid, into: &fx)
-            return fx
+            return refuse(connection, .roomEnded, close: .ended, rid: rid, into: &fx)
         }
         if banned.contains(identity.userID) {
             refuse(connection, .banned, close: .banned, rid: rid, into: &fx)
-            auditRefusedArrival(identity, .banned, at: at, into: &fx)
-            return fx
+            return auditRefusedArrival(identity, .banned, at: at, into: &fx)
         }
         if let existing = seatOfUser[identity.userID] {
             // The same person again: a second device or a reconnect with a fresh token.
             let wasHeld = rebind(existing, to: connection, credential: credential, at: at, into: &fx)
-            guard let seat = seats[existing] else { return fx }
+            guard let seat = seats[existing] else { return }
             reply(.welcome(welcome(seat, secret: credential.secret)), to: connection, rid: rid, into: &fx)
             if wasHeld { memberChanged(existing, into: &fx) }
-            afterPresenceChange(at: at, into: &fx)
-            return fx
+            return afterPresenceChange(at: at, into: &fx)
         }
+        // A user who had a seat earlier in the session comes back as staff left them.
+        let kept = sanctions[identity.userID]
+        var identity = identity
+        if let kept { identity.role = kept.role(given: identity.role) }
         if locked && !identity.role.isStaff {
             refuse(connection, .roomLocked, close: .roomLocked, rid: rid, into: &fx)
-            auditRefusedArrival(identity, .roomLocked, at: at, into: &fx)
-            return fx
+            return auditRefusedArrival(identity, .roomLocked, at: at, into: &fx)
         }
         if !identity.role.isStaff && waitingCount >= settings.maxWaiting {
             refuse(connection, .waitingRoomFull, close: .waitingRoomFull, rid: rid, into: &fx)
-            auditRefusedArrival(identity, .waitingRoomFull, at: at, into: &fx)
-            return fx
+            return auditRefusedArrival(identity, .waitingRoomFull, at: at, into: &fx)
         }
         let pid = ParticipantID(nextSeat)
         nextSeat += 1
@@ -41,6 +51,10 @@ extension Room {
             resumeHash: credential.hash, at: at)
         seat.connection = connection
         if seat.placement == .waiting { seat.waitingSince = at }
+        if let kept {
+            kept.apply(to: &seat)
+            sanctions[identity.userID] = nil
+        }
         seats[pid] = seat
         seatOfUser[identity.userID] = pid
         seatOfConnection[connection] = pid
@@ -57,13 +71,16 @@ extension Room {
         reply(.welcome(welcome(seat, secret: credential.secret)), to: connection, rid: rid, into: &fx)
         afterPresenceChange(at: at, into: &fx)
         admitAutomatically(at: at, into: &fx)
-        return fx
     }
 
     /// A connection presents a seat's resume secret (hashed by the shell) and the last
-    /// sequence number it processed.
+    /// sequence number it processed. On success the seat's secret is replaced by `credential`
+    /// (made by the shell, handed back once in `resumed`): a secret works for one resume, so
+    /// whoever copied an old one cannot take the seat. `credential` is nil only when replaying
+    /// a journal entry written before secrets rotated (the seat then keeps its secret).
     public mutating func resume(
-        _ connection: ConnectionID, resumeHash: String, lastSeq: UInt64, rid: String? = nil, at: Instant
+        _ connection: ConnectionID, resumeHash: String, credential: ResumeCredential?, lastSeq: UInt64,
+        rid: String? = nil, at: Instant
     ) -> [Effect] {
         var fx: [Effect] = []
         if isEnded {
@@ -74,13 +91,13 @@ extension Room {
             reply(.error(.resumeFailed), to: connection, rid: rid, into: &fx)
             return fx
         }
-        let wasHeld = rebind(pid, to: connection, credential: nil, at: at, into: &fx)
+        let wasHeld = rebind(pid, to: connection, credential: credential, at: at, into: &fx)
         guard let seat = seats[pid] else { return fx }
         // Replay what this seat missed, unless the window no longer reaches back that far.
         let gap = lastSeq + 1 < (log.first?.seq ?? seq + 1) && lastSeq < seq
         let missed = gap ? [] : log.filter { $0.seq > lastSeq && $0.audience.contains(pid) }.map(\.message)
         let resumed = Resumed(
-            you: seat.selfView(), seq: seq, gap: gap,
+            you: seat.selfView(), resumeSecret: credential?.secret ?? "", seq: seq, gap: gap,
             room: gap && seat.placement == .room ? snapshot(for: seat) : nil,
             waiting: seat.placement == .waiting ? waitingStatus(seat) : nil, replayed: missed.count)
         reply(.resumed(resumed), to: connection, rid: rid, into: &fx)
@@ -127,8 +144,29 @@ extension Room {
         case .closes:
             guard !isEnded else { return fx }
             end(by: nil, at: at, into: &fx)
+        case .idle:
+            guard !isEnded, seats.isEmpty, let due = idleDeadline, at >= due else { return fx }
+            idleDeadline = nil  // fired: nothing left to cancel
+            end(by: nil, reason: "idle", at: at, into: &fx)
         }
         return fx
+    }
+
+    /// Starts the idle timer when the room has no seat (none live, none held), stops it when a
+    /// seat arrives. Called wherever the room can become empty or stop being empty: the room
+    /// is created, a seat arrives, a seat goes.
+    mutating func settleIdleTimer(at: Instant, into fx: inout [Effect]) {
+        guard !isEnded else { return }
+        if seats.isEmpty {
+            guard idleDeadline == nil else { return }
+            // A room created ahead of its session is not idle before it opens.
+            let due = max(at, settings.opensAt ?? at) + settings.idleCloseMilliseconds
+            idleDeadline = due
+            fx.append(.schedule(idleTimer, at: due))
+        } else if idleDeadline != nil {
+            idleDeadline = nil
+            fx.append(.cancel(idleTimer))
+        }
     }
 
     // MARK: Helpers
@@ -188,6 +226,8 @@ extension Room {
     /// Takes a seat out of the room for good, with its attendance and the others told.
     mutating func vacate(_ pid: ParticipantID, reason: LeaveReason, at: Instant, into fx: inout [Effect]) {
         guard let seat = seats.removeValue(forKey: pid) else { return }
+        defer { settleIdleTimer(at: at, into: &fx) }
+        sanctions[seat.userID] = Sanctions(keptFrom: seat)
         seatOfUser[seat.userID] = nil
         seatOfResumeHash[seat.resumeHash] = nil
         if let connection = seat.connection { seatOfConnection[connection] = nil }

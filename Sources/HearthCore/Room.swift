@@ -36,6 +36,11 @@ public struct Room: Sendable {
     var seatOfUser: [UserID: ParticipantID] = [:]
     var seatOfConnection: [ConnectionID: ParticipantID] = [:]
     var seatOfResumeHash: [String: ParticipantID] = [:]
+    /// What staff decided about users whose seat has gone, kept for the session: a new seat
+    /// for the same user starts from it.
+    var sanctions: [UserID: Sanctions] = [:]
+    /// When the idle timer is due, while the room has no seat.
+    public internal(set) var idleDeadline: Instant?
     var nextSeat: UInt32 = 1
     var nextMessage: UInt64 = 1
     /// Recent logged events, oldest first, for replay to resuming members.
@@ -230,4 +235,5 @@ public struct Room: Sendable {
     }
 
     func graceTimer(_ id: ParticipantID) -> TimerID { TimerID(room: self.id, kind: .grace(id)) }
+    var idleTimer: TimerID { TimerID(room: id, kind: .idle) }
 }

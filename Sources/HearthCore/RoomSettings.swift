@@ -40,6 +40,11 @@ public struct RoomSettings: Hashable, Sendable {
     /// How long a dropped member's seat is held, in milliseconds.
     public var graceMilliseconds: Int64 = 60_000
     public var facilitatorDrop: FacilitatorDropPolicy = .hold
+    /// How long a room with no seat (none live, none held) stays open before it ends by
+    /// itself, in milliseconds. For a room created ahead of its session the clock starts at
+    /// `opensAt`. Without it, a room its members only left would stay open (and count against
+    /// the node's room limit) until someone ended it.
+    public var idleCloseMilliseconds: Int64 = 1_800_000
     /// How many recent events the room keeps to replay to resuming members. A member who
     /// missed more gets a fresh snapshot (with the chat history) instead.
     public var replayWindow: Int = 512

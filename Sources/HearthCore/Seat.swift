@@ -3,6 +3,8 @@ public struct Seat: Hashable, Sendable {
     public let id: ParticipantID
     public let userID: UserID
     public var role: Role
+    /// The role is staff's decision (`set-role`), not the token's: it outlives the seat.
+    var roleSetByStaff = false
     public var alias: String
     public var placement: Placement
     /// Nil while the seat is held for a dropped connection.

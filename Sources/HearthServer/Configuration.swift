@@ -221,6 +221,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         /// `hold` or `waiting-room`.
         public var facilitatorDrop: String = "hold"
         public var replayWindow: Int = 512
+        /// How long a room with no seat (none live, none held) stays open before it ends by itself.
+        public var idleCloseSeconds: Int = 1800
 
         public init() {}
     }
@@ -363,6 +365,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     public static let knownAlgorithms = ["HS256", "EdDSA", "ES256"]
     public static let knownChatPolicies = ["everyone", "staff-only", "off"]
     public static let knownFacilitatorDropPolicies = ["hold", "waiting-room"]
+    /// A week: an empty room kept longer is a leak, not a session.
+    public static let maxIdleCloseSeconds = 604_800
     public static let knownLogLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
     /// Shortest accepted HS256 / dev token secret, in bytes (RFC 7518 §3.2).
     public static let minimumTokenSecretBytes = 32
@@ -527,6 +531,11 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         }
         if rooms.graceSeconds < 0 { throw .invalidValue(key: "rooms.graceSeconds", problem: "must not be negative") }
         if rooms.replayWindow < 0 { throw .invalidValue(key: "rooms.replayWindow", problem: "must not be negative") }
+        if !(1...Self.maxIdleCloseSeconds).contains(rooms.idleCloseSeconds) {
+            throw .invalidValue(
+                key: "rooms.idleCloseSeconds",
+                problem: "must be between 1 and \(Self.maxIdleCloseSeconds) (got \(rooms.idleCloseSeconds))")
+        }
 
         for origin in allowedOrigins
         where origin != "*" && !(origin.hasPrefix("https://") || origin.hasPrefix("http://")) {
@@ -860,7 +869,7 @@ extension HearthConfiguration.RateLimits {
 extension HearthConfiguration.RoomDefaults {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case capacity, waitingRoom, consentVersion, requireLocation, chatPolicy, privateMessages
-        case selfUnmute, graceSeconds, facilitatorDrop, replayWindow
+        case selfUnmute, graceSeconds, facilitatorDrop, replayWindow, idleCloseSeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -876,6 +885,7 @@ extension HearthConfiguration.RoomDefaults {
         graceSeconds = try c.value(.graceSeconds, default: d.graceSeconds)
         facilitatorDrop = try c.value(.facilitatorDrop, default: d.facilitatorDrop)
         replayWindow = try c.value(.replayWindow, default: d.replayWindow)
+        idleCloseSeconds = try c.value(.idleCloseSeconds, default: d.idleCloseSeconds)
     }
 }
 

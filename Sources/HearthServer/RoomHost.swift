@@ -131,6 +131,7 @@ final class RoomHost: TransportDelegate {
         s.selfUnmute = c.rooms.selfUnmute
         s.graceMilliseconds = Int64(c.rooms.graceSeconds) * 1000
         s.facilitatorDrop = FacilitatorDropPolicy(rawValue: c.rooms.facilitatorDrop) ?? .hold
+        s.idleCloseMilliseconds = Int64(c.rooms.idleCloseSeconds) * 1000
         s.replayWindow = c.rooms.replayWindow
         s.maxChatLength = c.limits.maxChatLength
         s.maxSignalBytes = c.limits.maxSignalBytes
@@ -318,8 +319,11 @@ final class RoomHost: TransportDelegate {
         let now = Self.now()
         for timer in timers.popDue(now) {
             dispatch(.timerFired(timer, at: now), transport) { $0.timerFired(timer, at: now) }
-            if case .closes = timer.kind, engine.rooms[timer.room]?.isEnded == true {
-                store.markEnded(timer.room, at: now)
+            switch timer.kind {
+            case .closes, .idle:
+                if engine.rooms[timer.room]?.isEnded == true { store.markEnded(timer.room, at: now) }
+            case .grace, .opens:
+                break
             }
         }
         releaseAcks(upTo: store.committedTicket, transport: transport)
@@ -468,10 +472,15 @@ final class RoomHost: TransportDelegate {
         }
         client.joined = true
         clients[session] = client
+        // Each secret works once: the seat gets a new one, sent in `resumed`.
+        let (newSecret, newHash) = ResumeSecret.generate()
         let entry = JournalEntry.resume(
-            connection: connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, at: at)
+            connection: connection(session), room: client.room, resumeHash: hash, newResumeHash: newHash,
+            lastSeq: lastSeq, at: at)
         dispatch(entry, transport) {
-            $0.resume(connection(session), room: client.room, resumeHash: hash, lastSeq: lastSeq, rid: rid, at: at)
+            $0.resume(
+                connection(session), room: client.room, resumeHash: hash,
+                credential: ResumeCredential(secret: newSecret, hash: newHash), lastSeq: lastSeq, rid: rid, at: at)
         }
         // A resume the engine still refused (a lastSeq from the future) got `resume-failed`
         // from it: closed like the others.
@@ -543,7 +552,7 @@ final class RoomHost: TransportDelegate {
         }
     }
 
-    private var openRoomCount: Int { engine.rooms.values.reduce(0) { $0 + ($1.isEnded ? 0 : 1) } }
+    private var openRoomCount: Int { engine.openRoomCount }
 
     /// Answers a command over its budget; closes the connection when the abuse goes on.
     private func rateLimited(_ session: SessionID, _ client: inout Client, rid: String?, transport: Transport) {

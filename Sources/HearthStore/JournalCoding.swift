@@ -88,7 +88,9 @@ private enum EntryBody: Codable {
     case connect(
         connection: UInt64, room: String, identity: IdentityBody, resumeHash: String, settings: SettingsBody?, at: Int64
     )
-    case resume(connection: UInt64, room: String, resumeHash: String, lastSeq: UInt64, at: Int64)
+    /// `newResumeHash` is absent from rows written before resume secrets rotated.
+    case resume(
+        connection: UInt64, room: String, resumeHash: String, newResumeHash: String?, lastSeq: UInt64, at: Int64)
     case command(connection: UInt64, room: String, command: CommandBody, at: Int64)
     case disconnected(connection: UInt64, room: String, at: Int64)
     case timer(room: String, timer: TimerKindBody, at: Int64)
@@ -101,10 +103,10 @@ private enum EntryBody: Codable {
             self = .connect(
                 connection: c.connection.rawValue, room: c.room.rawValue, identity: IdentityBody(c.identity),
                 resumeHash: c.resumeHash, settings: c.settings.map(SettingsBody.init), at: c.at.milliseconds)
-        case .resume(let connection, let room, let resumeHash, let lastSeq, let at):
+        case .resume(let connection, let room, let resumeHash, let newResumeHash, let lastSeq, let at):
             self = .resume(
-                connection: connection.rawValue, room: room.rawValue, resumeHash: resumeHash, lastSeq: lastSeq,
-                at: at.milliseconds)
+                connection: connection.rawValue, room: room.rawValue, resumeHash: resumeHash,
+                newResumeHash: newResumeHash, lastSeq: lastSeq, at: at.milliseconds)
         case .command(let connection, let room, let command, let at):
             self = .command(
                 connection: connection.rawValue, room: room.rawValue, command: CommandBody(command.command),
@@ -127,10 +129,10 @@ private enum EntryBody: Codable {
                 JournalEntry.Connect(
                     connection: ConnectionID(connection), room: RoomID(room), identity: try identity.value(),
                     resumeHash: resumeHash, settings: try settings?.value(), at: Instant(milliseconds: at)))
-        case .resume(let connection, let room, let resumeHash, let lastSeq, let at):
+        case .resume(let connection, let room, let resumeHash, let newResumeHash, let lastSeq, let at):
             return .resume(
-                connection: ConnectionID(connection), room: RoomID(room), resumeHash: resumeHash, lastSeq: lastSeq,
-                at: Instant(milliseconds: at))
+                connection: ConnectionID(connection), room: RoomID(room), resumeHash: resumeHash,
+                newResumeHash: newResumeHash, lastSeq: lastSeq, at: Instant(milliseconds: at))
         case .command(let connection, let room, let command, let at):
             guard let journaled = JournaledCommand(try command.value()) else {
                 throw StoreError.corruptJournal(seq: nil, reason: "a signalling command in the journal")
@@ -155,12 +157,14 @@ private enum TimerKindBody: Codable {
     case grace(member: UInt32)
     case opens
     case closes
+    case idle
 
     init(_ kind: TimerID.Kind) {
         switch kind {
         case .grace(let id): self = .grace(member: id.rawValue)
         case .opens: self = .opens
         case .closes: self = .closes
+        case .idle: self = .idle
         }
     }
 
@@ -169,6 +173,7 @@ private enum TimerKindBody: Codable {
         case .grace(let member): return .grace(ParticipantID(member))
         case .opens: return .opens
         case .closes: return .closes
+        case .idle: return .idle
         }
     }
 }
@@ -210,6 +215,7 @@ private struct SettingsBody: Codable {
     var consentText: String?
     var opensAt: Int64?
     var closesAt: Int64?
+    var idleCloseMilliseconds: Int64?
 
     init(_ s: RoomSettings) {
         capacity = s.capacity
@@ -231,6 +237,7 @@ private struct SettingsBody: Codable {
         consentText = s.consentText
         opensAt = s.opensAt?.milliseconds
         closesAt = s.closesAt?.milliseconds
+        idleCloseMilliseconds = s.idleCloseMilliseconds
     }
 
     func value() throws -> RoomSettings {
@@ -254,6 +261,7 @@ private struct SettingsBody: Codable {
         s.consentText = consentText
         s.opensAt = opensAt.map(Instant.init(milliseconds:))
         s.closesAt = closesAt.map(Instant.init(milliseconds:))
+        if let idleCloseMilliseconds { s.idleCloseMilliseconds = idleCloseMilliseconds }
         return s
     }
 }

@@ -7,7 +7,7 @@ import HearthCore
 /// deliberately left out, because it changes no room state:
 /// - request ids (`rid`): they only label direct replies to the sender;
 /// - resume secrets: only their hash is kept (the secret goes to the client once, in
-///   `welcome`, and replay hands the engine an empty secret);
+///   `welcome` or `resumed`, and replay hands the engine an empty secret);
 /// - tokens: the shell verified the token before the input exists; only the identity
 ///   (user id, role, alias) and the room settings it carried are kept;
 /// - signalling (`offer`/`answer`/`ice`): relayed, never stored. `JournaledCommand` cannot
@@ -17,8 +17,12 @@ import HearthCore
 public enum JournalEntry: Hashable, Sendable {
     /// `hello`: an authenticated identity arrives.
     case connect(Connect)
-    /// `resume`: a seat's secret, hashed by the shell, and the last sequence number processed.
-    case resume(connection: ConnectionID, room: RoomID, resumeHash: String, lastSeq: UInt64, at: Instant)
+    /// `resume`: a seat's secret, hashed by the shell, the hash of the secret that replaces it
+    /// on success, and the last sequence number processed. `newResumeHash` is nil only in
+    /// entries written before secrets rotated: replaying one keeps the seat's secret, as then.
+    case resume(
+        connection: ConnectionID, room: RoomID, resumeHash: String, newResumeHash: String? = nil, lastSeq: UInt64,
+        at: Instant)
     /// A command from a joined connection (never signalling).
     case command(connection: ConnectionID, room: RoomID, command: JournaledCommand, at: Instant)
     /// The transport noticed that a joined connection is gone.
@@ -66,7 +70,7 @@ public enum JournalEntry: Hashable, Sendable {
     public var room: RoomID {
         switch self {
         case .connect(let c): return c.room
-        case .resume(_, let room, _, _, _): return room
+        case .resume(_, let room, _, _, _, _): return room
         case .command(_, let room, _, _): return room
         case .disconnected(_, let room, _): return room
         case .timerFired(let timer, _): return timer.room
@@ -77,7 +81,7 @@ public enum JournalEntry: Hashable, Sendable {
     public var at: Instant {
         switch self {
         case .connect(let c): return c.at
-        case .resume(_, _, _, _, let at): return at
+        case .resume(_, _, _, _, _, let at): return at
         case .command(_, _, _, let at): return at
         case .disconnected(_, _, let at): return at
         case .timerFired(_, let at): return at
@@ -89,7 +93,7 @@ public enum JournalEntry: Hashable, Sendable {
     public var connection: ConnectionID? {
         switch self {
         case .connect(let c): return c.connection
-        case .resume(let connection, _, _, _, _): return connection
+        case .resume(let connection, _, _, _, _, _): return connection
         case .command(let connection, _, _, _): return connection
         case .disconnected(let connection, _, _): return connection
         case .timerFired, .createRoom, .endRoom: return nil
@@ -117,8 +121,10 @@ public enum JournalEntry: Hashable, Sendable {
             return engine.connect(
                 c.connection, room: c.room, identity: c.identity,
                 credential: ResumeCredential(secret: "", hash: c.resumeHash), settings: c.settings, at: c.at)
-        case .resume(let connection, let room, let resumeHash, let lastSeq, let at):
-            return engine.resume(connection, room: room, resumeHash: resumeHash, lastSeq: lastSeq, at: at)
+        case .resume(let connection, let room, let resumeHash, let newResumeHash, let lastSeq, let at):
+            return engine.resume(
+                connection, room: room, resumeHash: resumeHash,
+                credential: newResumeHash.map { ResumeCredential(secret: "", hash: $0) }, lastSeq: lastSeq, at: at)
         case .command(let connection, _, let command, let at):
             return engine.handle(command.command, from: connection, at: at)
         case .disconnected(let connection, _, let at):

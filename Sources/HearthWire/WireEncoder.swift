@@ -73,6 +73,7 @@ public enum WireEncoder {
             o.set("iceServers", ice(iceServers))
         case .resumed(let resumed):
             o.set("you", selfView(resumed.you))
+            o.set("resumeSecret", string: resumed.resumeSecret)
             o.set("lastSeq", integer: resumed.seq)
             o.set("gap", bool: resumed.gap)
             o.set("replayed", integer: resumed.replayed)

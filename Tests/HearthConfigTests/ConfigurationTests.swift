@@ -86,6 +86,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(rooms.graceSeconds, 60)
         XCTAssertEqual(rooms.facilitatorDrop, "hold")
         XCTAssertEqual(rooms.replayWindow, 512)
+        XCTAssertEqual(rooms.idleCloseSeconds, 1800)
         XCTAssertEqual(config.allowedOrigins, [])
         XCTAssertEqual(config.logLevel, "info")
         XCTAssertNoThrow(try HearthConfiguration.embeddedDefault.validate())
@@ -112,6 +113,7 @@ final class ConfigurationTests: XCTestCase {
                 rooms:
                   chatPolicy: staff-only
                   consentVersion: "v3"
+                  idleCloseSeconds: 90
                 ice:
                   servers:
                     - urls: ["stun:stun.example.org"]
@@ -124,6 +126,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(config.rooms.consentVersion, "v3")
         XCTAssertEqual(config.rooms.capacity, 12)
         XCTAssertEqual(config.rooms.facilitatorDrop, "hold")
+        XCTAssertEqual(config.rooms.idleCloseSeconds, 90)
         XCTAssertEqual(config.ice.servers, [.init(urls: ["stun:stun.example.org"], turn: false)])
         XCTAssertEqual(config.ice.turnTTLSeconds, 3600)
         XCTAssertEqual(config.tokens.keys.first?.algorithm, "HS256")
@@ -237,6 +240,8 @@ final class ConfigurationTests: XCTestCase {
         assertErrorKey(key + "rooms:\n  capacity: 0\n", key: "rooms.capacity")
         assertErrorKey(key + "rooms:\n  graceSeconds: -1\n", key: "rooms.graceSeconds")
         assertErrorKey(key + "rooms:\n  replayWindow: -1\n", key: "rooms.replayWindow")
+        assertErrorKey(key + "rooms:\n  idleCloseSeconds: 0\n", key: "rooms.idleCloseSeconds")
+        assertErrorKey(key + "rooms:\n  idleCloseSeconds: 604801\n", key: "rooms.idleCloseSeconds")
         assertErrorKey(key + "logLevel: verbose\n", key: "logLevel")
         assertErrorKey(key + "allowedOrigins: [\"example.org\"]\n", key: "allowedOrigins")
         assertErrorKey(key + "tls:\n  certificate: /x.pem\n", key: "tls")

@@ -192,7 +192,7 @@ final class AdmissionTests: XCTestCase {
         h.drop(members[0])
         h.advance(10_000)
         let back = ConnectionID(99)
-        h.apply(h.room.resume(back, resumeHash: "hash-u0", lastSeq: 0, at: h.now))
+        h.resume(back, "u0", lastSeq: 0)
         XCTAssertNil(h.closed[back])
         XCTAssertEqual(h.room.seat(of: back)?.placement, .room)
         h.send(f, .setLocked(false))

@@ -17,7 +17,7 @@ final class AttendanceTests: XCTestCase {
         h.advance(10 * minute)  // t+15: a drops, resumes 1 minute later (under the grace period)
         h.drop(a)
         h.advance(1 * minute)
-        h.apply(h.room.resume(ConnectionID(900), resumeHash: "hash-a", lastSeq: 0, at: h.now))
+        h.resume(ConnectionID(900), "a", lastSeq: 0)
         h.advance(4 * minute)  // t+20: b drops for good; the grace period ends at t+22
         h.drop(b)
         h.advance(2 * minute)

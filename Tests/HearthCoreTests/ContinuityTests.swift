@@ -16,7 +16,7 @@ final class ContinuityTests: XCTestCase {
         h.send(f, .mute(h.pid("u2"), audio: true, video: false))
         h.advance(30_000)
         let back = ConnectionID(100)
-        h.apply(h.room.resume(back, resumeHash: "hash-u0", lastSeq: lastSeq, at: h.now))
+        h.resume(back, "u0", lastSeq: lastSeq)
         XCTAssertTrue(h.timers.isEmpty, "grace timer cancelled")
         let got = h.take(back)
         guard case .resumed(let r) = got.first?.event else { return XCTFail("no resumed") }
@@ -55,24 +55,61 @@ final class ContinuityTests: XCTestCase {
         h.drop(m[0])
         h.send(m[1], .chat(to: .room, text: "a"))
         let c1 = ConnectionID(100)
-        h.apply(h.room.resume(c1, resumeHash: "hash-u0", lastSeq: base, at: h.now))
+        h.resume(c1, "u0", lastSeq: base)
         let first = h.take(c1).dropFirst()
-        // The new connection drops before reading: resuming again from the same point works.
+        // The new connection drops before processing the replay: resuming again (with the
+        // secret `resumed` gave) from the same point replays the same events.
         let c2 = ConnectionID(101)
-        h.apply(h.room.resume(c2, resumeHash: "hash-u0", lastSeq: base, at: h.now))
+        h.resume(c2, "u0", lastSeq: base)
         XCTAssertEqual(h.closed[c1], .takenOver)
         let second = h.take(c2).dropFirst()
         XCTAssertEqual(first.map(\.seq), second.map(\.seq))
+    }
+
+    func testEveryResumeRotatesTheSecretAndTheOldOneIsRefused() {
+        var (h, f, m) = Harness.groupInSession(2)
+        h.drop(m[0])
+        let c1 = ConnectionID(100)
+        let credential = h.credential("u0")
+        h.apply(h.room.resume(c1, resumeHash: "hash-u0", credential: credential, lastSeq: 0, at: h.now))
+        guard case .resumed(let r) = h.events(c1).first else { return XCTFail("no resumed") }
+        XCTAssertEqual(r.resumeSecret, credential.secret, "the new secret, once, in resumed")
+        XCTAssertNotEqual(r.resumeSecret, "secret-u0")
+        XCTAssertTrue(h.room.hasSeat(resumeHash: credential.hash))
+        XCTAssertFalse(h.room.hasSeat(resumeHash: "hash-u0"))
+        h.hashes["u0"] = credential.hash
+        // Whoever kept the old secret can take nothing over, live seat or held.
+        let thief = ConnectionID(200)
+        h.resume(thief, hash: "hash-u0", as: "u0", lastSeq: 0)
+        XCTAssertEqual(h.lastError(thief), .resumeFailed)
+        XCTAssertNil(h.closed[c1])
+        XCTAssertEqual(h.room.seat(ofUser: UserID("u0"))?.connection, c1)
+        h.drop(c1)
+        let thief2 = ConnectionID(201)
+        h.resume(thief2, hash: "hash-u0", as: "u0", lastSeq: 0)
+        XCTAssertEqual(h.lastError(thief2), .resumeFailed)
+        XCTAssertNil(h.room.seat(ofUser: UserID("u0"))?.connection, "still held")
+        // The new secret works, once more.
+        let c2 = ConnectionID(101)
+        h.resume(c2, "u0", lastSeq: 0)
+        XCTAssertEqual(h.room.seat(of: c2)?.id, h.pid("u0"))
+        XCTAssertFalse(h.room.hasSeat(resumeHash: credential.hash), "rotated again")
+        let thief3 = ConnectionID(202)
+        h.resume(thief3, hash: credential.hash, as: "u0", lastSeq: 0)
+        XCTAssertEqual(h.lastError(thief3), .resumeFailed)
+        XCTAssertEqual(h.room.seat(ofUser: UserID("u0"))?.connection, c2)
+        // A refused resume changes nothing in the room.
+        XCTAssertTrue(h.events(f).allSatisfy { $0.type != "member-left" })
     }
 
     func testWrongSecretOrFutureSeqFails() {
         var (h, _, m) = Harness.groupInSession(1)
         h.drop(m[0])
         let c = ConnectionID(100)
-        h.apply(h.room.resume(c, resumeHash: "nope", lastSeq: 0, at: h.now))
+        h.resume(c, hash: "nope", as: "u0", lastSeq: 0)
         XCTAssertEqual(h.lastError(c), .resumeFailed)
         XCTAssertNil(h.closed[c], "the client may still say hello")
-        h.apply(h.room.resume(c, resumeHash: "hash-u0", lastSeq: h.room.seq + 5, at: h.now))
+        h.resume(c, "u0", lastSeq: h.room.seq + 5)
         XCTAssertEqual(h.lastError(c), .resumeFailed)
         XCTAssertNil(h.room.seats[h.pid("u0")]?.connection)
     }
@@ -83,7 +120,7 @@ final class ContinuityTests: XCTestCase {
         h.drop(m[0])
         for i in 0..<20 { h.send(m[1], .chat(to: .room, text: "\(i)")) }
         let c = ConnectionID(100)
-        h.apply(h.room.resume(c, resumeHash: "hash-u0", lastSeq: base, at: h.now))
+        h.resume(c, "u0", lastSeq: base)
         guard case .resumed(let r) = h.events(c).first else { return XCTFail() }
         XCTAssertTrue(r.gap)
         XCTAssertEqual(r.room?.chat.count, 20)
@@ -105,7 +142,7 @@ final class ContinuityTests: XCTestCase {
             h.events(m[1]).contains { if case .memberLeft(_, .expired) = $0 { return true } else { return false } })
         XCTAssertEqual(h.audits.last { $0.action == "expire" }?.subject?.userID, UserID("u0"))
         let c = ConnectionID(100)
-        h.apply(h.room.resume(c, resumeHash: "hash-u0", lastSeq: 0, at: h.now))
+        h.resume(c, "u0", lastSeq: 0)
         XCTAssertEqual(h.lastError(c), .resumeFailed)
         h.advance(10_000)
         h.join("u0", .participant)
@@ -132,6 +169,12 @@ final class ContinuityTests: XCTestCase {
         h.drop(m[0])
         XCTAssertEqual(h.room.seat(ofUser: UserID("u0"))?.connection, second)
         // The old resume secret no longer works: the new welcome carried a new one.
+        XCTAssertNotEqual(h.welcome(second)?.resumeSecret, "secret-u0")
+        let stale = ConnectionID(100)
+        h.resume(stale, hash: "hash-u0", as: "u0", lastSeq: 0)
+        XCTAssertEqual(h.lastError(stale), .resumeFailed)
+        XCTAssertEqual(h.room.seat(ofUser: UserID("u0"))?.connection, second)
+        XCTAssertNil(h.closed[second])
         h.send(second, .lowerHand(nil))
         XCTAssertNil(h.room.seat(of: second)?.handRaisedAt)
     }
@@ -151,7 +194,7 @@ final class ContinuityTests: XCTestCase {
         h.send(f, .setLocked(false))  // from a dead connection: answered with an error, nothing changes
         h.advance(20_000)
         let back = ConnectionID(100)
-        h.apply(h.room.resume(back, resumeHash: "hash-fac", lastSeq: 0, at: h.now))
+        h.resume(back, "fac", lastSeq: 0)
         XCTAssertEqual(h.room.seat(of: back)?.role, .facilitator)
         XCTAssertTrue(h.room.locked)
         h.send(back, .setLocked(false))
@@ -167,7 +210,7 @@ final class ContinuityTests: XCTestCase {
         let c = h.join("new", .participant)
         XCTAssertEqual(h.welcome(c)?.waiting?.reason, .waitingForFacilitator)
         let back = ConnectionID(100)
-        h.apply(h.room.resume(back, resumeHash: "hash-fac", lastSeq: 0, at: h.now))
+        h.resume(back, "fac", lastSeq: 0)
         XCTAssertEqual(h.room.seat(ofUser: UserID("new"))?.placement, .room, "admitted once staff are back")
     }
 
@@ -185,7 +228,7 @@ final class ContinuityTests: XCTestCase {
         h.send(a, .acknowledgeConsent(version: "v1"))
         h.drop(a)
         let c = ConnectionID(100)
-        h.apply(h.room.resume(c, resumeHash: "hash-a", lastSeq: 0, at: h.now))
+        h.resume(c, "a", lastSeq: 0)
         guard case .resumed(let r) = h.events(c).first else { return XCTFail() }
         XCTAssertEqual(r.waiting?.consentAcknowledged, true)
     }

@@ -67,7 +67,7 @@ final class ControlTests: XCTestCase {
         XCTAssertEqual(h.lastError(again), .banned)
         XCTAssertEqual(h.closed[again], .banned)
         let resumed = ConnectionID(77)
-        h.apply(h.room.resume(resumed, resumeHash: "hash-u0", lastSeq: 0, at: h.now))
+        h.resume(resumed, "u0", lastSeq: 0)
         XCTAssertEqual(h.lastError(resumed), .resumeFailed)
         XCTAssertNil(h.room.seat(ofUser: UserID("u0")))
     }

@@ -13,6 +13,9 @@ struct Harness {
     var attendance: [AttendanceRecord] = []
     var timers: [TimerID: Instant] = [:]
     var lastEffects: [Effect] = []
+    /// The hash of the resume secret each user was last given (by `join` or `resume`).
+    var hashes: [String: String] = [:]
+    var credentialsIssued = 0
 
     init(_ configure: (inout RoomSettings) -> Void = { _ in }) {
         var settings = RoomSettings()
@@ -46,12 +49,31 @@ struct Harness {
         let c = ConnectionID(nextConnection)
         nextConnection += 1
         let identity = Identity(userID: UserID(user), role: role, alias: alias ?? "alias-\(user)")
-        apply(room.connect(c, identity: identity, credential: credential(user), at: now))
+        let credential = credential(user)
+        apply(room.connect(c, identity: identity, credential: credential, at: now))
+        if room.seat(of: c) != nil { hashes[user] = credential.hash }
         return c
     }
 
-    func credential(_ user: String) -> ResumeCredential {
-        ResumeCredential(secret: "secret-\(user)", hash: "hash-\(user)")
+    /// A fresh credential, as the shell makes one for every `hello` and `resume`: a user's
+    /// first is `secret-u`/`hash-u`, later ones add a serial number.
+    mutating func credential(_ user: String) -> ResumeCredential {
+        credentialsIssued += 1
+        let name = hashes[user] == nil ? user : "\(user)-\(credentialsIssued)"
+        return ResumeCredential(secret: "secret-\(name)", hash: "hash-\(name)")
+    }
+
+    /// `resume` on connection `c` with the secret `user` was last given, as the shell does it
+    /// (with a new credential for the seat).
+    mutating func resume(_ c: ConnectionID, _ user: String, lastSeq: UInt64, rid: String? = nil) {
+        resume(c, hash: hashes[user] ?? "hash-\(user)", as: user, lastSeq: lastSeq, rid: rid)
+    }
+
+    /// `resume` presenting a given secret hash (an old or a wrong one, say).
+    mutating func resume(_ c: ConnectionID, hash: String, as user: String, lastSeq: UInt64, rid: String? = nil) {
+        let credential = credential(user)
+        apply(room.resume(c, resumeHash: hash, credential: credential, lastSeq: lastSeq, rid: rid, at: now))
+        if room.seat(of: c) != nil { hashes[user] = credential.hash }
     }
 
     mutating func send(_ c: ConnectionID, _ command: ClientCommand, rid: String? = "r") {

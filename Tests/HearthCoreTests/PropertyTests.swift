@@ -92,7 +92,7 @@ final class PropertyTests: XCTestCase {
             let c = ConnectionID(w.h.nextConnection)
             w.h.nextConnection += 1
             let lastSeq = UInt64.random(in: 0...(w.h.room.seq + 1), using: &w.rng)
-            w.h.apply(w.h.room.resume(c, resumeHash: "hash-\(user)", lastSeq: lastSeq, at: w.h.now))
+            w.h.resume(c, user, lastSeq: lastSeq)
             if w.h.room.seat(of: c) != nil { w.live[user] = c }
             resumedConnection = c
         } else if roll < 32 {
@@ -139,6 +139,13 @@ final class PropertyTests: XCTestCase {
             }
         }
         if case .ended(let at) = room.phase, w.endedAt == nil { w.endedAt = at }
+        // The idle timer runs exactly while the room, once used, has no seat at all.
+        let idle = w.h.timers[TimerID(room: room.id, kind: .idle)]
+        XCTAssertEqual(room.idleDeadline, idle)
+        if !room.seats.isEmpty || room.isEnded { XCTAssertNil(idle, "idle timer with seats or after end") }
+        if room.seats.isEmpty && !room.isEnded && !w.h.attendance.isEmpty {
+            XCTAssertNotNil(idle, "an empty room without an idle timer")
+        }
         for effect in w.h.lastEffects {
             guard case .send(let message, let to) = effect else { continue }
             for c in to {
@@ -243,6 +250,7 @@ final class PropertyTests: XCTestCase {
         let sequences = 1000
         let steps = 250
         var ended = 0
+        var endedIdle = 0
         var admitted = 0
         for seed in 0..<UInt64(sequences) {
             var w = World(
@@ -253,6 +261,7 @@ final class PropertyTests: XCTestCase {
                     $0.facilitatorDrop = seed % 5 == 0 ? .waitingRoom : .hold
                     $0.replayWindow = 16
                     $0.privateMessages = seed % 2 == 0
+                    $0.idleCloseMilliseconds = seed % 3 == 1 ? 30_000 : 1_800_000
                 }, rng: SplitMix64(state: seed))
             for _ in 0..<steps {
                 step(&w)
@@ -260,10 +269,12 @@ final class PropertyTests: XCTestCase {
             }
             checkAttendance(w)
             if w.endedAt != nil { ended += 1 }
+            if w.h.audits.contains(where: { $0.action == "end" && $0.reason == "idle" }) { endedIdle += 1 }
             admitted += w.h.attendance.filter { $0.kind == .enterRoom }.count
         }
         // The generator must actually reach the interesting states.
         XCTAssertGreaterThan(ended, sequences / 20)
+        XCTAssertGreaterThan(endedIdle, 0, "no room emptied long enough to end by itself")
         XCTAssertGreaterThan(admitted, sequences * 5)
     }
 }

@@ -72,11 +72,16 @@ struct Driver {
         run(.disconnected(connection: c, room: engine.room(of: c)!, at: now))
     }
 
+    /// Resumes with `hash` (by default the user's first secret) and, as the shell does, a new
+    /// secret for the seat: `hash-{user}-{connection}`.
     @discardableResult
-    mutating func resume(_ room: String, _ user: String, lastSeq: UInt64) -> ConnectionID {
+    mutating func resume(_ room: String, _ user: String, hash: String? = nil, lastSeq: UInt64) -> ConnectionID {
         let c = ConnectionID(nextConnection)
         nextConnection += 1
-        run(.resume(connection: c, room: RoomID(room), resumeHash: "hash-\(user)", lastSeq: lastSeq, at: now))
+        run(
+            .resume(
+                connection: c, room: RoomID(room), resumeHash: hash ?? "hash-\(user)",
+                newResumeHash: "hash-\(user)-\(c.rawValue)", lastSeq: lastSeq, at: now))
         return c
     }
 
@@ -212,7 +217,10 @@ final class ReplayTests: XCTestCase {
         var original = live
         let t = d.now + 1_000
         let next: [JournalEntry] = [
-            .resume(connection: ConnectionID(100), room: RoomID("A"), resumeHash: "hash-patient-1", lastSeq: 0, at: t),
+            // The secret the last resume gave (the first one no longer works).
+            .resume(
+                connection: ConnectionID(100), room: RoomID("A"), resumeHash: "hash-patient-1-\(sam2.rawValue)",
+                newResumeHash: "hash-patient-1-100", lastSeq: 0, at: t),
             .connect(
                 .init(
                     connection: ConnectionID(101), room: RoomID("A"),
@@ -240,7 +248,131 @@ final class ReplayTests: XCTestCase {
             XCTAssertEqual(entry.apply(to: &rebuilt), entry.apply(to: &original), "\(entry)")
         }
         let rejoined = original.rooms[RoomID("A")]!
+        XCTAssertEqual(rejoined.seat(of: ConnectionID(100))?.id, ParticipantID(2), "resumed with the rotated secret")
         XCTAssertEqual(rejoined.seat(of: ConnectionID(101))?.id, ParticipantID(1))
         XCTAssertEqual(rejoined.seat(of: ConnectionID(102))?.id, ParticipantID(7))  // a refused arrival takes no id
+    }
+
+    /// Rotated resume secrets, staff sanctions kept by user and a pending idle timer all come
+    /// back from the journal after a restart.
+    func testReplayKeepsRotatedSecretsSanctionsAndTheIdleClock() throws {
+        let (store, path) = try openStore(self)
+        var defaults = RoomSettings()
+        defaults.idleCloseMilliseconds = 60_000
+        defaults.graceMilliseconds = 10_000
+        defaults.selfUnmute = false
+        var d = Driver(store: store, defaults: defaults)
+
+        // Room A: a member resumes twice (the secret changes each time), is demoted and muted,
+        // leaves; the facilitator stays, held across the restart.
+        let fac = d.connect("A", "staff-1", .facilitator, settings: defaults)
+        let sam = d.connect("A", "patient-1", .participant, settings: defaults)
+        d.send(fac, .admit(ParticipantID(2)))
+        d.drop(sam)
+        let sam2 = d.resume("A", "patient-1", lastSeq: 0)
+        XCTAssertNotNil(d.engine.rooms[RoomID("A")]?.seat(of: sam2))
+        d.drop(sam2)
+        let stale = d.resume("A", "patient-1", lastSeq: 0)  // the first secret: spent
+        XCTAssertNil(d.engine.rooms[RoomID("A")]?.seat(of: stale))
+        let sam3 = d.resume("A", "patient-1", hash: "hash-patient-1-\(sam2.rawValue)", lastSeq: 0)
+        XCTAssertNotNil(d.engine.rooms[RoomID("A")]?.seat(of: sam3))
+        d.send(fac, .setRole(ParticipantID(2), .observer))
+        d.send(fac, .mute(ParticipantID(2), audio: true, video: false))
+        d.send(sam3, .leave)
+
+        // Room B: its only member leaves; the idle timer is pending at the restart.
+        let b = d.connect("B", "staff-2", .facilitator, settings: defaults)
+        d.send(b, .leave)
+        let idle = TimerID(room: RoomID("B"), kind: .idle)
+        XCTAssertEqual(d.timers[idle], d.now + 60_000)
+        // Room C: emptied and idle long enough: it ended by itself before the restart.
+        let c = d.connect("C", "staff-3", .facilitator, settings: defaults)
+        d.send(c, .leave)
+        d.advance(30_000)
+        let bDue = d.timers[idle]!
+        d.advance(30_000)
+        d.fireDueTimers()
+        XCTAssertTrue(d.engine.rooms[RoomID("C")]!.isEnded)
+        XCTAssertTrue(d.engine.rooms[RoomID("B")]!.isEnded, "due at \(bDue)")
+        // Room D: emptied later; still pending at the restart.
+        let dd = d.connect("D", "staff-4", .facilitator, settings: defaults)
+        d.send(dd, .leave)
+        store.flush()
+
+        var rebuilt = Engine(defaultSettings: unusualSettings())
+        let result = JournalEntry.replay(try Store(path: path).replay(), into: &rebuilt)
+        XCTAssertEqual(result.timers, d.timers)
+        XCTAssertEqual(result.timers[TimerID(room: RoomID("D"), kind: .idle)], d.now + 60_000)
+        XCTAssertEqual(rebuilt.openRoomCount, 2, "A and D; B and C ended by themselves")
+        XCTAssertEqual(rebuilt.rooms[RoomID("D")]?.settings.idleCloseMilliseconds, 60_000, "journaled setting")
+        XCTAssertEqual(try Store(path: path).endedRooms().keys.sorted(), [RoomID("B"), RoomID("C")])
+        let a = try XCTUnwrap(rebuilt.rooms[RoomID("A")])
+        XCTAssertEqual(a.seats, d.engine.rooms[RoomID("A")]!.seats)
+        XCTAssertFalse(a.hasSeat(resumeHash: "hash-patient-1"))
+
+        // After the restart: the demoted, muted user comes back as staff left them...
+        let t = d.now + 1_000
+        var original = d.engine
+        let next: [JournalEntry] = [
+            .connect(
+                .init(
+                    connection: ConnectionID(200), room: RoomID("A"),
+                    identity: Identity(userID: UserID("patient-1"), role: .participant, alias: "patient-1"),
+                    resumeHash: "hash-back", settings: nil, at: t)),
+            .command(
+                connection: ConnectionID(1), room: RoomID("A"), command: JournaledCommand(.admit(ParticipantID(3)))!,
+                at: t),
+            .command(
+                connection: ConnectionID(1), room: RoomID("A"),
+                command: JournaledCommand(.grant(ParticipantID(3), media: true, chat: false))!, at: t),
+            .command(
+                connection: ConnectionID(200), room: RoomID("A"),
+                command: JournaledCommand(.setMedia(audio: true, video: nil))!, at: t),
+            // ...and D's idle timer fires on time.
+            .timerFired(TimerID(room: RoomID("D"), kind: .idle), at: t + 60_000),
+        ]
+        for entry in next {
+            XCTAssertEqual(entry.apply(to: &rebuilt), entry.apply(to: &original), "\(entry)")
+        }
+        let back = try XCTUnwrap(rebuilt.rooms[RoomID("A")]?.seat(of: ConnectionID(200)))
+        XCTAssertEqual(back.role, .observer)
+        XCTAssertEqual(back.audio, false, "still muted by staff, selfUnmute off")
+        XCTAssertTrue(rebuilt.rooms[RoomID("D")]!.isEnded)
+    }
+
+    /// A `resume` row written before secrets rotated (no `newResumeHash`) still decodes, and
+    /// replays as it ran then: the seat keeps its secret.
+    func testAResumeJournaledBeforeRotationReplaysWithoutRotating() throws {
+        let old = try JournalCoding.decode(
+            kind: "resume", body: #"{"resume":{"at":5,"connection":2,"lastSeq":0,"resumeHash":"hash-u","room":"A"}}"#)
+        XCTAssertEqual(
+            old,
+            .resume(
+                connection: ConnectionID(2), room: RoomID("A"), resumeHash: "hash-u", newResumeHash: nil, lastSeq: 0,
+                at: Instant(milliseconds: 5)))
+        let new = JournalEntry.resume(
+            connection: ConnectionID(3), room: RoomID("A"), resumeHash: "hash-u", newResumeHash: "hash-v", lastSeq: 0,
+            at: Instant(milliseconds: 6))
+        XCTAssertEqual(try JournalCoding.decode(kind: "resume", body: try JournalCoding.encode(new)), new)
+
+        var engine = Engine()
+        let connect = JournalEntry.connect(
+            .init(
+                connection: ConnectionID(1), room: RoomID("A"),
+                identity: Identity(userID: UserID("u"), role: .facilitator, alias: "u"), resumeHash: "hash-u",
+                settings: RoomSettings(), at: Instant(milliseconds: 1)))
+        for entry in [
+            connect, .disconnected(connection: ConnectionID(1), room: RoomID("A"), at: Instant(milliseconds: 2)),
+        ] {
+            entry.apply(to: &engine)
+        }
+        old.apply(to: &engine)
+        XCTAssertEqual(engine.rooms[RoomID("A")]?.seat(of: ConnectionID(2))?.id, ParticipantID(1))
+        XCTAssertTrue(engine.rooms[RoomID("A")]!.hasSeat(resumeHash: "hash-u"), "not rotated")
+        _ = engine.disconnected(ConnectionID(2), at: Instant(milliseconds: 3))
+        new.apply(to: &engine)
+        XCTAssertEqual(engine.rooms[RoomID("A")]?.seat(of: ConnectionID(3))?.id, ParticipantID(1))
+        XCTAssertFalse(engine.rooms[RoomID("A")]!.hasSeat(resumeHash: "hash-u"), "rotated")
+        XCTAssertTrue(engine.rooms[RoomID("A")]!.hasSeat(resumeHash: "hash-v"))
     }
 }

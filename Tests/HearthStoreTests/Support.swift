@@ -118,5 +118,6 @@ func unusualSettings() -> RoomSettings {
     s.consentText = "I will keep what is said here confidential."
     s.opensAt = Instant(milliseconds: 5_000)
     s.closesAt = Instant(milliseconds: 9_000)
+    s.idleCloseMilliseconds = 4_321
     return s
 }

@@ -74,12 +74,12 @@ enum Samples {
             event: .resumed(
                 Resumed(
                     you: SelfView(id: ParticipantID(2), role: .participant, alias: "Alias 2", placement: .room),
-                    seq: 99, gap: true, room: memberSnapshot, waiting: nil, replayed: 0))),
+                    resumeSecret: "s3cr3t-ghi", seq: 99, gap: true, room: memberSnapshot, waiting: nil, replayed: 0))),
         Message(
             event: .resumed(
                 Resumed(
                     you: SelfView(id: ParticipantID(7), role: .guest, alias: "Alias 7", placement: .waiting),
-                    seq: 99, gap: false, room: nil, waiting: waitingStatus, replayed: 3))),
+                    resumeSecret: "s3cr3t-jkl", seq: 99, gap: false, room: nil, waiting: waitingStatus, replayed: 3))),
         Message(seq: 18, event: .admitted(memberSnapshot)),
         Message(seq: 19, event: .snapshot(staffSnapshot)),
         Message(seq: 20, event: .waiting(waitingStatus)),

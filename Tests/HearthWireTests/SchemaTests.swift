@@ -136,7 +136,11 @@ final class SchemaTests: XCTestCase {
         send(1, .messageWaitingRoom("Soon"))
         send(1, .deny(ParticipantID(4), reason: "Not today"))
         run(room.disconnected(ConnectionID(2), at: now))
-        run(room.resume(ConnectionID(5), resumeHash: "hash-pat", lastSeq: 3, rid: "res", at: now))
+        run(
+            room.resume(
+                ConnectionID(5), resumeHash: "hash-pat",
+                credential: ResumeCredential(secret: "secret-pat-2", hash: "hash-pat-2"),
+                lastSeq: 3, rid: "res", at: now))
         send(1, .sendBack(ParticipantID(2)))
         send(1, .admit(ParticipantID(2)))
         send(1, .remove(ParticipantID(3), ban: true, reason: "rules"))

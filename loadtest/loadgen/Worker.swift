@@ -528,6 +528,8 @@ final class Worker {
     private func clientResumed(_ c: Connection, _ root: JSONValue, now: UInt64) {
         guard c.away, !c.resumed else { return }
         c.resumed = true
+        // Each resume secret works once: the next resume needs the one `resumed` carries.
+        if let secret = jstr(jget(root, "resumeSecret")) { c.resumeSecret = secret }
         c.away = false
         stats.stormResumed += 1
         stats.stormResume.record(micros(now, stormIntended))
