@@ -237,6 +237,16 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     /// public; never use it in production.
     public static let developmentAdminSecret = "hearth-development-only-admin-secret-do-not-use-in-production"
 
+    /// Public keys that must never be trusted: the placeholder deploy/hearthd.example.yaml ships
+    /// (not a key), and the real-looking key earlier versions of that file shipped, whose private
+    /// key is not ours to vouch for.
+    public static let examplePublicKeys = [
+        "REPLACE-WITH-YOUR-BACKEND-ED25519-PUBLIC-KEY",
+        "MCowBQYDK2VwAyEAyg+ZfEWm9/gRWBf8s8K1iE0m3YZBuaqepXFg9VjMgyU=",
+    ]
+    public static let examplePublicKeyProblem =
+        "is the placeholder from deploy/hearthd.example.yaml: set your backend's public key (PEM, as `openssl pkey -pubout` prints it) or remove this key"
+
     /// The configuration used when no file is given: loopback only, development token and
     /// admin secrets.
     public static let embeddedDefault: HearthConfiguration = {
@@ -413,6 +423,9 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
                 if key.secret != nil {
                     throw .invalidValue(
                         key: "\(path).secret", problem: "an \(key.algorithm) key takes a publicKey, not a secret")
+                }
+                if Self.examplePublicKeys.contains(where: publicKey.contains) {
+                    throw .invalidValue(key: "\(path).publicKey", problem: Self.examplePublicKeyProblem)
                 }
             }
             guard kids.insert(key.kid).inserted else {

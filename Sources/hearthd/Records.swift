@@ -51,7 +51,7 @@ struct Audit: ParsableCommand {
         @OptionGroup var store: StoreOption
         @Option(help: "Room id.") var room: String
         @Option(help: "Only records at or after this time (milliseconds since the epoch).") var since: Int64?
-        @Option(help: "jsonl or csv.") var format: RecordFormat = .jsonl
+        @Option(help: "jsonl (one JSON record per line; json is the same) or csv.") var format: RecordFormat = .jsonl
 
         func run() throws {
             let s = try store.open()
@@ -83,7 +83,8 @@ struct Attendance: ParsableCommand {
         abstract: "A session's attendance: per member, time in the room (reconnects merged) and waiting.")
     @OptionGroup var store: StoreOption
     @Option(help: "Room id.") var room: String
-    @Option(help: "csv or json.") var format: RecordFormat = .csv
+    @Option(help: "csv, json or jsonl (json and jsonl: the operations API's attendance object, on one line).")
+    var format: RecordFormat = .csv
 
     func run() throws {
         let s = try store.open()
@@ -99,28 +100,44 @@ struct Attendance: ParsableCommand {
             "userId", "role", "firstAdmitted", "lastLeft", "intervals", "minutesInRoom", "minutesWaiting",
             "msInRoom", "msWaiting",
         ]
-        var rows: [[String?]] = []
-        for m in ledger.members {
-            rows.append([
-                m.userID.rawValue, m.role.rawValue, m.firstAdmitted.map { String($0.milliseconds) },
-                m.lastLeft.map { String($0.milliseconds) }, String(m.inRoom.count),
-                String(format: "%.2f", Double(m.roomMilliseconds) / 60_000),
-                String(format: "%.2f", Double(m.waitingMilliseconds) / 60_000), String(m.roomMilliseconds),
-                String(m.waitingMilliseconds),
-            ])
-        }
+        let matches = recomputed.members == ledger.members
         switch format {
         case .csv:
             print(header.joined(separator: ","))
-            for row in rows { print(csvLine(row)) }
+            for m in ledger.members {
+                print(
+                    csvLine([
+                        m.userID.rawValue, m.role.rawValue, m.firstAdmitted.map { String($0.milliseconds) },
+                        m.lastLeft.map { String($0.milliseconds) }, String(m.inRoom.count),
+                        String(format: "%.2f", Double(m.roomMilliseconds) / 60_000),
+                        String(format: "%.2f", Double(m.waitingMilliseconds) / 60_000), String(m.roomMilliseconds),
+                        String(m.waitingMilliseconds),
+                    ]))
+            }
             print(
-                "# room \(room): \(ledger.participantCount) participants; ended: \(ended.map { String($0.milliseconds) } ?? "no")"
-            )
+                "# room \(room): \(ledger.participantCount) participants; ended: \(ended.map { String($0.milliseconds) } ?? "no"); "
+                    + "matches the audit trail: \(matches ? "yes" : "no")")
         case .json, .jsonl:
-            let members = rows.map { row in jsonLine(zip(header, row)) }.joined(separator: ",")
-            print(#"{"room":"\#(room)","participantCount":\#(ledger.participantCount),"members":[\#(members)]}"#)
+            // The same object, keys and types as `GET /api/v1/rooms/{id}/attendance` (docs/api.md).
+            func minutes(_ ms: Int64) -> Double { (Double(ms) / 600).rounded() / 100 }
+            let members: [[String: Any]] = ledger.members.map { m in
+                [
+                    "userId": m.userID.rawValue, "role": m.role.rawValue,
+                    "firstAdmitted": m.firstAdmitted.map { $0.milliseconds as Any } ?? NSNull(),
+                    "lastLeft": m.lastLeft.map { $0.milliseconds as Any } ?? NSNull(), "intervals": m.inRoom.count,
+                    "minutesInRoom": minutes(m.roomMilliseconds), "minutesWaiting": minutes(m.waitingMilliseconds),
+                    "msInRoom": m.roomMilliseconds, "msWaiting": m.waitingMilliseconds,
+                ]
+            }
+            let object: [String: Any] = [
+                "room": room, "participantCount": ledger.participantCount,
+                "endedAt": ended.map { $0.milliseconds as Any } ?? NSNull(), "members": members,
+                "matchesAuditTrail": matches,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
         }
-        if recomputed.members != ledger.members {
+        if !matches {
             FileHandle.standardError.write(Data("attendance does not match the audit trail\n".utf8))
             throw ExitCode(2)
         }

@@ -356,18 +356,56 @@ final class ConfigurationTests: XCTestCase {
 
     // MARK: Example file
 
-    func testExampleFileLoads() throws {
-        let repository = URL(fileURLWithPath: #filePath)
+    static let exampleEnvironment = [
+        "HEARTH_JOIN_KEY_2025_01": "a-production-secret-of-at-least-32-bytes",
+        "HEARTH_TURN_SECRET": "coturn-static-auth-secret",
+        "HEARTH_ADMIN_KEY_2025_01": "an-operations-secret-of-at-least-32-bytes",
+    ]
+
+    var examplePath: String {
+        URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent()  // HearthConfigTests
             .deletingLastPathComponent()  // Tests
             .deletingLastPathComponent()  // repository root
-        let path = repository.appendingPathComponent("deploy/hearthd.example.yaml").path
-        XCTAssertTrue(FileManager.default.fileExists(atPath: path), path)
-        let env = [
-            "HEARTH_JOIN_KEY_2025_01": "a-production-secret-of-at-least-32-bytes",
-            "HEARTH_TURN_SECRET": "coturn-static-auth-secret",
-            "HEARTH_ADMIN_KEY_2025_01": "an-operations-secret-of-at-least-32-bytes",
-        ]
+            .appendingPathComponent("deploy/hearthd.example.yaml").path
+    }
+
+    /// Copied unchanged, the example must not start a server that trusts a key nobody set.
+    func testExampleFileUnchangedIsRefusedForItsPlaceholderKey() throws {
+        XCTAssertThrowsError(try HearthConfiguration.load(path: examplePath, environment: Self.exampleEnvironment)) {
+            XCTAssertEqual(
+                $0 as? ConfigurationError,
+                .invalidValue(
+                    key: "tokens.keys[1].publicKey", problem: HearthConfiguration.examplePublicKeyProblem))
+            XCTAssertTrue("\($0)".contains("placeholder from deploy/hearthd.example.yaml"), "\($0)")
+        }
+        // The real-looking key earlier versions of the example shipped is refused too.
+        let old = """
+            tokens:
+              keys:
+                - algorithm: EdDSA
+                  publicKey: |
+                    -----BEGIN PUBLIC KEY-----
+                    MCowBQYDK2VwAyEAyg+ZfEWm9/gRWBf8s8K1iE0m3YZBuaqepXFg9VjMgyU=
+                    -----END PUBLIC KEY-----
+            """
+        assertError(
+            old, .invalidValue(key: "tokens.keys[0].publicKey", problem: HearthConfiguration.examplePublicKeyProblem))
+    }
+
+    func testExampleFileLoadsOnceItsKeyIsSet() throws {
+        let text = try String(contentsOfFile: examplePath, encoding: .utf8)
+        let placeholder = "publicKey: \"REPLACE-WITH-YOUR-BACKEND-ED25519-PUBLIC-KEY\""
+        XCTAssertTrue(text.contains(placeholder))
+        // A freshly made key (its private half thrown away).
+        let key = """
+            publicKey: |
+                    -----BEGIN PUBLIC KEY-----
+                    MCowBQYDK2VwAyEAIRF7Th9CWkeDGBPMw3Ujck+CCfcRYn54hlk+ewaequY=
+                    -----END PUBLIC KEY-----
+            """
+        let path = try write(text.replacingOccurrences(of: placeholder, with: key))
+        let env = Self.exampleEnvironment
         let config = try HearthConfiguration.load(path: path, environment: env)
         XCTAssertEqual(config.admin.keys.first?.secret, "an-operations-secret-of-at-least-32-bytes")
         XCTAssertEqual(config.listen, "0.0.0.0:8443")
@@ -382,7 +420,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(config.allowedOrigins, ["https://groups.example.org"])
         XCTAssertNotNil(config.tls.certificate)
         // Without the environment the env: secrets are reported.
-        XCTAssertThrowsError(try HearthConfiguration.load(path: path, environment: [:])) { error in
+        XCTAssertThrowsError(try HearthConfiguration.load(path: examplePath, environment: [:])) { error in
             XCTAssertEqual(
                 error as? ConfigurationError,
                 .missingEnvironmentVariable(key: "tokens.keys[0].secret", variable: "HEARTH_JOIN_KEY_2025_01"))

@@ -159,7 +159,14 @@ final class ContinuityTests: XCTestCase {
     func testSameUserSecondConnectionTakesOverTheSeat() {
         var (h, _, m) = Harness.groupInSession(2)
         h.send(m[0], .raiseHand)
-        let second = h.join("u0", .participant)
+        XCTAssertEqual(h.welcome(m[0])?.resumeSecret, "secret-u0")
+        // The second connection (a phone) arrives with its own credential, as the shell makes one per hello.
+        let second = ConnectionID(100)
+        let identity = Identity(userID: UserID("u0"), role: .participant, alias: "alias-u0")
+        h.apply(
+            h.room.connect(
+                second, identity: identity, credential: ResumeCredential(secret: "secret-phone", hash: "hash-phone"),
+                at: h.now))
         XCTAssertEqual(h.closed[m[0]], .takenOver)
         XCTAssertEqual(h.room.seat(of: second)?.id, h.pid("u0"))
         XCTAssertNotNil(h.room.seat(of: second)?.handRaisedAt)
@@ -168,12 +175,13 @@ final class ContinuityTests: XCTestCase {
         // The old connection's late close changes nothing.
         h.drop(m[0])
         XCTAssertEqual(h.room.seat(ofUser: UserID("u0"))?.connection, second)
+        XCTAssertNil(h.room.seat(of: m[0]), "the old connection no longer holds the seat")
         // The old resume secret no longer works: the new welcome carried a new one.
-        XCTAssertNotEqual(h.welcome(second)?.resumeSecret, "secret-u0")
-        let stale = ConnectionID(100)
+        XCTAssertEqual(h.welcome(second)?.resumeSecret, "secret-phone")
+        let stale = ConnectionID(101)
         h.resume(stale, hash: "hash-u0", as: "u0", lastSeq: 0)
         XCTAssertEqual(h.lastError(stale), .resumeFailed)
-        XCTAssertEqual(h.room.seat(ofUser: UserID("u0"))?.connection, second)
+        XCTAssertEqual(h.room.seat(ofUser: UserID("u0"))?.connection, second, "a refused resume changes nothing")
         XCTAssertNil(h.closed[second])
         h.send(second, .lowerHand(nil))
         XCTAssertNil(h.room.seat(of: second)?.handRaisedAt)

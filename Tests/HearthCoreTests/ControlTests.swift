@@ -22,9 +22,15 @@ final class ControlTests: XCTestCase {
 
     func testSelfUnmuteOnLetsMembersUnmute() {
         var (h, f, m) = Harness.groupInSession(1)
+        XCTAssertTrue(h.room.settings.selfUnmute, "the default")
         h.send(m[0], .setMedia(audio: true, video: nil))
+        XCTAssertEqual(h.room.seats[h.pid("u0")]?.audio, true)
         h.send(f, .mute(h.pid("u0"), audio: true, video: false))
+        XCTAssertNil(h.lastError(f))
+        XCTAssertEqual(h.room.seats[h.pid("u0")]?.audio, false, "the mute took effect")
+        _ = h.take(m[0])
         h.send(m[0], .setMedia(audio: true, video: nil))
+        XCTAssertNil(h.lastError(m[0]), "self-unmute on: not refused")
         XCTAssertEqual(h.room.seats[h.pid("u0")]?.audio, true)
     }
 

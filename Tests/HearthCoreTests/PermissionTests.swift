@@ -1,3 +1,4 @@
+import Foundation
 import HearthCore
 import XCTest
 
@@ -59,6 +60,65 @@ final class PermissionTests: XCTestCase {
         ]
     }
 
+    /// The permission table pinned by hand, not printed by the code under test: a change to
+    /// `Permissions.rule` must be made here too (and in docs/protocol.md, whose test pins
+    /// its own copy), so that a wrong rule and a doc printed from it cannot agree by themselves.
+    static let pinnedTable = """
+        | action | facilitator | cofacilitator | participant | guest | observer |
+        |---|---|---|---|---|---|
+        | `publish-media` | yes | yes | yes | yes | by grant |
+        | `raise-hand` | yes | yes | yes | yes | yes |
+        | `chat-room` | yes | yes | yes | yes | by grant |
+        | `chat-staff` | yes | yes | yes | yes | yes |
+        | `chat-private` | yes | yes | yes | yes | no |
+        | `signal` | yes | yes | yes | yes | yes |
+        | `request-help` | yes | yes | yes | yes | yes |
+        | `admit` | yes | yes | no | no | no |
+        | `deny` | yes | yes | no | no | no |
+        | `send-back` | yes | yes | no | no | no |
+        | `message-waiting-room` | yes | yes | no | no | no |
+        | `mute` | yes | yes | no | no | no |
+        | `ask-unmute` | yes | yes | no | no | no |
+        | `remove` | yes | yes | no | no | no |
+        | `change-role` | yes | no | no | no | no |
+        | `grant` | yes | no | no | no | no |
+        | `spotlight` | yes | yes | no | no | no |
+        | `lower-hands` | yes | yes | no | no | no |
+        | `delete-chat` | yes | yes | no | no | no |
+        | `lock` | yes | yes | no | no | no |
+        | `update-settings` | yes | yes | no | no | no |
+        | `acknowledge-help` | yes | yes | no | no | no |
+        | `end` | yes | no | no | no | no |
+        """
+
+    /// `pinnedTable` read into cells (parsed from the text, never from `Permissions`).
+    static let pinned: [Action: [Role: Rule]] = {
+        var table: [Action: [Role: Rule]] = [:]
+        let lines = pinnedTable.split(separator: "\n")
+        let roles = lines[0].split(separator: "|").dropFirst().map {
+            Role(rawValue: $0.trimmingCharacters(in: .whitespaces))
+        }
+        for line in lines.dropFirst(2) {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            let action = Action(rawValue: cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`")))!
+            for (role, cell) in zip(roles, cells.dropFirst()) {
+                table[action, default: [:]][role!] = ["yes": .allowed, "no": .denied, "by grant": .byGrant][cell]!
+            }
+        }
+        return table
+    }()
+
+    func testTheRuleIsThePinnedTable() {
+        XCTAssertEqual(Set(Self.pinned.keys), Set(Action.allCases), "every action pinned, no other")
+        for action in Action.allCases {
+            XCTAssertEqual(Set(Self.pinned[action].map { Array($0.keys) } ?? []), Set(Role.allCases), "\(action)")
+            for role in Role.allCases {
+                XCTAssertEqual(Permissions.rule(role, action), Self.pinned[action]?[role], "\(role) \(action)")
+            }
+        }
+        XCTAssertEqual(Permissions.markdownTable(), Self.pinnedTable, "the table the docs print")
+    }
+
     func testEveryCommandForEveryRole() {
         var checked = 0
         for role in Role.allCases {
@@ -71,7 +131,7 @@ final class PermissionTests: XCTestCase {
                 let reply = h.events(actor).last
                 // Staff write to any member; for others a message to a member is private.
                 let rule =
-                    action.map { role.isStaff && $0 == .chatPrivate ? .allowed : Permissions.rule(role, $0) }
+                    action.map { role.isStaff && $0 == .chatPrivate ? .allowed : Self.pinned[$0]![role]! }
                     ?? .allowed
                 let label = "\(role.rawValue) \(command.name)"
                 if rule == .allowed {

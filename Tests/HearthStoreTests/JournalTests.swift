@@ -76,44 +76,99 @@ final class JournalTests: XCTestCase {
         XCTAssertEqual(try reopened.journalCounts(), [room: entries.count - 2, RoomID("room-2"): 2])
     }
 
-    func testNoSecretOrTokenIsStored() throws {
+    /// A member's arrival and resume the way the shell runs them: the engine gets the resume
+    /// credential (secret and hash), the journal the connect and resume entries, the store every
+    /// audit and attendance record the engine produced. The secret was really in play (the
+    /// welcome carried it); the file holds its hash and never the secret.
+    func testTheResumeSecretIsNeverStoredOnlyItsHash() throws {
         let (store, path) = try openStore(self)
-        store.append(
+        let secret = "resume-secret-\(UUID().uuidString)"
+        let hash = "resume-hash-\(UUID().uuidString)"
+        // The resume rotates the secret: the new one goes out in `resumed`, never to the file.
+        let rotated = ResumeCredential(
+            secret: "rotated-secret-\(UUID().uuidString)", hash: "rotated-hash-\(UUID().uuidString)")
+        let room = RoomID("r")
+        var engine = Engine(defaultSettings: RoomSettings())
+        var effects: [Effect] = []
+        func run(_ entry: JournalEntry, _ body: (inout Engine) -> [Effect]) {
+            store.append(entry)
+            effects += body(&engine)
+        }
+        let staff = Identity(userID: UserID("u"), role: .facilitator, alias: "a")
+        let at = Instant(milliseconds: 1)
+        run(
             .connect(
-                .init(
-                    connection: ConnectionID(1), room: RoomID("r"),
-                    identity: Identity(userID: UserID("u"), role: .participant, alias: "a"),
-                    resumeHash: "only-the-hash", settings: nil, at: Instant(milliseconds: 1))))
+                .init(connection: ConnectionID(1), room: room, identity: staff, resumeHash: hash, settings: nil, at: at)
+            )
+        ) {
+            $0.connect(
+                ConnectionID(1), room: room, identity: staff, credential: ResumeCredential(secret: secret, hash: hash),
+                settings: nil, at: at)
+        }
+        run(.disconnected(connection: ConnectionID(1), room: room, at: at + 10)) {
+            $0.disconnected(ConnectionID(1), at: at + 10)
+        }
+        run(
+            .resume(
+                connection: ConnectionID(2), room: room, resumeHash: hash, newResumeHash: rotated.hash, lastSeq: 0,
+                at: at + 20)
+        ) {
+            $0.resume(ConnectionID(2), room: room, resumeHash: hash, credential: rotated, lastSeq: 0, at: at + 20)
+        }
+        XCTAssertNotNil(engine.room(of: ConnectionID(2)), "the resume took the seat back")
+        var welcomed = false
+        var resumed = false
+        for effect in effects {
+            switch effect {
+            case .audit(let record): store.append(record)
+            case .attendance(let record): store.append(record)
+            case .send(let message, _):
+                if case .welcome(let w) = message.event, w.resumeSecret == secret { welcomed = true }
+                if case .resumed(let r) = message.event, r.resumeSecret == rotated.secret { resumed = true }
+            default: break
+            }
+        }
+        XCTAssertTrue(welcomed, "the secret went out in the welcome")
+        XCTAssertTrue(resumed, "the rotated secret went out in resumed")
+        store.flush()
+        XCTAssertEqual(try store.auditRecords(room: room).map(\.record.action), ["arrive", "drop", "resume"])
         store.close()
-        // The entry type has no field for a secret or token; the body holds the hash only.
         var bytes = ""
         for file in [path, path + "-wal"] where FileManager.default.fileExists(atPath: file) {
             bytes += String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self)
         }
-        XCTAssertTrue(bytes.contains("only-the-hash"))
-        XCTAssertFalse(bytes.contains("secret"))
+        XCTAssertTrue(bytes.contains(hash))
+        XCTAssertTrue(bytes.contains(rotated.hash))
+        XCTAssertFalse(bytes.contains(secret))
+        XCTAssertFalse(bytes.contains(rotated.secret))
     }
 
-    /// The commit window: entries arriving 5 ms apart share one transaction when the window is
-    /// longer than their spread, and get one each (nearly) without it.
+    /// The commit window: entries that arrive while it is open share one transaction (a long
+    /// window, ended by `close`, which commits what gathered); without it each entry appended
+    /// after the previous one committed gets its own. Waits for commits, not for the clock.
     func testCommitWindowGathersEntriesIntoOneTransaction() throws {
-        func transactions(window: Double) throws -> Int {
-            let path = (try temporaryDirectory(self) as NSString).appendingPathComponent(Store.fileName)
-            let store = try Store(path: path, commitWindow: window)
-            for i in 0..<20 {
-                _ = store.append(
-                    JournalEntry.command(
-                        connection: ConnectionID(1), room: RoomID("w"),
-                        command: JournaledCommand(.chat(to: .room, text: "m\(i)"))!,
-                        at: Instant(milliseconds: Int64(i))))
-                usleep(5_000)
-            }
-            store.flush()
-            XCTAssertEqual(store.committedTicket, 20)
-            return store.statistics.transactions
+        func entry(_ i: Int) -> JournalEntry {
+            .command(
+                connection: ConnectionID(1), room: RoomID("w"),
+                command: JournaledCommand(.chat(to: .room, text: "m\(i)"))!,
+                at: Instant(milliseconds: Int64(i)))
         }
-        XCTAssertEqual(try transactions(window: 1.0), 1)
-        XCTAssertGreaterThan(try transactions(window: 0), 5)
+        let gathered = try Store(
+            path: (try temporaryDirectory(self) as NSString).appendingPathComponent(Store.fileName), commitWindow: 600)
+        for i in 0..<20 { _ = gathered.append(entry(i)) }
+        XCTAssertEqual(gathered.committedTicket, 0, "nothing commits while the window is open")
+        gathered.close()
+        XCTAssertEqual(gathered.statistics.committed, 20)
+        XCTAssertEqual(gathered.statistics.transactions, 1)
+
+        let eager = try Store(
+            path: (try temporaryDirectory(self) as NSString).appendingPathComponent(Store.fileName), commitWindow: 0)
+        for i in 0..<20 {
+            let ticket = eager.append(entry(i))
+            eager.flush()
+            XCTAssertEqual(eager.committedTicket, ticket)
+        }
+        XCTAssertEqual(eager.statistics.transactions, 20)
     }
 
     /// 10,000 entries appended from one thread: all there, in order, in far fewer

@@ -5,11 +5,59 @@ import XCTest
 
 /// docs/protocol.md and docs/protocol.schema.json against the code they describe.
 final class ProtocolDocTests: XCTestCase {
+    /// The permission table as docs/protocol.md must print it, pinned by hand (the same
+    /// literal as `PermissionTests.pinnedTable`, which holds `Permissions.rule` to it): a
+    /// change to the rule and to the document together still fails here.
+    static let pinnedPermissionTable = """
+        | action | facilitator | cofacilitator | participant | guest | observer |
+        |---|---|---|---|---|---|
+        | `publish-media` | yes | yes | yes | yes | by grant |
+        | `raise-hand` | yes | yes | yes | yes | yes |
+        | `chat-room` | yes | yes | yes | yes | by grant |
+        | `chat-staff` | yes | yes | yes | yes | yes |
+        | `chat-private` | yes | yes | yes | yes | no |
+        | `signal` | yes | yes | yes | yes | yes |
+        | `request-help` | yes | yes | yes | yes | yes |
+        | `admit` | yes | yes | no | no | no |
+        | `deny` | yes | yes | no | no | no |
+        | `send-back` | yes | yes | no | no | no |
+        | `message-waiting-room` | yes | yes | no | no | no |
+        | `mute` | yes | yes | no | no | no |
+        | `ask-unmute` | yes | yes | no | no | no |
+        | `remove` | yes | yes | no | no | no |
+        | `change-role` | yes | no | no | no | no |
+        | `grant` | yes | no | no | no | no |
+        | `spotlight` | yes | yes | no | no | no |
+        | `lower-hands` | yes | yes | no | no | no |
+        | `delete-chat` | yes | yes | no | no | no |
+        | `lock` | yes | yes | no | no | no |
+        | `update-settings` | yes | yes | no | no | no |
+        | `acknowledge-help` | yes | yes | no | no | no |
+        | `end` | yes | no | no | no | no |
+        """
+
     func testPermissionTableIsTheEngines() throws {
         let doc = try Repo.text(Repo.protocolDoc)
         XCTAssertTrue(
-            doc.contains("\n" + Permissions.markdownTable() + "\n"),
-            "docs/protocol.md must contain Permissions.markdownTable() exactly:\n" + Permissions.markdownTable())
+            doc.contains("\n" + Self.pinnedPermissionTable + "\n"),
+            "docs/protocol.md must contain the pinned permission table exactly:\n" + Self.pinnedPermissionTable)
+        XCTAssertEqual(Permissions.markdownTable(), Self.pinnedPermissionTable, "the engine's table")
+    }
+
+    /// TURN usernames in the examples are what RoomHost.iceServers makes: expiry, then the
+    /// connection ("c" and its number), never a user id (docs/security.md promises it).
+    func testTURNUsernamesInTheExamplesNameTheConnectionNotTheUser() throws {
+        let doc = try Repo.text(Repo.protocolDoc)
+        let usernames = doc.components(separatedBy: #""username":""#).dropFirst().map {
+            String($0.prefix { $0 != "\"" })
+        }
+        XCTAssertFalse(usernames.isEmpty)
+        for username in usernames {
+            let parts = username.split(separator: ":", omittingEmptySubsequences: false)
+            XCTAssertEqual(parts.count, 2, username)
+            XCTAssertNotNil(Int(parts[0]), "expiry: \(username)")
+            XCTAssertTrue(parts[1].hasPrefix("c") && UInt64(parts[1].dropFirst()) != nil, "c<connection>: \(username)")
+        }
     }
 
     func testEveryMessageTypeIsDocumented() throws {

@@ -126,6 +126,16 @@ class Server:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
 
+    def wait_records(self, table, until, timeout=5.0):
+        """Rows of a table once `until(rows)` holds: the store commits a little after the event a
+        test saw. Polls (bounded); returns the last rows read either way, for the test to assert."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.records(table)
+            if until(rows) or time.monotonic() >= deadline:
+                return rows
+            time.sleep(0.02)
+
 
 def client_tls(minimum=None, maximum=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

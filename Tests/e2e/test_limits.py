@@ -1,5 +1,4 @@
 """Abuse limits against a server configured with tight ones."""
-import asyncio
 
 import pytest
 import websockets
@@ -115,15 +114,17 @@ def test_wrong_resume_secrets_spend_the_authentication_budget_and_are_not_journa
     try:
         async def go():
             staff = await Client.join(server, "resume-spam", "facilitator", "F")
-            await asyncio.sleep(0.3)
+            # An ack is sent once its journal entry (and everything written before it) is
+            # committed: a journaled command is the barrier, not a sleep.
+            await staff.request("raise-hand")
             journal_before = len(server.records("journal"))
             for _ in range(3):
                 c = await Client.connect(server, "resume-spam")
                 await c.send("resume", secret="not-a-secret", lastSeq=0)
                 assert (await c.expect("error"))["code"] == "resume-failed"
                 assert await c.closed() == 4401
-            await asyncio.sleep(0.3)
-            assert len(server.records("journal")) == journal_before, "a refused resume changes nothing"
+            await staff.request("lower-hand")
+            assert len(server.records("journal")) == journal_before + 1, "a refused resume changes nothing"
             refused = [r for r in server.records("audit") if r["reason"] == "resume_secret_unknown address:127.0.0.1"]
             assert len(refused) == 3
             # The address has spent its failed-authentication budget.

@@ -5,6 +5,7 @@ hearthd. Small and bounded: a few groups for a few seconds, loopback only.
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import tempfile
@@ -119,3 +120,23 @@ def test_loadgen_against_hearthd_plays_whole_groups(server):
     assert step["groupsReady"] == 4 and step["admittedCount"] == 20
     assert step["chatDelivered"] == step["chatExpected"] > 0
     assert step["chatLost"] == 0 and step["seqViolations"] == 0
+
+
+def test_loadtest_run_refuses_a_port_in_use():
+    """loadtest/run must not start its server and generator when something already listens on
+    its port (the generator would measure that instead): it fails before starting anything,
+    says why, and records nothing."""
+    results = ROOT / "loadtest" / "RESULTS.md"
+    before = results.read_bytes()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        busy.setblocking(False)
+        port = busy.getsockname()[1]
+        r = subprocess.run([str(ROOT / "loadtest" / "run"), "steady-quick", f"PORT={port}", f"HEARTHD={BIN / 'hearthd'}",
+                            f"LOADGEN={LOADGEN}", "DURATION=1"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"port {port} is in use" in r.stderr, r.stderr
+        with pytest.raises(BlockingIOError):
+            busy.accept()  # nobody connected to the listener
+    assert results.read_bytes() == before

@@ -38,7 +38,7 @@ def test_audit_verify_export_and_attendance_of_a_real_session():
             time_before_end = time.time()
             await fac.request("end")
             return time_before_end
-        run(session())
+        time_before_end = run(session())
         time.sleep(0.5)
 
         assert hearthd(server, "audit", "verify").stdout.startswith("ok")
@@ -54,11 +54,20 @@ def test_audit_verify_export_and_attendance_of_a_real_session():
 
         out = hearthd(server, "attendance", "--room", "rec-1", "--format", "json").stdout
         ledger = json.loads(out)
+        # The operations API's attendance object: the same keys, the same types.
+        assert set(ledger) == {"room", "participantCount", "endedAt", "members", "matchesAuditTrail"}
         assert ledger["participantCount"] == 3
+        assert ledger["matchesAuditTrail"] is True
+        assert isinstance(ledger["endedAt"], int) and ledger["endedAt"] >= int(time_before_end * 1000)
         by_user = {m["userId"]: m for m in ledger["members"]}
-        assert by_user["rec-1-m1"]["intervals"] == "1", "a drop under the grace period is merged"
-        assert by_user["rec-1-m2"]["intervals"] == "2", "sent back and admitted again"
-        assert int(by_user["rec-1-m2"]["msWaiting"]) > 0
+        assert by_user["rec-1-m1"]["intervals"] == 1, "a drop under the grace period is merged"
+        assert by_user["rec-1-m2"]["intervals"] == 2, "sent back and admitted again"
+        assert by_user["rec-1-m2"]["msWaiting"] > 0
+        assert isinstance(by_user["rec-1-m2"]["minutesInRoom"], (int, float))
+        assert hearthd(server, "attendance", "--room", "rec-1", "--format", "jsonl").stdout == out
+        assert "matches the audit trail: yes" in hearthd(server, "attendance", "--room", "rec-1").stdout
+        usage = subprocess.run([os.environ["HEARTHD_BIN"], "attendance", "--help"], capture_output=True, text=True)
+        assert "--format <format> csv, json or jsonl" in " ".join(usage.stdout.split()), "the help names every format"
 
         # Tampering with any one row is detected and named.
         db_path = server.dir / "data" / "hearth.sqlite"

@@ -1,9 +1,9 @@
 """Drops, takeovers and restarts, against the real server over TLS on loopback."""
 import asyncio
 import signal
-import time
 
 import pytest
+import websockets
 from conftest import run
 from hearth import Client, Server, mint
 
@@ -44,9 +44,11 @@ def test_grace_expiry_sends_the_member_back_through_the_waiting_room(server):
         back = await Client.connect(server, room, "late")
         await back.send("hello", token=mint(room, "participant", "M0", sub=f"{room}-m0"))
         assert (await back.expect("welcome"))["you"]["placement"] == "waiting"
-        await asyncio.sleep(0.3)
-        kinds = [r["kind"] for r in server.records("attendance") if r["member_user"] == f"{room}-m0"]
-        assert kinds == ["enter-waiting", "exit-waiting", "enter-room", "exit-room", "enter-waiting"]
+
+        def kinds(rows):
+            return [r["kind"] for r in rows if r["member_user"] == f"{room}-m0"]
+        rows = server.wait_records("attendance", lambda rows: len(kinds(rows)) >= 5)
+        assert kinds(rows) == ["enter-waiting", "exit-waiting", "enter-room", "exit-room", "enter-waiting"]
     run(go())
 
 
@@ -80,46 +82,39 @@ def test_takeover_by_a_second_connection_of_the_same_user(server):
     run(go())
 
 
-def test_a_client_that_stops_reading_is_cut_off_without_slowing_the_others():
+def test_a_client_that_stops_reading_is_cut_off_and_the_others_get_everything():
+    """Functional only: the stalled member is closed with 4008 and counted once, the others are
+    told, and the other member receives every message meanwhile. Whether the others are slowed
+    is a latency claim: the slow-consumer benchmark measures it (loadtest/scenarios/slow-consumer,
+    P99_LIMIT_MS)."""
     server = Server(limits={"sendQueueMaxMessages": 64, "sendQueueMaxBytes": 65536 * 4},
                     rateLimits={"chatBurst": 5000, "chatPerSecond": 5000})
     try:
         async def go():
             room = "res-slow"
-            fac, members = await group(server, room, 2)
-            slow = members[0]
+            fac, (slow, other) = await group(server, room, 2)
             slow_id = slow.welcome["you"]["id"]
-
-            async def one(i):
-                """Sends one chat; returns the time until the other member has it."""
-                sent = time.monotonic()
+            slow.ws.transport.pause_reading()
+            for i in range(6000):
                 rid = await fac.send("chat", to="room", text=f"{i}:" + "x" * 1900)
-                await members[1].expect(lambda x: x["type"] == "chat" and x["message"]["text"].startswith(f"{i}:"))
-                latency = time.monotonic() - sent
+                await other.expect(lambda x: x["type"] == "chat" and x["message"]["text"].startswith(f"{i}:"))
                 await fac.expect(lambda x: x.get("rid") == rid)  # keeps the sender reading
                 fac.pending.clear()
-                return latency
-
-            def p99(values):
-                return sorted(values)[int(len(values) * 0.99)]
-
-            # Baseline: everyone reads. Then the stalled member's socket and queue fill up.
-            baseline = p99([await one(i) for i in range(300)])
-            slow.ws.transport.pause_reading()
-            latencies = []
-            cut_off = False
-            for i in range(300, 6300):
-                latencies.append(await one(i))
-                if any(x["type"] == "member-updated" and x["member"]["id"] == slow_id and not x["member"]["connected"]
-                       for x in members[1].pending):
-                    cut_off = True
+                # The server's decision (logged when the queue overflows): the close frame then
+                # waits behind what the stalled socket holds, for at most 5 s.
+                if "send queue overflow" in server.log():
                     break
-            assert cut_off, "the stalled member was never cut off"
-            stalled = p99(latencies)
-            print(f"slow consumer cut off after {len(latencies)} messages; "
-                  f"others' p99 {stalled * 1000:.2f} ms (baseline {baseline * 1000:.2f} ms)")
-            # The others are not slowed: their p99 stays within 3x the baseline (+10 ms of noise).
-            assert stalled < 3 * baseline + 0.010, f"p99 {stalled * 1000:.1f} ms vs baseline {baseline * 1000:.1f} ms"
+            else:
+                raise AssertionError("the stalled member was never cut off")
+            print(f"slow consumer cut off after {i + 1} messages")
+            # Reading again, it gets what was already on its way, then the close: 4008.
+            slow.ws.transport.resume_reading()
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(slow.ws.recv(), 5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008, closed.value
+            await other.expect(lambda x: x["type"] == "member-updated" and x["member"]["id"] == slow_id
+                               and not x["member"]["connected"], timeout=10)
         run(go(), timeout=90)
         metrics = server.https("/metrics").read().decode()
         assert "hearth_send_queue_drops_total 1\n" in metrics, "exactly one member was cut off"

@@ -1,5 +1,4 @@
 """Transport and protocol rules against the running server: TLS, limits, bad input, HTTP."""
-import asyncio
 import json
 import socket
 import ssl
@@ -10,23 +9,56 @@ from conftest import run
 from hearth import Client, client_tls, mint
 
 
-def test_plaintext_is_refused(server):
-    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as s:
+def plaintext_request(port):
+    """Plain HTTP to the TLS port; returns what came back (b"" for a close or a reset). A port
+    nothing listens on raises ConnectionRefusedError: the check cannot pass against a dead server."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = b""
         try:
-            data = s.recv(4096)
-        except (ConnectionResetError, socket.timeout):
-            data = b""
-    assert b"200" not in data and b"status" not in data
+            while chunk := s.recv(4096):
+                data += chunk
+        except ConnectionResetError:
+            pass
+    return data
 
 
-def test_tls_1_1_is_refused_and_1_2_1_3_work(server):
+def old_tls_handshake(port):
+    """A TLS 1.0/1.1-only client handshake (old suites allowed, so that the client itself can
+    offer them); returns the SSLError it ended with."""
     old = client_tls(minimum=ssl.TLSVersion.TLSv1, maximum=ssl.TLSVersion.TLSv1_1)
     old.set_ciphers("DEFAULT:@SECLEVEL=0")
-    with pytest.raises(ssl.SSLError):
-        with socket.create_connection(("127.0.0.1", server.port), timeout=3) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        with pytest.raises(ssl.SSLError) as e:
             with old.wrap_socket(s) as tls:
                 tls.do_handshake()
+    return e.value
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+def test_plaintext_is_refused(server):
+    data = plaintext_request(server.port)
+    assert b"HTTP/" not in data and b"status" not in data, data
+    # The server was there and is still serving over TLS.
+    with server.https("/healthz") as r:
+        assert r.status == 200
+    # And the check above cannot pass against a dead server.
+    with pytest.raises(ConnectionRefusedError):
+        plaintext_request(closed_port())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_tls_1_1_is_refused_and_1_2_1_3_work(server):
+    error = old_tls_handshake(server.port)
+    # The server's alert (protocol_version), not the client's own "no protocols available".
+    assert error.reason == "TLSV1_ALERT_PROTOCOL_VERSION", error
+    with pytest.raises(ConnectionRefusedError):
+        old_tls_handshake(closed_port())
     for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
         ctx = client_tls(minimum=version, maximum=version)
         with socket.create_connection(("127.0.0.1", server.port), timeout=3) as s:
@@ -106,10 +138,11 @@ def test_authentication_failures_are_one_error(server):
             err = await c.expect("error")
             assert err["code"] == "authentication-failed"
             assert await c.closed() == 4401
-        await asyncio.sleep(0.3)
-        failures = [r for r in server.records("audit") if r["action"] == "authenticate"]
-        assert len(failures) >= 4
-        assert not any("garbage" in json.dumps(r) for r in failures), "tokens never reach the records"
+        def failures(rows):
+            return [r for r in rows if r["action"] == "authenticate"]
+        rows = server.wait_records("audit", lambda rows: len(failures(rows)) >= 4)
+        assert len(failures(rows)) >= 4
+        assert not any("garbage" in json.dumps(r) for r in rows), "tokens never reach the records"
     run(go())
 
 
