@@ -58,6 +58,9 @@ public final class Transport: @unchecked Sendable {
         }
         guard c.tickMilliseconds > 0 else { throw TransportError.invalidConfiguration("tickMilliseconds must be > 0") }
         guard c.maxHTTPBodyBytes >= 0 else { throw TransportError.invalidConfiguration("maxHTTPBodyBytes < 0") }
+        if let problem = TransportConfiguration.tls12CipherProblem(c.tls12Ciphers) {
+            throw TransportError.invalidConfiguration("tls12Ciphers: \(problem)")
+        }
         self.configuration = configuration
         self.delegate = delegate
         self.logger = logger
