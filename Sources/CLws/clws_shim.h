@@ -167,4 +167,14 @@ static inline int clws_request_line_take(SSL *ssl, int index, const char **bytes
     return state;
 }
 
+/* Frees the bytes of a taken line (the transport has copied what it needs). */
+static inline void clws_request_line_release(SSL *ssl, int index) {
+    if (!ssl || index < 0) return;
+    clws_request_line *line = (clws_request_line *)SSL_get_ex_data(ssl, index);
+    if (!line || line->state != 3) return;
+    free(line->bytes);
+    line->bytes = NULL;
+    line->length = 0;
+}
+
 #endif

@@ -83,7 +83,9 @@ struct RequestLine: Equatable {
         guard lws_get_network_wsi(wsi) == wsi, let ssl = lws_get_ssl(wsi) else { return nil }
         var bytes: UnsafePointer<CChar>?
         var length: Int32 = 0
-        guard clws_request_line_take(ssl, requestLineIndex, &bytes, &length) == 1, let bytes else { return nil }
+        let state = clws_request_line_take(ssl, requestLineIndex, &bytes, &length)
+        defer { clws_request_line_release(ssl, requestLineIndex) }
+        guard state == 1, let bytes else { return nil }
         return RequestLine(UnsafeRawBufferPointer(start: bytes, count: Int(length)))
     }
 }

@@ -114,7 +114,9 @@ public final class OutboundMessage: Sendable {
 public struct HTTPRequest: Sendable {
     /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `OPTIONS`, `HEAD`.
     public var method: String
-    /// URI path without the query, e.g. `"/healthz"`.
+    /// The request target's path (without the query) exactly as the client sent it: not
+    /// percent-decoded, not normalised (`"/a//b"` stays so). Empty when the request line could
+    /// not be read as sent (the transport then answers 400 itself).
     public var path: String
     /// Query arguments, each URL-decoded by libwebsockets, joined by `&`
     /// (`"a=1&b=x y"`); empty if none.
@@ -220,8 +222,10 @@ public enum TransportError: Error, CustomStringConvertible, Sendable {
 /// so implementations may call the lws-thread-only members of ``Transport``
 /// directly.
 public protocol TransportDelegate: AnyObject {
-    /// A WebSocket session is established. `path` is the request URI path
-    /// without the query, e.g. `"/v1/rooms/abc"`.
+    /// A WebSocket session is established. `path` is the request path without the query,
+    /// exactly as sent (not percent-decoded or normalised), e.g. `"/v1/rooms/abc"`; empty when
+    /// the request line could not be read as sent. `peerAddress` is the client's address (see
+    /// ``TransportConfiguration/trustedProxies``).
     func transportDidOpen(_ session: SessionID, path: String, peerAddress: String, transport: Transport)
     /// One whole text message (fragments reassembled, valid UTF-8). The buffer
     /// is only valid during the call.

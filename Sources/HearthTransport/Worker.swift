@@ -437,7 +437,9 @@ final class Worker {
         }
         counters.sessionsOpened += 1
         // The path as sent; empty (an unknown endpoint) when it could not be read.
-        let path = RequestLine.take(wsi).map { String($0.path) } ?? ""
+        let line = RequestLine.take(wsi)
+        if line == nil { counters.unreadableRequestLines += 1 }
+        let path = line.map { String($0.path) } ?? ""
         let peer = clientAddress(wsi)
         logger.debug("session open", metadata: ["session": "\(s.id)", "peer": "\(peer)"])
         delegate?.transportDidOpen(s.id, path: path, peerAddress: peer, transport: transport)
@@ -884,6 +886,9 @@ final class Worker {
         }
         let noStore = "no-store"
         if lws_add_http_header_by_name(wsi, "cache-control:", noStore, Int32(noStore.utf8.count), &p, end) != 0 {
+            return -1
+        }
+        if ex.closeAfterResponse, lws_add_http_header_by_name(wsi, "connection:", "close", 5, &p, end) != 0 {
             return -1
         }
         if lws_finalize_write_http_header(wsi, start, &p, end) != 0 { return -1 }

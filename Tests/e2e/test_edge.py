@@ -164,6 +164,26 @@ def test_h2c_upgrade_is_refused(server, target):
         c.close()
 
 
+def test_http2_is_not_spoken(server):
+    ctx = client_tls()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=5)) as tls:
+        assert tls.selected_alpn_protocol() == "http/1.1"
+    # Prior knowledge (the HTTP/2 preface and an empty SETTINGS frame) gets no HTTP/2 either.
+    with client_tls().wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=5)) as tls:
+        tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+        data = b""
+        try:
+            while b"\r\n" not in data:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionError:
+            pass
+        assert data == b"" or data.startswith(b"HTTP/1."), data
+
+
 # MARK: item 12: TLS 1.2 cipher suites
 
 
@@ -300,7 +320,7 @@ def test_plain_http_serves_one_request_per_connection(server):
     c = Raw(server)
     try:
         status, headers, _ = c.request("GET", "/healthz")
-        assert status == 200
+        assert status == 200 and headers["connection"] == "close"
         c.sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         with pytest.raises((EOFError, ConnectionError)):
             c.response()
