@@ -44,6 +44,16 @@ public func hearthObservedSSLRead(_ ssl: OpaquePointer?, _ buffer: UnsafeMutable
     return n
 }
 
+/// True when the process's `SSL_read` (the one libwebsockets binds to) is
+/// ``hearthObservedSSLRead(_:_:_:)``: the executable must export it (Package.swift's
+/// `--export-dynamic-symbol=SSL_read`). Without it no request line is ever seen and every
+/// request would be refused, so the transport refuses to start instead.
+var requestLinesAreObserved: Bool {
+    guard let found = dlsym(nil, "SSL_read") else { return false }  // RTLD_DEFAULT
+    let ours: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32) -> Int32 = hearthObservedSSLRead
+    return found == unsafeBitCast(ours, to: UnsafeMutableRawPointer.self)
+}
+
 /// The first request line of an HTTP/1.1 connection, parsed.
 struct RequestLine: Equatable {
     var method: String

@@ -98,6 +98,11 @@ public final class Transport: @unchecked Sendable {
             throw TransportError.privateKeyUnreadable(path: c.privateKeyPath)
         }
         try probeBind(host: c.host, port: c.port)
+        guard requestLinesAreObserved else {
+            throw TransportError.contextCreationFailed(
+                "SSL_read is not this executable's (link with -Xlinker --export-dynamic-symbol=SSL_read): "
+                    + "request lines could not be checked as sent")
+        }
         raiseFileLimit()
 
         guard let delegate else { throw TransportError.alreadyStarted }
