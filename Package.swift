@@ -39,7 +39,9 @@ let package = Package(
         .target(name: "HearthWire", dependencies: ["HearthCore", "CJansson"]),
         .target(
             name: "HearthTransport",
-            dependencies: ["CLws", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CLws", .product(name: "Logging", package: "swift-log")],
+            // RequestLine.swift: libwebsockets' SSL_read calls must bind to the executable's.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=SSL_read"])]),
         .target(
             name: "HearthAuth",
             dependencies: [
@@ -89,5 +91,6 @@ let package = Package(
         .testTarget(name: "HearthAuthTests", dependencies: ["HearthAuth"]),
         .testTarget(name: "HearthConfigTests", dependencies: ["HearthServer"]),
         .testTarget(name: "HearthStoreTests", dependencies: ["HearthStore"]),
+        .testTarget(name: "HearthTransportTests", dependencies: ["HearthTransport"]),
     ]
 )

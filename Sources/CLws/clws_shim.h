@@ -11,6 +11,8 @@
 #include <openssl/ssl.h>
 #include <ev.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* LWS_PRE is a function-like macro (_LWS_PAD(...)). */
 static inline size_t clws_pre(void) { return LWS_PRE; }
@@ -85,6 +87,94 @@ static inline void clws_prepare_stop(void *loop, clws_prepare *p) {
     if (!ev_is_active(&p->watcher)) return;
     ev_ref((struct ev_loop *)loop);
     ev_prepare_stop((struct ev_loop *)loop, &p->watcher);
+}
+
+/*
+ * The first request line of a TLS server connection, as the client sent it (RequestLine.swift
+ * explains why). Kept in the SSL object's ex_data, so OpenSSL frees it with the connection.
+ * state: 0 still reading, 1 complete (bytes end with '\n'), 2 too long (over
+ * CLWS_REQUEST_LINE_MAX, bytes dropped), 3 taken by the transport.
+ */
+#define CLWS_REQUEST_LINE_MAX 4096
+typedef struct clws_request_line {
+    char *bytes;
+    int length;
+    int state;
+} clws_request_line;
+
+static void clws_request_line_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    clws_request_line *line = (clws_request_line *)ptr;
+    if (line) {
+        free(line->bytes);
+        free(line);
+    }
+}
+
+static inline int clws_request_line_index(void) {
+    return CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, clws_request_line_free);
+}
+
+/* Plaintext a server SSL object returned from SSL_read: kept up to the first '\n'. */
+static inline void clws_request_line_observe(SSL *ssl, int index, const unsigned char *data, int count) {
+    if (index < 0 || count <= 0 || !SSL_is_server(ssl)) return;
+    clws_request_line *line = (clws_request_line *)SSL_get_ex_data(ssl, index);
+    if (!line) {
+        line = (clws_request_line *)calloc(1, sizeof *line);
+        if (!line) return;
+        if (!SSL_set_ex_data(ssl, index, line)) {
+            free(line);
+            return;
+        }
+    }
+    if (line->state != 0) return;
+    int take = 0, complete = 0;
+    while (take < count) {
+        if (data[take++] == '\n') {
+            complete = 1;
+            break;
+        }
+    }
+    if (line->length + take > CLWS_REQUEST_LINE_MAX) {
+        free(line->bytes);
+        line->bytes = NULL;
+        line->length = 0;
+        line->state = 2;
+        return;
+    }
+    char *grown = (char *)realloc(line->bytes, (size_t)(line->length + take));
+    if (!grown) {
+        line->state = 2;
+        return;
+    }
+    memcpy(grown + line->length, data, (size_t)take);
+    line->bytes = grown;
+    line->length += take;
+    if (complete) line->state = 1;
+}
+
+/* Hands the complete line over once: its state before the call (1 when `bytes`/`length` are set). */
+static inline int clws_request_line_take(SSL *ssl, int index, const char **bytes, int *length) {
+    if (!ssl || index < 0) return -1;
+    clws_request_line *line = (clws_request_line *)SSL_get_ex_data(ssl, index);
+    if (!line) return -1;
+    int state = line->state;
+    if (state == 1) {
+        *bytes = line->bytes;
+        *length = line->length;
+    }
+    if (state == 0 || state == 1) line->state = 3;
+    return state;
+}
+
+/* Frees the bytes of a taken line (the transport has copied what it needs). */
+static inline void clws_request_line_release(SSL *ssl, int index) {
+    if (!ssl || index < 0) return;
+    clws_request_line *line = (clws_request_line *)SSL_get_ex_data(ssl, index);
+    if (!line || line->state != 3) return;
+    free(line->bytes);
+    line->bytes = NULL;
+    line->length = 0;
 }
 
 #endif

@@ -1,5 +1,6 @@
 import Foundation
 import HearthAuth
+import HearthTransport
 import Yams
 
 /// The server configuration, read from YAML (camelCase keys matching the Swift property names).
@@ -46,6 +47,11 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     /// Empty: any `Origin` is accepted (native clients send none; list the clinic's web
     /// origins for browser deployments).
     public var allowedOrigins: [String] = []
+    /// Reverse proxies (CIDRs, e.g. `10.0.0.0/8`, `2001:db8::/48`, or single addresses) whose
+    /// `X-Forwarded-For` is believed: for a connection from one of them the client is the
+    /// rightmost address in that header that is not itself a trusted proxy. Empty: the TCP
+    /// peer is the client and the header is ignored.
+    public var trustedProxies: [String] = []
     /// A swift-log level: trace, debug, info, notice, warning, error, critical.
     public var logLevel: String = "info"
 
@@ -60,10 +66,14 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var certificate: String?
         /// PEM private key path.
         public var privateKey: String?
+        /// TLS 1.2 cipher suites in OpenSSL's cipher-list syntax. Nil: ECDHE with AEAD only
+        /// (``TransportConfiguration/defaultTLS12Ciphers``). TLS 1.3 suites are not affected.
+        public var ciphers: String?
 
-        public init(certificate: String? = nil, privateKey: String? = nil) {
+        public init(certificate: String? = nil, privateKey: String? = nil, ciphers: String? = nil) {
             self.certificate = certificate
             self.privateKey = privateKey
+            self.ciphers = ciphers
         }
     }
 
@@ -392,6 +402,9 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             throw .invalidValue(key: "tls.certificate", problem: "must not be empty")
         }
         if tls.privateKey?.isEmpty == true { throw .invalidValue(key: "tls.privateKey", problem: "must not be empty") }
+        if let ciphers = tls.ciphers, let problem = TransportConfiguration.tls12CipherProblem(ciphers) {
+            throw .invalidValue(key: "tls.ciphers", problem: problem)
+        }
         if dataDirectory.isEmpty { throw .invalidValue(key: "dataDirectory", problem: "must not be empty") }
 
         // Tokens.
@@ -554,6 +567,10 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         where origin != "*" && !(origin.hasPrefix("https://") || origin.hasPrefix("http://")) {
             throw .invalidValue(key: "allowedOrigins", problem: "\"\(origin)\" is not an http(s):// origin or *")
         }
+        for proxy in trustedProxies where IPNetwork(proxy) == nil {
+            throw .invalidValue(
+                key: "trustedProxies", problem: "\"\(proxy)\" is not an IP address or CIDR block (e.g. 10.0.0.0/8)")
+        }
         guard Self.knownLogLevels.contains(logLevel) else {
             throw .invalidValue(
                 key: "logLevel",
@@ -715,7 +732,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, tls, dataDirectory, tokens, dev, admin, ice, limits, rateLimits, retention, rooms, allowedOrigins
-        case logLevel
+        case trustedProxies, logLevel
     }
 
     public init(from decoder: any Decoder) throws {
@@ -733,17 +750,19 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         retention = try c.value(.retention, default: d.retention)
         rooms = try c.value(.rooms, default: d.rooms)
         allowedOrigins = try c.value(.allowedOrigins, default: d.allowedOrigins)
+        trustedProxies = try c.value(.trustedProxies, default: d.trustedProxies)
         logLevel = try c.value(.logLevel, default: d.logLevel)
     }
 }
 
 extension HearthConfiguration.TLS {
-    enum CodingKeys: String, CodingKey, CaseIterable { case certificate, privateKey }
+    enum CodingKeys: String, CodingKey, CaseIterable { case certificate, privateKey, ciphers }
 
     public init(from decoder: any Decoder) throws {
         let c = try strictContainer(decoder, CodingKeys.self)
         certificate = try c.decodeIfPresent(String.self, forKey: .certificate)
         privateKey = try c.decodeIfPresent(String.self, forKey: .privateKey)
+        ciphers = try c.decodeIfPresent(String.self, forKey: .ciphers)
     }
 }
 

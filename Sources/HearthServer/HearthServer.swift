@@ -56,6 +56,8 @@ public final class HearthServer: @unchecked Sendable {
         t.pingIntervalSeconds = configuration.limits.pingIntervalSeconds
         t.hangupSeconds = configuration.limits.hangupSeconds
         t.allowedOrigins = configuration.allowedOrigins
+        t.trustedProxies = configuration.trustedProxies.compactMap(IPNetwork.init)
+        if let ciphers = configuration.tls.ciphers { t.tls12Ciphers = ciphers }
         transport = try Transport(configuration: t, delegate: host, logger: logger)
         // Held acks go out as soon as the writer commits their journal entries.
         let hostRef = LoopConfined(host)

@@ -180,6 +180,7 @@ final class RoomHost: TransportDelegate {
     // MARK: Transport events
 
     func transportDidOpen(_ session: SessionID, path: String, peerAddress: String, transport: Transport) {
+        let peerAddress = ClientAddress.limitKey(peerAddress)  // per-address limits: IPv6 by its /64
         let now = Self.now()
         guard let room = Self.room(fromPath: path) else {
             return turnAway(session, ShellClose.unknownEndpoint, "unknown endpoint", transport: transport)

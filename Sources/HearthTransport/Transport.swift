@@ -58,6 +58,9 @@ public final class Transport: @unchecked Sendable {
         }
         guard c.tickMilliseconds > 0 else { throw TransportError.invalidConfiguration("tickMilliseconds must be > 0") }
         guard c.maxHTTPBodyBytes >= 0 else { throw TransportError.invalidConfiguration("maxHTTPBodyBytes < 0") }
+        if let problem = TransportConfiguration.tls12CipherProblem(c.tls12Ciphers) {
+            throw TransportError.invalidConfiguration("tls12Ciphers: \(problem)")
+        }
         self.configuration = configuration
         self.delegate = delegate
         self.logger = logger
@@ -95,6 +98,11 @@ public final class Transport: @unchecked Sendable {
             throw TransportError.privateKeyUnreadable(path: c.privateKeyPath)
         }
         try probeBind(host: c.host, port: c.port)
+        guard requestLinesAreObserved else {
+            throw TransportError.contextCreationFailed(
+                "SSL_read is not this executable's (link with -Xlinker --export-dynamic-symbol=SSL_read): "
+                    + "request lines could not be checked as sent")
+        }
         raiseFileLimit()
 
         guard let delegate else { throw TransportError.alreadyStarted }

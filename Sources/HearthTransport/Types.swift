@@ -1,3 +1,4 @@
+import CLws
 import Logging
 
 /// Settings for one ``Transport``: where to listen, which certificate to use,
@@ -41,12 +42,33 @@ public struct TransportConfiguration: Sendable {
     /// Upgrades with another Origin are refused with HTTP 403; upgrades with no
     /// Origin header (non-browser clients) are allowed.
     public var allowedOrigins: [String] = []
+    /// Proxies whose `X-Forwarded-For` is believed (see ``ClientAddress/resolve(peer:forwardedFor:trustedProxies:)``):
+    /// the peer address the delegate gets is then the client's. Empty: the TCP peer is the client.
+    public var trustedProxies: [IPNetwork] = []
+    /// The TLS 1.2 cipher suites, in OpenSSL's cipher-list syntax. TLS 1.3 suites are OpenSSL's
+    /// defaults (all AEAD with forward secrecy) and are not affected.
+    public var tls12Ciphers: String = TransportConfiguration.defaultTLS12Ciphers
+    /// ECDHE key exchange with an AEAD cipher only (NIST SP 800-52r2): no RSA key exchange (no
+    /// forward secrecy), no CBC, no SHA-1 MACs.
+    public static let defaultTLS12Ciphers =
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+        + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
     /// Largest HTTP request body accepted (bigger requests get 413).
     public var maxHTTPBodyBytes: Int = 65_536
     /// libwebsockets' own log mask (`LLL_ERR` = 1, `LLL_WARN` = 2,
     /// `LLL_NOTICE` = 4, `LLL_INFO` = 8). Lines go to a `Logger` labelled
     /// `hearth.lws`. Notice and above are very chatty with libev.
     public var libraryLogMask: Int32 = 1 | 2
+
+    /// Why OpenSSL refuses `list` as a TLS 1.2 cipher list (it selects no cipher suite), or nil.
+    public static func tls12CipherProblem(_ list: String) -> String? {
+        if list.isEmpty { return "must not be empty" }
+        if list.utf8.contains(where: { $0 < 0x21 || $0 > 0x7E }) { return "must be one OpenSSL cipher list, no blanks" }
+        guard let context = SSL_CTX_new(TLS_server_method()) else { return "OpenSSL could not check it" }
+        defer { SSL_CTX_free(context) }
+        return SSL_CTX_set_cipher_list(context, list) == 1
+            ? nil : "\"\(list)\" selects no TLS 1.2 cipher suite OpenSSL knows"
+    }
 
     public init(host: String, port: Int, certificatePath: String, privateKeyPath: String) {
         self.host = host
@@ -92,7 +114,9 @@ public final class OutboundMessage: Sendable {
 public struct HTTPRequest: Sendable {
     /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `OPTIONS`, `HEAD`.
     public var method: String
-    /// URI path without the query, e.g. `"/healthz"`.
+    /// The request target's path (without the query) exactly as the client sent it: not
+    /// percent-decoded, not normalised (`"/a//b"` stays so). Empty when the request line could
+    /// not be read as sent (the transport then answers 400 itself).
     public var path: String
     /// Query arguments, each URL-decoded by libwebsockets, joined by `&`
     /// (`"a=1&b=x y"`); empty if none.
@@ -159,6 +183,11 @@ public struct TransportCounters: Sendable, Equatable {
     public var keepaliveHangups: UInt64 = 0
     /// WebSocket upgrades refused by the Origin allowlist.
     public var originRejections: UInt64 = 0
+    /// Upgrades to anything but WebSocket (`h2c`) refused with 400.
+    public var upgradeRejections: UInt64 = 0
+    /// Requests refused because their request line could not be read as sent (too long, or
+    /// a second request on a connection): 400 for plain HTTP, an empty path for WebSocket.
+    public var unreadableRequestLines: UInt64 = 0
     /// Plain HTTP requests answered.
     public var httpRequests: UInt64 = 0
 
@@ -193,8 +222,10 @@ public enum TransportError: Error, CustomStringConvertible, Sendable {
 /// so implementations may call the lws-thread-only members of ``Transport``
 /// directly.
 public protocol TransportDelegate: AnyObject {
-    /// A WebSocket session is established. `path` is the request URI path
-    /// without the query, e.g. `"/v1/rooms/abc"`.
+    /// A WebSocket session is established. `path` is the request path without the query,
+    /// exactly as sent (not percent-decoded or normalised), e.g. `"/v1/rooms/abc"`; empty when
+    /// the request line could not be read as sent. `peerAddress` is the client's address (see
+    /// ``TransportConfiguration/trustedProxies``).
     func transportDidOpen(_ session: SessionID, path: String, peerAddress: String, transport: Transport)
     /// One whole text message (fragments reassembled, valid UTF-8). The buffer
     /// is only valid during the call.

@@ -20,6 +20,8 @@ final class Session {
     var rxPieces = 0
     /// Set once a close was decided: flush `queue`, then close with this.
     var closeRequest: (code: UInt16, reason: String)?
+    /// Set once the close was handed to lws (its close frame, then the wait for the peer's).
+    var closeHandedOver = false
     /// Set once the connection is being torn down: inbound data is ignored.
     var discardInput = false
     /// Keepalive: when the peer was last heard from (any frame or pong), when our ping went
@@ -230,6 +232,10 @@ final class Worker {
         info.ssl_cert_filepath = cs(configuration.certificatePath)
         info.ssl_private_key_filepath = cs(configuration.privateKeyPath)
         info.ssl_options_set = CLWS_SSL_OP_NO_OLD_TLS
+        info.ssl_cipher_list = cs(configuration.tls12Ciphers)
+        // HTTP/1.1 only: the request target is checked as sent (see RequestLine.swift), which
+        // HTTP/2's compressed headers would hide.
+        info.alpn = cs("http/1.1")
         info.options =
             CLWS_OPT_DO_SSL_GLOBAL_INIT | CLWS_OPT_VALIDATE_UTF8 | CLWS_OPT_LIBEV
             | CLWS_OPT_FAIL_UPON_UNABLE_TO_BIND
@@ -366,7 +372,7 @@ final class Worker {
             drainInbox()
             return 0
         case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-            return confirmUpgrade(wsi)
+            return confirmUpgrade(wsi, input)
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
             // Backstop for upgrade paths that skip CONFIRM_UPGRADE (ws over h2).
             if originAllowed(wsi) { return 0 }
@@ -430,8 +436,11 @@ final class Worker {
             _ = setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
         counters.sessionsOpened += 1
-        let path = requestPath(wsi)
-        let peer = peerAddress(wsi)
+        // The path as sent; empty (an unknown endpoint) when it could not be read.
+        let line = RequestLine.take(wsi)
+        if line == nil { counters.unreadableRequestLines += 1 }
+        let path = line.map { String($0.path) } ?? ""
+        let peer = clientAddress(wsi)
         logger.debug("session open", metadata: ["session": "\(s.id)", "peer": "\(peer)"])
         delegate?.transportDidOpen(s.id, path: path, peerAddress: peer, transport: transport)
         return 0
@@ -490,17 +499,13 @@ final class Worker {
         delegate?.transportDidReceive(s.id, text: text, transport: transport)
     }
 
-    /// Refuses a connection's input from inside its receive callback: from now on its input is
-    /// read and dropped, its queue is dropped, and the close frame goes out from the writable
-    /// callback, after which lws waits (5 s at most) for the peer's close. Returning -1 here
-    /// instead closed the socket at once, while the peer was often still sending the rest of
-    /// the refused message: the unread bytes made the kernel answer with a reset, and the
-    /// peer never saw the close code.
+    /// Refuses a connection's input from inside its receive callback: its queue is dropped and
+    /// the connection closes (``startClose(_:code:reason:)``). Returning -1 here instead closed
+    /// the socket at once, while the peer was often still sending the rest of the refused
+    /// message: the unread bytes made the kernel answer with a reset, and the peer never saw
+    /// the close code.
     private func refuseInput(_ s: Session, code: UInt16, reason: String) {
-        s.discardInput = true
         s.dropQueue()
-        s.rx = []
-        s.rxPieces = 0
         startClose(s, code: code, reason: reason)
     }
 
@@ -548,7 +553,10 @@ final class Worker {
     }
 
     private func writeable(_ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?) -> Int32 {
-        guard let s = session(user) else { return 0 }
+        // After the close is handed over, lws may still call here (a writable request made
+        // before it): a second -1 would make lws give up on the polite close and drop the
+        // connection at once, close frame unsent, while the peer is still writing.
+        guard let s = session(user), !s.closeHandedOver else { return 0 }
         // Let lws drain what it already buffered first; it calls us again.
         if lws_partial_buffered(wsi) != 0 { return 0 }
         if s.pingDue && s.closeRequest == nil {
@@ -568,7 +576,7 @@ final class Worker {
             return 0
         }
         if let c = s.closeRequest {
-            s.discardInput = true
+            s.closeHandedOver = true
             setCloseReason(wsi, code: c.code, reason: c.reason)
             return -1
         }
@@ -711,8 +719,16 @@ final class Worker {
         startClose(s, code: code, reason: reason)
     }
 
+    /// Closes a session whatever the reason (the shell's closes, queue overflow, refused input,
+    /// shutdown): its queued messages go out, then the close frame, and lws waits (5 s at
+    /// most) for the peer's close. From the decision on, the peer's input is read and dropped:
+    /// a peer still writing (a flood written without reading) must not be cut off with unread
+    /// bytes, which the kernel answers with a reset that destroys the close frame in flight.
     private func startClose(_ s: Session, code: UInt16, reason: String) {
         guard s.closeRequest == nil else { return }
+        s.discardInput = true
+        s.rx = []
+        s.rxPieces = 0
         s.closeRequest = (code, reason)
         lws_set_timeout(s.wsi, PENDING_TIMEOUT_USER_OK, Worker.closeTimeoutSeconds)
         lws_callback_on_writable(s.wsi)
@@ -720,23 +736,37 @@ final class Worker {
 
     // MARK: - Origin
 
-    private func confirmUpgrade(_ wsi: OpaquePointer) -> Int32 {
+    /// `upgrade` is the request's `Upgrade` value (lws only asks for `websocket` and `h2c`).
+    private func confirmUpgrade(_ wsi: OpaquePointer, _ upgrade: UnsafeMutableRawPointer?) -> Int32 {
+        let protocolName = upgrade.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? ""
+        guard protocolName.lowercased() == "websocket" else {
+            // h2c would switch the connection to cleartext HTTP/2 inside the TLS tunnel, where
+            // streams reach every route past a proxy's path rules (request smuggling).
+            counters.upgradeRejections += 1
+            logger.info("upgrade refused: not a WebSocket upgrade")
+            _ = writeStatus(wsi, "400 Bad Request", body: "only WebSocket upgrades are supported\n", close: true)
+            return -1  // hang up once the answer is out: nothing after it is read
+        }
         if originAllowed(wsi) { return 0 }
         counters.originRejections += 1
         logger.info("websocket upgrade refused: origin not allowed")
-        // lws_return_http_status() would answer "HTTP/1.0" here (the request
-        // version is not parsed yet at this point), which strict WebSocket
-        // clients reject; write a minimal HTTP/1.1 403 ourselves.
-        let body = "origin not allowed\n"
+        guard writeStatus(wsi, "403 Forbidden", body: "origin not allowed\n", close: false) else { return -1 }
+        return 1  // "headers sent": lws completes the transaction
+    }
+
+    /// Writes a whole small response from CONFIRM_UPGRADE. lws_return_http_status() would answer
+    /// "HTTP/1.0" there (the request version is not parsed yet), which strict WebSocket clients
+    /// reject; this writes HTTP/1.1.
+    private func writeStatus(_ wsi: OpaquePointer, _ status: String, body: String, close: Bool) -> Bool {
         let text =
-            "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            + "content-length: \(body.utf8.count)\r\ncache-control: no-store\r\n\r\n" + body
+            "HTTP/1.1 \(status)\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            + "content-length: \(body.utf8.count)\r\ncache-control: no-store\r\n"
+            + (close ? "connection: close\r\n" : "") + "\r\n" + body
         let bytes = Array(text.utf8)
         ensureScratch(bytes.count)
         let start = scratch + pre
         bytes.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        if lws_write(wsi, start.assumingMemoryBound(to: UInt8.self), bytes.count, LWS_WRITE_HTTP) < 0 { return -1 }
-        return 1  // "headers sent": lws completes the transaction
+        return lws_write(wsi, start.assumingMemoryBound(to: UInt8.self), bytes.count, LWS_WRITE_HTTP) >= 0
     }
 
     private func originAllowed(_ wsi: OpaquePointer) -> Bool {
@@ -769,11 +799,9 @@ final class Worker {
         } else {
             method = header(wsi, WSI_TOKEN_HTTP_COLON_METHOD) ?? "GET"
         }
-        var path = "/"
-        if let uri, uriLength > 0 {
-            path = String(decoding: UnsafeRawBufferPointer(start: uri, count: Int(uriLength)), as: UTF8.self)
-            if let q = path.firstIndex(of: "?") { path = String(path[..<q]) }
-        }
+        // Routes see the path as sent, never lws's decoded and normalised one (RequestLine.swift).
+        let line = RequestLine.take(wsi)
+        let path = line.map { String($0.path) } ?? ""
         var headers: [String: String] = [:]
         for (name, token) in [
             ("authorization", WSI_TOKEN_HTTP_AUTHORIZATION),
@@ -788,7 +816,7 @@ final class Worker {
         let contentLength = contentLengthHeader.flatMap { Int($0) } ?? 0
         let request = HTTPRequest(
             method: method, path: path, query: queryString(wsi),
-            headers: headers, body: [], peerAddress: peerAddress(wsi))
+            headers: headers, body: [], peerAddress: clientAddress(wsi))
         // lws delivers a body (HTTP_BODY... then HTTP_BODY_COMPLETION) for any
         // POST (even with Content-Length: 0), for a positive Content-Length,
         // and for PUT/PATCH without Content-Length.
@@ -800,6 +828,13 @@ final class Worker {
         user.storeBytes(of: id, as: UInt64.self)
         let ex = HTTPExchange(request: request, waitingForBody: expectsBody)
         exchanges[id] = ex
+        // One request per connection: the next one's request line would not be seen as sent.
+        ex.closeAfterResponse = true
+        if line == nil {
+            counters.unreadableRequestLines += 1
+            logger.info("http request refused: request line not readable as sent")
+            return respond(wsi, ex, HTTPResponse(status: 400, text: "bad request line\n"))
+        }
         if contentLength > configuration.maxHTTPBodyBytes {
             ex.closeAfterResponse = true
             return respond(wsi, ex, HTTPResponse(status: 413, text: "request body too large\n"))
@@ -851,6 +886,9 @@ final class Worker {
         }
         let noStore = "no-store"
         if lws_add_http_header_by_name(wsi, "cache-control:", noStore, Int32(noStore.utf8.count), &p, end) != 0 {
+            return -1
+        }
+        if ex.closeAfterResponse, lws_add_http_header_by_name(wsi, "connection:", "close", 5, &p, end) != 0 {
             return -1
         }
         if lws_finalize_write_http_header(wsi, start, &p, end) != 0 { return -1 }
@@ -932,10 +970,13 @@ final class Worker {
         return parts.joined(separator: "&")
     }
 
-    private func requestPath(_ wsi: OpaquePointer) -> String {
-        let raw = header(wsi, WSI_TOKEN_GET_URI) ?? header(wsi, WSI_TOKEN_HTTP_COLON_PATH) ?? "/"
-        if let q = raw.firstIndex(of: "?") { return String(raw[..<q]) }
-        return raw
+    /// The client's address: the TCP peer, or the address a trusted proxy forwarded.
+    private func clientAddress(_ wsi: OpaquePointer) -> String {
+        let peer = peerAddress(wsi)
+        guard !configuration.trustedProxies.isEmpty else { return peer }
+        return ClientAddress.resolve(
+            peer: peer, forwardedFor: header(wsi, WSI_TOKEN_X_FORWARDED_FOR),
+            trustedProxies: configuration.trustedProxies)
     }
 
     private func peerAddress(_ wsi: OpaquePointer) -> String {

@@ -250,6 +250,25 @@ final class ConfigurationTests: XCTestCase {
         assertErrorKey(key + "ice:\n  turnTTLSeconds: 0\n", key: "ice.turnTTLSeconds")
     }
 
+    func testTLSCiphersAndTrustedProxies() throws {
+        let defaults = try load(key)
+        XCTAssertNil(defaults.tls.ciphers, "nil: the transport's ECDHE + AEAD default")
+        XCTAssertEqual(defaults.trustedProxies, [])
+        let config = try load(
+            key + "tls:\n  ciphers: \"ECDHE-RSA-AES256-GCM-SHA384\"\n"
+                + "trustedProxies: [\"10.0.0.0/8\", \"192.0.2.1\", \"2001:db8::/48\"]\n")
+        XCTAssertEqual(config.tls.ciphers, "ECDHE-RSA-AES256-GCM-SHA384")
+        XCTAssertEqual(config.trustedProxies, ["10.0.0.0/8", "192.0.2.1", "2001:db8::/48"])
+        assertErrorKey(key + "tls:\n  ciphers: \"\"\n", key: "tls.ciphers")
+        assertErrorKey(key + "tls:\n  ciphers: \"NO-SUCH-CIPHER\"\n", key: "tls.ciphers")
+        assertErrorKey(key + "tls:\n  ciphers: \"TLS_AES_128_GCM_SHA256\"\n", key: "tls.ciphers")
+        assertErrorKey(key + "tls:\n  ciphers: \"ECDHE-RSA-AES256-GCM-SHA384 AES128-SHA\"\n", key: "tls.ciphers")
+        assertErrorKey(key + "tls:\n  cipher: \"x\"\n", key: "tls.cipher")
+        for bad in ["10.0.0.0/33", "proxy.internal", "", "10.0.0.0/8 ", "2001:db8::/129"] {
+            assertErrorKey(key + "trustedProxies: [\"\(bad)\"]\n", key: "trustedProxies")
+        }
+    }
+
     func testWrongTypesNameTheKey() {
         assertErrorKey(key + "limits:\n  maxMessageBytes: lots\n", key: "limits.maxMessageBytes")
         assertErrorKey(key + "rooms:\n  waitingRoom: maybe\n", key: "rooms.waitingRoom")
