@@ -810,7 +810,7 @@ final class Worker {
         let isH2 = lws_get_network_wsi(wsi) != wsi
         let contentLengths = fragments(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH)
         let framing = Worker.bodyFraming(
-            method: method, isH2: isH2, contentLengths: contentLengths,
+            method: method, contentLengths: contentLengths,
             hasTransferEncoding: !fragments(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING).isEmpty)
         let contentLength: Int
         if case .length(let n) = framing { contentLength = n } else { contentLength = 0 }
@@ -819,11 +819,10 @@ final class Worker {
         let request = HTTPRequest(
             method: method, path: path, query: queryString(wsi),
             headers: headers, body: [], peerAddress: peerAddress(wsi), exchange: HTTPExchangeID(rawValue: id))
-        // lws delivers a body (HTTP_BODY... then HTTP_BODY_COMPLETION) for any
-        // POST (even with Content-Length: 0), for a positive Content-Length,
-        // and for PUT/PATCH without Content-Length.
-        let expectsBody =
-            method == "POST" || contentLength > 0 || ((method == "PUT" || method == "PATCH") && contentLengths.isEmpty)
+        // lws delivers a body (HTTP_BODY... then HTTP_BODY_COMPLETION) for any POST (even with
+        // Content-Length: 0) and for a positive Content-Length. (PUT and PATCH without one, which
+        // lws would also read a body for, are refused below.)
+        let expectsBody = method == "POST" || contentLength > 0
         user.storeBytes(of: id, as: UInt64.self)
         let ex = HTTPExchange(wsi: wsi, request: request, waitingForBody: expectsBody, isH2: isH2)
         exchanges[id] = ex
@@ -856,19 +855,20 @@ final class Worker {
         case ambiguous
         /// A `Transfer-Encoding` (lws 4.1 cannot read chunked request bodies).
         case transferEncoding
-        /// A POST, PUT or PATCH over HTTP/1.1 without `Content-Length`.
+        /// A POST, PUT or PATCH without `Content-Length`.
         case lengthRequired
     }
 
-    static func bodyFraming(method: String, isH2: Bool, contentLengths: [String], hasTransferEncoding: Bool)
+    static func bodyFraming(method: String, contentLengths: [String], hasTransferEncoding: Bool)
         -> BodyFraming
     {
         if contentLengths.count > 1 { return .ambiguous }
         if hasTransferEncoding { return .transferEncoding }
         guard let value = contentLengths.first else {
-            // HTTP/2 ends a body with the stream's END_STREAM flag; HTTP/1.1 needs a length.
+            // HTTP/1.1 cannot delimit the body otherwise. HTTP/2 could (END_STREAM), but lws 4.1.6
+            // never completes a POST whose HEADERS frame ended the stream: it gets 411 too.
             let needsBody = method == "POST" || method == "PUT" || method == "PATCH"
-            return needsBody && !isH2 ? .lengthRequired : .length(0)
+            return needsBody ? .lengthRequired : .length(0)
         }
         let text = value.utf8.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }
         guard !text.isEmpty, text.allSatisfy({ $0 >= 48 && $0 <= 57 }),

@@ -9,30 +9,29 @@ import XCTest
 /// ambiguous case refused), and the bounded pipe a streamed response body goes through.
 final class HTTPTransportTests: XCTestCase {
     func testRequestFramingTable() {
-        let cases: [(String, Bool, [String], Bool, Worker.BodyFraming)] = [
-            ("GET", false, [], false, .length(0)),
-            ("HEAD", false, [], false, .length(0)),
-            ("POST", false, ["0"], false, .length(0)),
-            ("POST", false, [" 12 "], false, .length(12)),
-            ("POST", false, [], false, .lengthRequired),
-            ("PUT", false, [], false, .lengthRequired),
-            ("PATCH", false, [], false, .lengthRequired),
-            ("POST", true, [], false, .length(0)),  // HTTP/2: END_STREAM ends the body
-            ("POST", false, ["0", "5"], false, .ambiguous),
-            ("POST", false, ["5", "5"], false, .ambiguous),
-            ("POST", false, ["5, 5"], false, .ambiguous),
-            ("POST", false, ["+5"], false, .ambiguous),
-            ("POST", false, ["-1"], false, .ambiguous),
-            ("POST", false, [""], false, .ambiguous),
-            ("POST", false, ["99999999999999999999999"], false, .ambiguous),
-            ("POST", false, ["5"], true, .transferEncoding),
-            ("POST", false, [], true, .transferEncoding),
-            ("GET", false, ["1", "2"], false, .ambiguous),
+        let cases: [(String, [String], Bool, Worker.BodyFraming)] = [
+            ("GET", [], false, .length(0)),
+            ("HEAD", [], false, .length(0)),
+            ("POST", ["0"], false, .length(0)),
+            ("POST", [" 12 "], false, .length(12)),
+            ("POST", [], false, .lengthRequired),
+            ("PUT", [], false, .lengthRequired),
+            ("PATCH", [], false, .lengthRequired),
+            ("POST", ["0", "5"], false, .ambiguous),
+            ("POST", ["5", "5"], false, .ambiguous),
+            ("POST", ["5, 5"], false, .ambiguous),
+            ("POST", ["+5"], false, .ambiguous),
+            ("POST", ["-1"], false, .ambiguous),
+            ("POST", [""], false, .ambiguous),
+            ("POST", ["99999999999999999999999"], false, .ambiguous),
+            ("POST", ["5"], true, .transferEncoding),
+            ("POST", [], true, .transferEncoding),
+            ("GET", ["1", "2"], false, .ambiguous),
         ]
-        for (method, h2, lengths, te, expected) in cases {
+        for (method, lengths, te, expected) in cases {
             XCTAssertEqual(
-                Worker.bodyFraming(method: method, isH2: h2, contentLengths: lengths, hasTransferEncoding: te),
-                expected, "\(method) h2=\(h2) \(lengths) te=\(te)")
+                Worker.bodyFraming(method: method, contentLengths: lengths, hasTransferEncoding: te),
+                expected, "\(method) \(lengths) te=\(te)")
         }
     }
 
