@@ -80,6 +80,8 @@ final class HTTPExchange {
     /// HTTP/1.1 `Transfer-Encoding: chunked` framing of a streamed body.
     var chunked = false
     var closeAfterResponse = false
+    /// When the response last moved (deferred, answered, a piece written), in ms (`Worker.nowMs`).
+    var lastProgress: UInt64 = 0
 
     init(wsi: OpaquePointer, request: HTTPRequest, waitingForBody: Bool, isH2: Bool) {
         self.wsi = wsi
@@ -336,6 +338,7 @@ final class Worker {
             guard state == .running || state == .stopping else { return }
             schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
             keepalive()
+            keepWaitingHTTP2Up()
             delegate?.transportTick(transport)
         } else if t == stopTimer {
             if state == .stopping {
@@ -907,8 +910,11 @@ final class Worker {
             case .response(let r):
                 response = r
             case .deferred:
+                // lws arms its 5 s transaction timeout after this callback returns: the writable
+                // callback this asks for comes after that and re-arms ours instead.
                 ex.deferred = true
-                lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Worker.httpProgressTimeoutSeconds)
+                ex.lastProgress = Worker.nowMs()
+                lws_callback_on_writable(wsi)
                 return 0
             }
         } else {
@@ -931,6 +937,7 @@ final class Worker {
         }
         ex.deferred = false
         start(ex, response)
+        armProgressTimeout(ex)
         lws_callback_on_writable(ex.wsi)
     }
 
@@ -990,7 +997,12 @@ final class Worker {
     }
 
     private func httpWriteable(_ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?) -> Int32 {
-        guard let (id, ex) = exchange(user), ex.responding else { return 0 }
+        guard let (id, ex) = exchange(user) else { return 0 }
+        if ex.deferred {
+            armProgressTimeout(ex)
+            return 0
+        }
+        guard ex.responding else { return 0 }
         // h2 allows one write per writable callback: headers, then the body from the next.
         if let headers = ex.pendingHeaders {
             ex.pendingHeaders = nil
@@ -1043,7 +1055,7 @@ final class Worker {
         }
         ex.offset += chunk
         if !isLast {
-            lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, Worker.httpProgressTimeoutSeconds)
+            armProgressTimeout(ex)
             lws_callback_on_writable(wsi)
             return 0
         }
@@ -1052,6 +1064,34 @@ final class Worker {
         user?.storeBytes(of: 0, as: UInt64.self)
         if ex.closeAfterResponse { return -1 }
         return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+    }
+
+    /// (Re)arms `httpProgressTimeoutSeconds` for a response that is waiting or under way. Over
+    /// HTTP/2 the connection has a timeout of its own (lws's 5 s keep-alive idle time, re-armed
+    /// by lws whenever the client sends a frame): a stream waiting quietly for its answer must
+    /// keep the connection up too.
+    private func armProgressTimeout(_ ex: HTTPExchange) {
+        ex.lastProgress = Worker.nowMs()
+        lws_set_timeout(ex.wsi, PENDING_TIMEOUT_HTTP_CONTENT, Worker.httpProgressTimeoutSeconds)
+        keepConnectionUp(ex)
+    }
+
+    private func keepConnectionUp(_ ex: HTTPExchange) {
+        if ex.isH2, let connection = lws_get_network_wsi(ex.wsi) {
+            lws_set_timeout(connection, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, Worker.httpProgressTimeoutSeconds)
+        }
+    }
+
+    /// On every tick: lws re-arms an HTTP/2 connection's 5 s idle timeout whenever the client
+    /// sends a frame (a SETTINGS ack, a WINDOW_UPDATE), which would cut off a stream still
+    /// waiting for its answer; keep such connections up while their response is making progress.
+    private func keepWaitingHTTP2Up() {
+        guard !exchanges.isEmpty else { return }
+        let now = Worker.nowMs()
+        let window = UInt64(Worker.httpProgressTimeoutSeconds) * 1000
+        for ex in exchanges.values where ex.isH2 && (ex.deferred || ex.responding) && now - ex.lastProgress < window {
+            keepConnectionUp(ex)
+        }
     }
 
     private func httpClosed(_ user: UnsafeMutableRawPointer?) {

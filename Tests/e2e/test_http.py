@@ -47,7 +47,7 @@ class Raw:
     def __init__(self, server):
         tcp = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         self.sock = client_tls().wrap_socket(tcp, server_hostname="localhost")
-        self.buffer = b""
+        self.buffer = bytearray()
 
     def send(self, data: bytes):
         self.sock.sendall(data)
@@ -56,7 +56,7 @@ class Raw:
         chunk = self.sock.recv(65536)
         if not chunk:
             raise EOFError("connection closed")
-        self.buffer += chunk
+        self.buffer.extend(chunk)
 
     def response(self, head=False):
         """Reads one response: (status, headers (lower-cased names), body). `head`: no body follows."""
@@ -328,10 +328,12 @@ def test_a_50000_row_audit_export_does_not_hold_up_another_room(big_server, tmp_
     assert [r["id"] for r in records] == list(range(records[0]["id"], records[0]["id"] + BIG_ROWS))
 
 
-def test_a_slow_reader_gets_the_whole_export(big_server):
-    """A client reading at ~2 MB/s takes longer than lws's own HTTP timeout (a few seconds): the
-    response must keep going as long as it makes progress."""
+def test_a_slow_reader_gets_the_whole_export_and_a_read_queued_behind_it_is_answered(big_server):
+    """A client reading at ~2 MB/s takes longer than lws's own HTTP timeout (5 s): the response
+    must keep going as long as it makes progress. Meanwhile the reader thread is busy with it, so an
+    attendance call made then waits longer than 5 s for its turn: it must still be answered."""
     raw = Raw(big_server)
+    queued = None
     try:
         started = time.monotonic()
         raw.send(request("GET", f"/api/v1/rooms/{BIG_ROOM}/audit", f"Authorization: Bearer {admin_token()}"))
@@ -342,13 +344,26 @@ def test_a_slow_reader_gets_the_whole_export(big_server):
             received += len(raw.buffer) - before
             if received >= 1 << 20:
                 received = 0
+                if queued is None:  # one call over HTTP/1.1, one over HTTP/2 (as curl offers it)
+                    queued = [subprocess.Popen(
+                        ["curl", "-sk", version, "--max-time", "60", "-w", "\n%{http_code}",
+                         "-H", f"Authorization: Bearer {admin_token()}",
+                         f"https://127.0.0.1:{big_server.port}/api/v1/rooms/{BIG_ROOM}/attendance"],
+                        stdout=subprocess.PIPE) for version in ("--http1.1", "--http2")]
                 time.sleep(0.5)  # a slow client, not a wait for an event
-        assert time.monotonic() - started > 6
         status, headers, body = raw.response()
         assert status == 200 and headers["transfer-encoding"] == ["chunked"]
         assert len(json.loads(body)["records"]) >= BIG_ROWS  # and the rows of earlier exports
+        assert time.monotonic() - started > 6, "the attendance calls did not have to wait long enough"
+        for call in queued:
+            out, _ = call.communicate(timeout=60)
+            body, _, code = out.rpartition(b"\n")
+            assert code == b"200" and json.loads(body)["room"] == BIG_ROOM, call.args
     finally:
         raw.close()
+        for call in queued or []:
+            if call.poll() is None:
+                call.kill()
 
 
 def test_an_export_abandoned_midway_frees_the_reader(big_server):
