@@ -291,12 +291,13 @@ final class RoomHost: TransportDelegate {
         logger.debug("closed", metadata: ["session": "\(session)"])
     }
 
-    func transportHTTP(_ request: HTTPRequest, transport: Transport) -> HTTPResponse {
+    func transportHTTP(_ request: HTTPRequest, transport: Transport) -> HTTPReply {
         if request.path.hasPrefix(OperationsAPI.prefix) {
             return operations.handle(
                 request, backend: OperationsAccess(host: self, transport: transport), now: Self.now())
         }
-        switch (request.method, request.path) {
+        // HEAD is answered as GET would be; the transport sends the headers only.
+        switch (request.method == "HEAD" ? "GET" : request.method, request.path) {
         case ("GET", "/healthz"):
             let uptime = Int(Date().timeIntervalSince(startedAt))
             // A backlogged store refuses new joins: 503 tells a load balancer to send them elsewhere.
@@ -305,14 +306,16 @@ final class RoomHost: TransportDelegate {
             let journal = #"{"queued":\#(store.queued),"limit":\#(store.queueLimit),"status":"\#(status)"}"#
             let body =
                 #"{"status":"\#(status)","version":"\#(version)","uptimeSeconds":\#(uptime),"connections":\#(clients.count),"rooms":\#(engine.rooms.count),"journal":\#(journal)}"#
-            return HTTPResponse(status: accepting ? 200 : 503, contentType: "application/json", text: body)
+            return .response(HTTPResponse(status: accepting ? 200 : 503, contentType: "application/json", text: body))
         case ("GET", "/metrics"):
             updateGauges(transport)
-            return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4", body: metrics.exposition())
+            return .response(
+                HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4", body: metrics.exposition()))
         default:
-            return HTTPResponse(
-                status: 404, contentType: "application/json",
-                text: #"{"code":"not-found","message":"No such endpoint."}"#)
+            return .response(
+                HTTPResponse(
+                    status: 404, contentType: "application/json",
+                    text: #"{"code":"not-found","message":"No such endpoint."}"#))
         }
     }
 

@@ -375,12 +375,61 @@ public final class Store: Sendable {
         }
     }
 
+    /// Calls `body` with a room's audit rows (or every room's, with nil), oldest first, at or
+    /// after `since`, one at a time from a cursor over one snapshot, until it returns false: for
+    /// exports too large to hold in memory. `body` runs inside the read (keep a reader
+    /// connection, and so the snapshot, only as long as the export takes).
+    public func forEachAuditRecord(
+        room: RoomID?, since: Instant? = nil, _ body: (StoredAudit) throws -> Bool
+    ) throws {
+        try pool.read { db in
+            var sql = "SELECT * FROM audit WHERE at >= ?"
+            var arguments: StatementArguments = [since?.milliseconds ?? Int64.min]
+            if let room {
+                sql += " AND room = ?"
+                arguments += [room.rawValue]
+            }
+            sql += " ORDER BY id"
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try rows.next() {
+                let stored = StoredAudit(
+                    id: row["id"], record: try Schema.auditRecord(row), prevHash: row["prev_hash"], hash: row["hash"])
+                guard try body(stored) else { return }
+            }
+        }
+    }
+
+    /// Whether any of a room's audit rows satisfies `predicate` (stops at the first that does).
+    public func containsAuditRecord(room: RoomID, where predicate: (AuditRecord) -> Bool) throws -> Bool {
+        var found = false
+        try forEachAuditRecord(room: room) { row in
+            found = predicate(row.record)
+            return !found
+        }
+        return found
+    }
+
     /// A room's attendance records, in the order the engine emitted them.
     public func attendanceRecords(room: RoomID) throws -> [AttendanceRecord] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM attendance WHERE room = ? ORDER BY id", arguments: [room.rawValue])
                 .map(Schema.attendanceRecord)
         }
+    }
+
+    /// When `room` was marked ended, if it was.
+    public func endedAt(_ room: RoomID) throws -> Instant? {
+        try pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT ended_at FROM room_end WHERE room = ?", arguments: [room.rawValue])
+                .map(Instant.init(milliseconds:))
+        }
+    }
+
+    /// Blocks until `ticket` is committed (or `timeout` seconds pass); whether it was. For a
+    /// reader that must see what was queued before it (take `lastTicket` when the request
+    /// arrives, wait here on the reader's own thread, then read). Never on the event loop.
+    public func waitCommitted(_ ticket: UInt64, timeout: Double) -> Bool {
+        writer.waitCommitted(ticket, timeout: timeout)
     }
 
     /// The rooms marked ended, with when.

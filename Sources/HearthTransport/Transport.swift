@@ -15,7 +15,8 @@ import Synchronization
 /// from it (from a delegate method or a ``post(_:)`` job).
 ///
 /// Thread-safe members: ``init(configuration:delegate:logger:)``,
-/// ``start()``, ``stop()``, ``post(_:)``, ``isOnLoopThread``.
+/// ``start()``, ``stop()``, ``post(_:)``, ``isOnLoopThread``. An HTTP response worked
+/// out on another thread comes back through ``post(_:)`` and ``respond(to:with:)``.
 ///
 /// The design allows several workers (one lws context and thread each,
 /// worker index in the low bits of ``SessionID``); one worker is implemented.
@@ -205,6 +206,20 @@ public final class Transport: @unchecked Sendable {
     public func close(_ session: SessionID, code: UInt16, reason: String) {
         loopWorker?.requestClose(session, code: code, reason: reason)
     }
+
+    /// lws thread only. Answers an HTTP request the delegate deferred (``HTTPReply/deferred``).
+    /// Ignored when the exchange is gone (the client closed) or already answered; a streamed
+    /// response's stream is then cancelled, so its producer stops.
+    public func respond(to exchange: HTTPExchangeID, with response: HTTPResponse) {
+        guard let w = loopWorker else {
+            response.stream?.cancel()
+            return
+        }
+        w.completeDeferred(exchange.rawValue, response)
+    }
+
+    /// lws thread only. A streamed body has more to write.
+    func resumeHTTPStream(_ exchange: UInt64) { loopWorker?.resumeStream(exchange) }
 
     /// lws thread only. Number of open WebSocket sessions.
     public var openSessionCount: Int { loopWorker?.sessions.count ?? 0 }

@@ -129,10 +129,13 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// Peer IP address.
     public var peerAddress: String
+    /// The exchange this request belongs to: what ``Transport/respond(to:with:)`` answers when
+    /// the delegate deferred the response.
+    public var exchange: HTTPExchangeID
 
     public init(
         method: String, path: String, query: String = "", headers: [String: String] = [:],
-        body: [UInt8] = [], peerAddress: String = ""
+        body: [UInt8] = [], peerAddress: String = "", exchange: HTTPExchangeID = HTTPExchangeID(rawValue: 0)
     ) {
         self.method = method
         self.path = path
@@ -140,20 +143,52 @@ public struct HTTPRequest: Sendable {
         self.headers = headers
         self.body = body
         self.peerAddress = peerAddress
+        self.exchange = exchange
     }
 }
 
-/// The response to an ``HTTPRequest``. Sent with `Content-Length` and
-/// `Cache-Control: no-store`.
+/// Identifies one HTTP request/response exchange of a transport, so that a response worked out
+/// on another thread can be handed back (``Transport/respond(to:with:)``).
+public struct HTTPExchangeID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public var description: String { "h\(rawValue & ~(1 << 63))" }
+}
+
+/// The delegate's answer to an ``HTTPRequest``: the response now, or later.
+public enum HTTPReply: Sendable {
+    /// Answer with this response at once.
+    case response(HTTPResponse)
+    /// The response is being worked out elsewhere (for example a read of the disk on another
+    /// thread): the delegate calls ``Transport/respond(to:with:)`` for the request's
+    /// ``HTTPRequest/exchange`` later, on the lws thread (from a ``Transport/post(_:)`` job).
+    /// The connection waits meanwhile; the loop does not.
+    case deferred
+}
+
+/// The response to an ``HTTPRequest``, sent with `Cache-Control: no-store`: with
+/// `Content-Length` for a `body`, or, for a `stream`, as the stream produces it (HTTP/1.1
+/// `Transfer-Encoding: chunked`). A `HEAD` request gets the headers only.
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var contentType: String
     public var body: [UInt8]
+    /// When set, the body comes from this stream instead of `body`.
+    public var stream: HTTPBodyStream?
 
     public init(status: Int, contentType: String, body: [UInt8]) {
         self.status = status
         self.contentType = contentType
         self.body = body
+        self.stream = nil
+    }
+
+    /// A response whose body `stream` produces on another thread.
+    public init(status: Int, contentType: String, stream: HTTPBodyStream) {
+        self.status = status
+        self.contentType = contentType
+        self.body = []
+        self.stream = stream
     }
 
     public init(status: Int, contentType: String = "text/plain; charset=utf-8", text: String) {
@@ -190,6 +225,10 @@ public struct TransportCounters: Sendable, Equatable {
     public var unreadableRequestLines: UInt64 = 0
     /// Plain HTTP requests answered.
     public var httpRequests: UInt64 = 0
+    /// HTTP requests refused for their framing before any route saw them: an ambiguous or
+    /// missing `Content-Length`, a `Transfer-Encoding`, or a body over the limit (400, 411, 413;
+    /// the connection is closed).
+    public var httpFramingRefusals: UInt64 = 0
 
     public init() {}
 }
@@ -233,8 +272,10 @@ public protocol TransportDelegate: AnyObject {
     /// Called exactly once for every session that was opened, however it ended.
     /// Sends to the session are ignored from here on.
     func transportDidClose(_ session: SessionID, transport: Transport)
-    /// Any plain HTTP request on the same port (not a WebSocket upgrade).
-    func transportHTTP(_ request: HTTPRequest, transport: Transport) -> HTTPResponse
+    /// Any plain HTTP request on the same port (not a WebSocket upgrade), once its body has
+    /// arrived. Answer at once, or defer and call ``Transport/respond(to:with:)`` later: the lws
+    /// thread must never wait (on the disk, a lock held elsewhere, …) inside this call.
+    func transportHTTP(_ request: HTTPRequest, transport: Transport) -> HTTPReply
     /// Called every ``TransportConfiguration/tickMilliseconds``.
     func transportTick(_ transport: Transport)
     /// Graceful shutdown begins: last chance to send final messages or closes.

@@ -63,16 +63,33 @@ final class Session {
 
 /// One plain HTTP request/response in flight (lws thread only).
 final class HTTPExchange {
+    let wsi: OpaquePointer
     var request: HTTPRequest
     var waitingForBody: Bool
+    /// Carried in an HTTP/2 stream (no chunked framing, no `connection` header).
+    let isH2: Bool
+    /// The delegate deferred its answer: waiting for `Transport.respond(to:with:)`.
+    var deferred = false
+    var responding = false
+    /// The status line and headers still to write (a deferred response: they go out from
+    /// HTTP_WRITEABLE, not from the callback that received the request).
+    var pendingHeaders: (status: Int, contentType: String, length: Int?)?
+    /// Body bytes to write, from `offset`; refilled from `stream` when it has one.
     var response: [UInt8] = []
     var offset = 0
-    var responding = false
+    var stream: HTTPBodyStream?
+    var streamEnded = false
+    /// HTTP/1.1 `Transfer-Encoding: chunked` framing of a streamed body.
+    var chunked = false
     var closeAfterResponse = false
+    /// When the response last moved (deferred, answered, a piece written), in ms (`Worker.nowMs`).
+    var lastProgress: UInt64 = 0
 
-    init(request: HTTPRequest, waitingForBody: Bool) {
+    init(wsi: OpaquePointer, request: HTTPRequest, waitingForBody: Bool, isH2: Bool) {
+        self.wsi = wsi
         self.request = request
         self.waitingForBody = waitingForBody
+        self.isH2 = isH2
     }
 }
 
@@ -327,6 +344,7 @@ final class Worker {
             guard state == .running || state == .stopping else { return }
             schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
             keepalive()
+            keepWaitingHTTP2Up()
             delegate?.transportTick(transport)
         } else if t == stopTimer {
             if state == .stopping {
@@ -781,6 +799,14 @@ final class Worker {
 
     private static let methodNames = ["GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE", "CONNECT", "HEAD"]
 
+    /// Largest piece of a response body written in one `lws_write`.
+    private static let httpChunk = 16_384
+    /// A response that makes no progress for this long (its deferred answer or the next piece of
+    /// a streamed body does not come, or the client does not read) is dropped. lws's own timeout
+    /// for an HTTP transaction (set when the request arrives) would cut off any response taking
+    /// longer than a few seconds, however steadily it goes; each step forward re-arms this one.
+    static let httpProgressTimeoutSeconds: Int32 = 60
+
     private func exchange(_ user: UnsafeMutableRawPointer?) -> (UInt64, HTTPExchange)? {
         guard let user else { return nil }
         let id = user.load(as: UInt64.self)
@@ -812,21 +838,24 @@ final class Worker {
         ] {
             if let v = header(wsi, token) { headers[name] = v }
         }
-        let contentLengthHeader = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH)
-        let contentLength = contentLengthHeader.flatMap { Int($0) } ?? 0
-        let request = HTTPRequest(
-            method: method, path: path, query: queryString(wsi),
-            headers: headers, body: [], peerAddress: clientAddress(wsi))
-        // lws delivers a body (HTTP_BODY... then HTTP_BODY_COMPLETION) for any
-        // POST (even with Content-Length: 0), for a positive Content-Length,
-        // and for PUT/PATCH without Content-Length.
-        let expectsBody =
-            method == "POST" || contentLength > 0
-            || ((method == "PUT" || method == "PATCH") && contentLengthHeader == nil)
+        let isH2 = lws_get_network_wsi(wsi) != wsi
+        let contentLengths = fragments(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH)
+        let framing = Worker.bodyFraming(
+            method: method, contentLengths: contentLengths,
+            hasTransferEncoding: !fragments(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING).isEmpty)
+        let contentLength: Int
+        if case .length(let n) = framing { contentLength = n } else { contentLength = 0 }
         let id = Worker.exchangeTag | nextExchange
         nextExchange += 1
+        let request = HTTPRequest(
+            method: method, path: path, query: queryString(wsi),
+            headers: headers, body: [], peerAddress: clientAddress(wsi), exchange: HTTPExchangeID(rawValue: id))
+        // lws delivers a body (HTTP_BODY... then HTTP_BODY_COMPLETION) for any POST (even with
+        // Content-Length: 0) and for a positive Content-Length. (PUT and PATCH without one, which
+        // lws would also read a body for, are refused below.)
+        let expectsBody = method == "POST" || contentLength > 0
         user.storeBytes(of: id, as: UInt64.self)
-        let ex = HTTPExchange(request: request, waitingForBody: expectsBody)
+        let ex = HTTPExchange(wsi: wsi, request: request, waitingForBody: expectsBody, isH2: isH2)
         exchanges[id] = ex
         // One request per connection: the next one's request line would not be seen as sent.
         ex.closeAfterResponse = true
@@ -835,17 +864,62 @@ final class Worker {
             logger.info("http request refused: request line not readable as sent")
             return respond(wsi, ex, HTTPResponse(status: 400, text: "bad request line\n"))
         }
-        if contentLength > configuration.maxHTTPBodyBytes {
+        // A request whose body cannot be delimited without doubt is refused and its connection
+        // closed: a proxy in front may have read the body differently, and whatever follows on
+        // the connection could be taken for a request (desync, request smuggling).
+        let refusal: (status: Int, text: String)?
+        switch framing {
+        case .ambiguous: refusal = (400, "ambiguous or invalid Content-Length\n")
+        case .transferEncoding: refusal = (400, "Transfer-Encoding is not supported: send Content-Length\n")
+        case .lengthRequired: refusal = (411, "Content-Length required\n")
+        case .length(let n) where n > configuration.maxHTTPBodyBytes: refusal = (413, "request body too large\n")
+        case .length: refusal = nil
+        }
+        if let refusal {
+            counters.httpFramingRefusals += 1
+            logger.info("http request refused", metadata: ["status": "\(refusal.status)"])
             ex.closeAfterResponse = true
-            return respond(wsi, ex, HTTPResponse(status: 413, text: "request body too large\n"))
+            return respond(wsi, ex, HTTPResponse(status: refusal.status, text: refusal.text))
         }
         if expectsBody { return 0 }
         return respond(wsi, ex, nil)
     }
 
+    /// How a request's body is delimited, from its headers.
+    enum BodyFraming: Equatable {
+        /// `Content-Length` (0 when there is none and none is needed).
+        case length(Int)
+        /// More than one `Content-Length`, or one that is not a plain decimal number.
+        case ambiguous
+        /// A `Transfer-Encoding` (lws 4.1 cannot read chunked request bodies).
+        case transferEncoding
+        /// A POST, PUT or PATCH without `Content-Length`.
+        case lengthRequired
+    }
+
+    static func bodyFraming(method: String, contentLengths: [String], hasTransferEncoding: Bool)
+        -> BodyFraming
+    {
+        if contentLengths.count > 1 { return .ambiguous }
+        if hasTransferEncoding { return .transferEncoding }
+        guard let value = contentLengths.first else {
+            // HTTP/1.1 cannot delimit the body otherwise. HTTP/2 could (END_STREAM), but lws 4.1.6
+            // never completes a POST whose HEADERS frame ended the stream: it gets 411 too.
+            let needsBody = method == "POST" || method == "PUT" || method == "PATCH"
+            return needsBody ? .lengthRequired : .length(0)
+        }
+        let text = value.utf8.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }
+        guard !text.isEmpty, text.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+            let n = Int(String(decoding: text.reversed(), as: UTF8.self))
+        else {
+            return .ambiguous
+        }
+        return .length(n)
+    }
+
     private func httpBody(_ user: UnsafeMutableRawPointer?, _ input: UnsafeMutableRawPointer?, _ len: Int) -> Int32 {
         guard let (_, ex) = exchange(user) else { return -1 }
-        if ex.responding { return 0 }  // discarding the body of a refused request
+        if ex.responding || ex.deferred { return 0 }  // discarding the body of a refused request
         if ex.request.body.count + len > configuration.maxHTTPBodyBytes { return -1 }
         if len > 0, let input { ex.request.body.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len)) }
         return 0
@@ -853,85 +927,213 @@ final class Worker {
 
     private func httpBodyComplete(_ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?) -> Int32 {
         guard let (_, ex) = exchange(user) else { return -1 }
-        if ex.responding { return 0 }
+        if ex.responding || ex.deferred { return 0 }
         ex.waitingForBody = false
         return respond(wsi, ex, nil)
     }
 
-    /// Writes the status line and headers now and the body from HTTP_WRITEABLE
-    /// (separate writes, last one LWS_WRITE_HTTP_FINAL: required for h2).
+    /// Asks the delegate (unless the transport answers itself with `fixed`), then writes the
+    /// status line and headers now and the body from HTTP_WRITEABLE (separate writes, last one
+    /// LWS_WRITE_HTTP_FINAL: required for h2). A deferred answer comes later through
+    /// `completeDeferred`.
     private func respond(_ wsi: OpaquePointer, _ ex: HTTPExchange, _ fixed: HTTPResponse?) -> Int32 {
         let response: HTTPResponse
         if let fixed {
             response = fixed
         } else if let delegate {
-            response = delegate.transportHTTP(ex.request, transport: transport)
+            switch delegate.transportHTTP(ex.request, transport: transport) {
+            case .response(let r):
+                response = r
+            case .deferred:
+                // lws arms its 5 s transaction timeout after this callback returns: the writable
+                // callback this asks for comes after that and re-arms ours instead.
+                ex.deferred = true
+                ex.lastProgress = Worker.nowMs()
+                lws_callback_on_writable(wsi)
+                return 0
+            }
         } else {
             response = HTTPResponse(status: 503, text: "unavailable\n")
         }
-        counters.httpRequests += 1
-        ex.responding = true
-        ex.response = response.body
-        ex.offset = 0
-
-        ensureScratch(4096)
-        let start = (scratch + pre).assumingMemoryBound(to: UInt8.self)
-        let end = start + 4000
-        var p: UnsafeMutablePointer<UInt8>? = start
-        if lws_add_http_common_headers(
-            wsi, UInt32(response.status), response.contentType,
-            lws_filepos_t(response.body.count), &p, end) != 0
-        {
-            return -1
-        }
-        let noStore = "no-store"
-        if lws_add_http_header_by_name(wsi, "cache-control:", noStore, Int32(noStore.utf8.count), &p, end) != 0 {
-            return -1
-        }
-        if ex.closeAfterResponse, lws_add_http_header_by_name(wsi, "connection:", "close", 5, &p, end) != 0 {
-            return -1
-        }
-        if lws_finalize_write_http_header(wsi, start, &p, end) != 0 { return -1 }
+        start(ex, response)
+        guard let headers = ex.pendingHeaders else { return -1 }
+        ex.pendingHeaders = nil
+        if writeHeaders(ex, headers) != 0 { return -1 }
         lws_callback_on_writable(wsi)
         return 0
     }
 
+    /// `Transport.respond(to:with:)`: the answer to a deferred request. Its headers go out from
+    /// the next HTTP_WRITEABLE (this runs outside the exchange's own callbacks).
+    func completeDeferred(_ id: UInt64, _ response: HTTPResponse) {
+        guard state == .running || state == .stopping, let ex = exchanges[id], ex.deferred else {
+            response.stream?.cancel()
+            return
+        }
+        ex.deferred = false
+        start(ex, response)
+        armProgressTimeout(ex)
+        lws_callback_on_writable(ex.wsi)
+    }
+
+    /// A streamed body has more to write (posted by its producer's wake-up).
+    func resumeStream(_ id: UInt64) {
+        guard let ex = exchanges[id], ex.responding, ex.stream != nil else { return }
+        lws_callback_on_writable(ex.wsi)
+    }
+
+    /// Sets the exchange up to write `response`: a HEAD gets the headers only.
+    private func start(_ ex: HTTPExchange, _ response: HTTPResponse) {
+        counters.httpRequests += 1
+        ex.responding = true
+        let isHead = ex.request.method == "HEAD"
+        ex.pendingHeaders = (
+            response.status, response.contentType, response.stream == nil ? response.body.count : nil
+        )
+        ex.response = isHead ? [] : response.body
+        ex.offset = 0
+        if let stream = response.stream {
+            if isHead {
+                stream.cancel()
+                ex.streamEnded = true
+            } else {
+                ex.stream = stream
+                ex.chunked = !ex.isH2
+                let id = ex.request.exchange.rawValue
+                stream.attach { [weak transport = self.transport] in transport?.post { $0.resumeHTTPStream(id) } }
+            }
+        }
+    }
+
+    private func writeHeaders(_ ex: HTTPExchange, _ h: (status: Int, contentType: String, length: Int?)) -> Int32 {
+        let wsi = ex.wsi
+        ensureScratch(4096)
+        let start = (scratch + pre).assumingMemoryBound(to: UInt8.self)
+        let end = start + 4000
+        var p: UnsafeMutablePointer<UInt8>? = start
+        func add(_ name: String, _ value: String) -> Bool {
+            lws_add_http_header_by_name(wsi, name, value, Int32(value.utf8.count), &p, end) == 0
+        }
+        if let length = h.length {
+            if lws_add_http_common_headers(wsi, UInt32(h.status), h.contentType, lws_filepos_t(length), &p, end) != 0 {
+                return -1
+            }
+        } else {
+            // A streamed body: no length (lws_add_http_common_headers would add
+            // `connection: close` for that); HTTP/1.1 frames it as chunks.
+            if lws_add_http_header_status(wsi, UInt32(h.status), &p, end) != 0 { return -1 }
+            if !add("content-type:", h.contentType) { return -1 }
+            if ex.chunked && !add("transfer-encoding:", "chunked") { return -1 }
+        }
+        if !add("cache-control:", "no-store") { return -1 }
+        if ex.closeAfterResponse && !ex.isH2 && !add("connection:", "close") { return -1 }
+        if lws_finalize_write_http_header(wsi, start, &p, end) != 0 { return -1 }
+        return 0
+    }
+
     private func httpWriteable(_ wsi: OpaquePointer, _ user: UnsafeMutableRawPointer?) -> Int32 {
-        guard let (id, ex) = exchange(user), ex.responding else { return 0 }
+        guard let (id, ex) = exchange(user) else { return 0 }
+        if ex.deferred {
+            armProgressTimeout(ex)
+            return 0
+        }
+        guard ex.responding else { return 0 }
+        // h2 allows one write per writable callback: headers, then the body from the next.
+        if let headers = ex.pendingHeaders {
+            ex.pendingHeaders = nil
+            if writeHeaders(ex, headers) != 0 { return -1 }
+            lws_callback_on_writable(wsi)
+            return 0
+        }
+        if ex.offset == ex.response.count, let stream = ex.stream, !ex.streamEnded {
+            switch stream.take(max: 4 * Worker.httpChunk) {
+            case .waiting:
+                return 0  // the producer's next write wakes us (resumeStream)
+            case .failed:
+                logger.notice("http response cut off: its body could not be produced")
+                return -1  // the client sees an incomplete response, never a truncated "complete" one
+            case .bytes(let bytes, let last):
+                ex.response = bytes
+                ex.offset = 0
+                ex.streamEnded = last
+            }
+        }
         let remaining = ex.response.count - ex.offset
-        var chunk = min(remaining, 16_384)
+        var chunk = min(remaining, Worker.httpChunk)
         let allowance = lws_get_peer_write_allowance(wsi)  // -1: no flow control (h1)
         if allowance >= 0 { chunk = min(chunk, Int(allowance)) }
         if chunk == 0 && remaining > 0 {
             lws_callback_on_writable(wsi)
             return 0
         }
-        let isLast = ex.offset + chunk == ex.response.count
-        ensureScratch(chunk)
-        let start = scratch + pre
-        ex.response.withUnsafeBytes { b in
-            if chunk > 0, let base = b.baseAddress { start.copyMemory(from: base + ex.offset, byteCount: chunk) }
+        let isLast = ex.offset + chunk == ex.response.count && (ex.stream == nil || ex.streamEnded)
+        // HTTP/1.1 chunked framing around the bytes: "<hex size>\r\n" bytes "\r\n", and after
+        // the last "0\r\n\r\n". Assembled in the scratch buffer with plain copies.
+        let prefix: [UInt8] = ex.chunked && chunk > 0 ? Array((String(chunk, radix: 16) + "\r\n").utf8) : []
+        var suffix: [UInt8] = ex.chunked && chunk > 0 ? [0x0D, 0x0A] : []
+        if ex.chunked && isLast { suffix += Array("0\r\n\r\n".utf8) }
+        let size = prefix.count + chunk + suffix.count
+        if size > 0 || ex.isH2 {
+            ensureScratch(size)
+            var p = scratch + pre
+            prefix.withUnsafeBytes { if let base = $0.baseAddress { p.copyMemory(from: base, byteCount: $0.count) } }
+            p += prefix.count
+            ex.response.withUnsafeBytes { b in
+                if chunk > 0, let base = b.baseAddress { p.copyMemory(from: base + ex.offset, byteCount: chunk) }
+            }
+            p += chunk
+            suffix.withUnsafeBytes { if let base = $0.baseAddress { p.copyMemory(from: base, byteCount: $0.count) } }
+            let n = lws_write(
+                wsi, (scratch + pre).assumingMemoryBound(to: UInt8.self), size,
+                isLast ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP)
+            if n < 0 { return -1 }
         }
-        let n = lws_write(
-            wsi, start.assumingMemoryBound(to: UInt8.self), chunk,
-            isLast ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP)
-        if n < 0 { return -1 }
         ex.offset += chunk
         if !isLast {
+            armProgressTimeout(ex)
             lws_callback_on_writable(wsi)
             return 0
         }
         exchanges[id] = nil
+        ex.stream?.cancel()  // done: drops the wake-up closure
         user?.storeBytes(of: 0, as: UInt64.self)
         if ex.closeAfterResponse { return -1 }
         return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+    }
+
+    /// (Re)arms `httpProgressTimeoutSeconds` for a response that is waiting or under way. Over
+    /// HTTP/2 the connection has a timeout of its own (lws's 5 s keep-alive idle time, re-armed
+    /// by lws whenever the client sends a frame): a stream waiting quietly for its answer must
+    /// keep the connection up too.
+    private func armProgressTimeout(_ ex: HTTPExchange) {
+        ex.lastProgress = Worker.nowMs()
+        lws_set_timeout(ex.wsi, PENDING_TIMEOUT_HTTP_CONTENT, Worker.httpProgressTimeoutSeconds)
+        keepConnectionUp(ex)
+    }
+
+    private func keepConnectionUp(_ ex: HTTPExchange) {
+        if ex.isH2, let connection = lws_get_network_wsi(ex.wsi) {
+            lws_set_timeout(connection, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, Worker.httpProgressTimeoutSeconds)
+        }
+    }
+
+    /// On every tick: lws re-arms an HTTP/2 connection's 5 s idle timeout whenever the client
+    /// sends a frame (a SETTINGS ack, a WINDOW_UPDATE), which would cut off a stream still
+    /// waiting for its answer; keep such connections up while their response is making progress.
+    private func keepWaitingHTTP2Up() {
+        guard !exchanges.isEmpty else { return }
+        let now = Worker.nowMs()
+        let window = UInt64(Worker.httpProgressTimeoutSeconds) * 1000
+        for ex in exchanges.values where ex.isH2 && (ex.deferred || ex.responding) && now - ex.lastProgress < window {
+            keepConnectionUp(ex)
+        }
     }
 
     private func httpClosed(_ user: UnsafeMutableRawPointer?) {
         guard let user else { return }
         let id = user.load(as: UInt64.self)
         if id & Worker.exchangeTag != 0 {
-            exchanges[id] = nil
+            exchanges.removeValue(forKey: id)?.stream?.cancel()  // the producer stops
             user.storeBytes(of: 0, as: UInt64.self)
         }
     }
@@ -946,6 +1148,25 @@ final class Worker {
             let copied = lws_hdr_copy(wsi, buf.baseAddress, Int32(capacity), token)
             guard copied >= 0 else { return nil }
             return String(decoding: UnsafeRawBufferPointer(start: buf.baseAddress, count: Int(copied)), as: UTF8.self)
+        }
+    }
+
+    /// Every occurrence of a header, in order: lws keeps a repeated header as a chain of
+    /// fragments (lws_hdr_copy would join them), so a duplicate shows up here as a second value.
+    private func fragments(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> [String] {
+        var values: [String] = []
+        var i: Int32 = 0
+        while true {
+            let n = Int(lws_hdr_fragment_length(wsi, token, i))
+            let value = withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 1) { buf -> String? in
+                let copied = lws_hdr_copy_fragment(wsi, buf.baseAddress, Int32(n + 1), token, i)
+                guard copied >= 0 else { return nil }
+                return String(
+                    decoding: UnsafeRawBufferPointer(start: buf.baseAddress, count: Int(copied)), as: UTF8.self)
+            }
+            guard let value else { return values }
+            values.append(value)
+            i += 1
         }
     }
 

@@ -66,7 +66,11 @@ final class EchoDelegate: TransportDelegate {
         streams[session] = nil
     }
 
-    func transportHTTP(_ request: HTTPRequest, transport: Transport) -> HTTPResponse {
+    func transportHTTP(_ request: HTTPRequest, transport: Transport) -> HTTPReply {
+        .response(response(to: request, transport: transport))
+    }
+
+    private func response(to request: HTTPRequest, transport: Transport) -> HTTPResponse {
         switch (request.method, request.path) {
         case ("GET", "/healthz"):
             return HTTPResponse(status: 200, contentType: "application/json", text: "{\"ok\":true}")
@@ -78,6 +82,7 @@ final class EchoDelegate: TransportDelegate {
                 ("sessionsClosed", c.sessionsClosed), ("queueOverflowCloses", c.queueOverflowCloses),
                 ("oversizeCloses", c.oversizeCloses), ("binaryCloses", c.binaryCloses),
                 ("originRejections", c.originRejections), ("httpRequests", c.httpRequests),
+                ("httpFramingRefusals", c.httpFramingRefusals),
                 ("openSessions", UInt64(transport.openSessionCount)),
             ]
             let body = "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
