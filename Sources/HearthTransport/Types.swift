@@ -38,7 +38,7 @@ public struct TransportConfiguration: Sendable {
     /// Period of ``TransportDelegate/transportTick(_:)``, in milliseconds.
     public var tickMilliseconds: Int = 100
     /// Allowed `Origin` values for WebSocket upgrades (exact, case-insensitive
-    /// match, e.g. `"https://app.example.com"`). Empty allows every origin.
+    /// match, e.g. `"https://app.example.com"`). Empty, or holding `"*"`, allows every origin.
     /// Upgrades with another Origin are refused with HTTP 403; upgrades with no
     /// Origin header (non-browser clients) are allowed.
     public var allowedOrigins: [String] = []
@@ -83,8 +83,6 @@ public struct TransportConfiguration: Sendable {
 public struct SessionID: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt64
     public init(rawValue: UInt64) { self.rawValue = rawValue }
-    /// Index of the worker thread that owns this session.
-    public var workerIndex: Int { Int(rawValue & 0xF) }
     public var description: String { "s\(rawValue)" }
 }
 
@@ -110,7 +108,7 @@ public final class OutboundMessage: Sendable {
     }
 }
 
-/// A plain (non-upgrade) HTTP request, over HTTP/1.1 or HTTP/2.
+/// A plain (non-upgrade) HTTP/1.1 request.
 public struct HTTPRequest: Sendable {
     /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `OPTIONS`, `HEAD`.
     public var method: String
@@ -166,33 +164,70 @@ public enum HTTPReply: Sendable {
     case deferred
 }
 
-/// The response to an ``HTTPRequest``, sent with `Cache-Control: no-store`: with
-/// `Content-Length` for a `body`, or, for a `stream`, as the stream produces it (HTTP/1.1
-/// `Transfer-Encoding: chunked`). A `HEAD` request gets the headers only.
+/// The response to an ``HTTPRequest``: with `Content-Length` for a `body`, or, for a `stream`,
+/// as the stream produces it (`Transfer-Encoding: chunked`), with the route's own `headers`,
+/// and `Cache-Control: no-store` unless those set a `cache-control`. A `HEAD` request gets the
+/// headers only.
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var contentType: String
     public var body: [UInt8]
     /// When set, the body comes from this stream instead of `body`.
     public var stream: HTTPBodyStream?
+    /// Extra response headers (name, value), written in order after the transport's own. Each
+    /// must pass ``headerProblem(name:value:)``: a response with a header that does not is a bug
+    /// in its route, and the transport answers 500 instead (and logs it).
+    public var headers: [(String, String)]
 
-    public init(status: Int, contentType: String, body: [UInt8]) {
+    public init(status: Int, contentType: String, body: [UInt8], headers: [(String, String)] = []) {
         self.status = status
         self.contentType = contentType
         self.body = body
         self.stream = nil
+        self.headers = headers
     }
 
     /// A response whose body `stream` produces on another thread.
-    public init(status: Int, contentType: String, stream: HTTPBodyStream) {
+    public init(status: Int, contentType: String, stream: HTTPBodyStream, headers: [(String, String)] = []) {
         self.status = status
         self.contentType = contentType
         self.body = []
         self.stream = stream
+        self.headers = headers
     }
 
-    public init(status: Int, contentType: String = "text/plain; charset=utf-8", text: String) {
-        self.init(status: status, contentType: contentType, body: Array(text.utf8))
+    public init(
+        status: Int, contentType: String = "text/plain; charset=utf-8", text: String,
+        headers: [(String, String)] = []
+    ) {
+        self.init(status: status, contentType: contentType, body: Array(text.utf8), headers: headers)
+    }
+
+    /// Headers the transport writes itself (set `contentType` for `content-type`), or that
+    /// belong to one connection hop and must not be set by a route (RFC 9110 §7.6.1).
+    public static let reservedHeaderNames: Set<String> = [
+        "content-length", "content-type", "transfer-encoding", "connection", "keep-alive",
+        "proxy-connection", "te", "trailer", "upgrade", "server",
+    ]
+
+    /// Why a route may not send the header `name: value`, or nil when it may: the name must be
+    /// an RFC 9110 token and not one of ``reservedHeaderNames`` (any case); the value must not
+    /// hold CR, LF, NUL or another control character but tab (no header injection).
+    public static func headerProblem(name: String, value: String) -> String? {
+        if name.isEmpty { return "empty header name" }
+        let tokenSymbols = Set("!#$%&'*+-.^_`|~".utf8)
+        let isToken = name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || tokenSymbols.contains(c)
+        }
+        if !isToken { return "header name \"\(name)\" is not a token" }
+        if reservedHeaderNames.contains(name.lowercased()) {
+            return "header \(name.lowercased()) is the transport's own"
+        }
+        if value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+            return "the value of header \(name.lowercased()) holds a control character"
+        }
+        return nil
     }
 }
 

@@ -421,3 +421,38 @@ def test_flood_without_reading_ends_with_the_4429_close_frame(server):
         assert c.close_code() == 4429
     finally:
         c.close()
+
+
+# MARK: allowedOrigins: "*" (issue 12)
+
+
+def test_allowed_origins_star_lets_any_browser_origin_join():
+    # The configuration accepts "*" ("any web page may connect"); the transport must agree.
+    s = Server(allowedOrigins=["*"])
+    try:
+        for i, origin in enumerate(["https://any.example", "http://localhost:3000"]):
+            c = join_raw(s, f"star-origin-{i}", [f"Origin: {origin}"])
+            try:
+                c.expect("welcome")
+            finally:
+                c.close()
+    finally:
+        assert s.stop() == 0, s.log()
+
+
+def test_a_listed_origin_still_refuses_others():
+    s = Server(allowedOrigins=["https://app.example"])
+    try:
+        c = join_raw(s, "listed-origin", ["Origin: https://app.example"])
+        try:
+            c.expect("welcome")
+        finally:
+            c.close()
+        c = Raw(s)
+        try:
+            status, _, body = c.upgrade("/v1/rooms/listed-origin", ["Origin: https://evil.example"])
+            assert status == 403 and body == b"origin not allowed\n"
+        finally:
+            c.close()
+    finally:
+        assert s.stop() == 0, s.log()

@@ -27,6 +27,7 @@ PORT_MAIN = BASE_PORT          # default limits
 PORT_KEEPALIVE = BASE_PORT + 1  # ping 1 s, hangup 2 s
 PORT_ORIGIN = BASE_PORT + 2     # Origin allowlist
 PORT_STOP = BASE_PORT + 3       # graceful stop
+PORT_ORIGIN_ANY = BASE_PORT + 4  # allowedOrigins ["*"]
 TEST_TIMEOUT = 30
 
 
@@ -500,6 +501,44 @@ def test_origin_allowlist(certs):
         assert stats(PORT_ORIGIN)["originRejections"] == 1
     finally:
         d.kill()
+
+
+def test_origin_star_allows_every_origin(certs):
+    # "*" in the allowlist means any origin (as an empty list does), not a literal to compare.
+    d = start_demo(PORT_ORIGIN_ANY, certs, "--origin", "*")
+    try:
+        async def go():
+            for origin in ["https://any.example", "http://localhost:8080"]:
+                async with websockets.connect(wss(PORT_ORIGIN_ANY), ssl=client_ctx(), origin=origin) as ws:
+                    await ws.send("hi")
+                    assert await ws.recv() == "hi"
+        run(go())
+        assert stats(PORT_ORIGIN_ANY)["originRejections"] == 0
+    finally:
+        d.kill()
+
+
+def test_route_headers_are_sent(server):
+    status, headers, body = https_get(server.port, "/healthz")
+    assert status == 200 and json.loads(body) == {"ok": True}
+    assert headers.get_all("x-content-type-options") == ["nosniff"]
+    assert headers.get_all("cache-control") == ["no-store"]
+    # HEAD: the same head, no body
+    status, headers, body = https_get(server.port, "/healthz", method="HEAD")
+    assert status == 200 and body == b""
+    assert headers.get_all("x-content-type-options") == ["nosniff"]
+    assert headers["content-length"] == "11"
+    # a route's own cache-control replaces the no-store default
+    status, headers, body = https_get(server.port, "/cached")
+    assert status == 200 and body == b"cached\n"
+    assert headers.get_all("cache-control") == ["max-age=60"]
+
+
+def test_a_route_header_with_cr_lf_is_never_written(server):
+    status, headers, body = https_get(server.port, "/bad-header")
+    assert status == 500 and b"bad response header" in body
+    assert headers.get("x-injected") is None and headers.get("set-cookie") is None
+    assert https_get(server.port, "/healthz")[0] == 200  # the server goes on
 
 
 def test_graceful_stop(certs):

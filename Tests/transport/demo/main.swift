@@ -13,8 +13,11 @@
 //   "later TEXT"       -> "posted TEXT", sent from a Transport.post job that
 //                         another thread posts 50 ms later
 //   anything else      -> echoed back
-// HTTP: GET /healthz -> {"ok":true}; GET /stats -> counters as JSON;
-//       GET /query -> the query string; POST /echo -> the body; else 404.
+// HTTP: GET|HEAD /healthz -> {"ok":true} (with x-content-type-options: nosniff);
+//       GET /stats -> counters as JSON; GET /query -> the query string;
+//       POST /echo -> the body; GET /cached -> a response with its own cache-control;
+//       GET /bad-header -> a route bug (a header value with CR LF: the transport answers 500);
+//       else 404.
 // Prints "READY" on stdout once listening. SIGTERM/SIGINT: graceful stop
 // (every session gets "bye", then close 1001), exit 0.
 
@@ -72,8 +75,14 @@ final class EchoDelegate: TransportDelegate {
 
     private func response(to request: HTTPRequest, transport: Transport) -> HTTPResponse {
         switch (request.method, request.path) {
-        case ("GET", "/healthz"):
-            return HTTPResponse(status: 200, contentType: "application/json", text: "{\"ok\":true}")
+        case ("GET", "/healthz"), ("HEAD", "/healthz"):
+            return HTTPResponse(
+                status: 200, contentType: "application/json", text: "{\"ok\":true}",
+                headers: [("x-content-type-options", "nosniff")])
+        case ("GET", "/cached"):
+            return HTTPResponse(status: 200, text: "cached\n", headers: [("Cache-Control", "max-age=60")])
+        case ("GET", "/bad-header"):
+            return HTTPResponse(status: 200, text: "never sent\n", headers: [("x-injected", "a\r\nset-cookie: b=c")])
         case ("GET", "/stats"):
             let c = transport.counters
             let fields: [(String, UInt64)] = [
