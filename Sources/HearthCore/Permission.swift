@@ -38,7 +38,7 @@ public enum PermissionAction: String, CaseIterable, Hashable, Sendable {
 }
 
 /// One cell of the permission table.
-public enum Rule: String, Sendable {
+public enum PermissionRule: String, Sendable {
     case allowed
     case denied
     /// Denied until a facilitator grants it to that member (observers' media and room chat).
@@ -48,7 +48,7 @@ public enum Rule: String, Sendable {
 /// The permission table (role × action): the single source of truth. `docs/protocol.md`
 /// prints it, and a test checks that the document and this table agree.
 public enum Permissions {
-    public static func rule(_ role: Role, _ action: PermissionAction) -> Rule {
+    public static func rule(_ role: Role, _ action: PermissionAction) -> PermissionRule {
         switch role {
         case .facilitator:
             return .allowed

@@ -21,7 +21,7 @@ extension Room {
             return fx
         }
         do throws(Refusal) {
-            if let action = command.action, !actor.may(action) { throw Refusal(.forbidden) }
+            if let action = command.requiredPermission, !actor.may(action) { throw Refusal(.forbidden) }
             try perform(command, by: actor, rid: rid, at: at, into: &fx)
         } catch {
             answerRefusal(error, of: command, by: actor, rid: rid, at: at, into: &fx)
@@ -90,7 +90,7 @@ extension Room {
         into fx: inout [Effect]
     ) {
         reply(.error(refusal.code), to: actor.connection!, rid: rid, into: &fx)
-        if refusal.code == .forbidden || command.action?.isPrivileged == true {
+        if refusal.code == .forbidden || command.requiredPermission?.isPrivileged == true {
             audit(
                 command.name, at: at, actor: actor, subject: refusal.subject, outcome: .refused(refusal.code),
                 into: &fx)

@@ -94,8 +94,8 @@ final class PermissionTests: XCTestCase {
         """
 
     /// `pinnedTable` read into cells (parsed from the text, never from `Permissions`).
-    static let pinned: [PermissionAction: [Role: Rule]] = {
-        var table: [PermissionAction: [Role: Rule]] = [:]
+    static let pinned: [PermissionAction: [Role: PermissionRule]] = {
+        var table: [PermissionAction: [Role: PermissionRule]] = [:]
         let lines = pinnedTable.split(separator: "\n")
         let roles = lines[0].split(separator: "|").dropFirst().map {
             Role(rawValue: $0.trimmingCharacters(in: .whitespaces))
