@@ -52,7 +52,7 @@ public enum ClientCommand: Hashable, Sendable {
     case end
 
     /// The permission-table action this command needs, or nil when any member may send it.
-    public var action: Action? {
+    public var requiredPermission: PermissionAction? {
         switch self {
         case .setMedia: return nil  // turning media on is checked separately
         case .raiseHand: return .raiseHand

@@ -1,4 +1,5 @@
-/// Why the room closes a connection. `code` is the WebSocket close code the shell uses.
+/// Why the room closes a connection. `closeCode` is the WebSocket close code the shell uses,
+/// and the raw value the close reason text.
 public enum CloseReason: String, CaseIterable, Hashable, Sendable {
     case ended = "session ended"
     case left = "left"
@@ -9,18 +10,21 @@ public enum CloseReason: String, CaseIterable, Hashable, Sendable {
     case roomLocked = "room locked"
     case waitingRoomFull = "waiting room full"
 
-    public var code: UInt16 {
+    public var closeCode: CloseCode {
         switch self {
-        case .ended: return 4000
-        case .left: return 4001
-        case .removed: return 4002
-        case .banned: return 4003
-        case .denied: return 4004
-        case .takenOver: return 4005
-        case .roomLocked: return 4006
-        case .waitingRoomFull: return 4007
+        case .ended: return .ended
+        case .left: return .left
+        case .removed: return .removed
+        case .banned: return .banned
+        case .denied: return .denied
+        case .takenOver: return .takenOver
+        case .roomLocked: return .roomLocked
+        case .waitingRoomFull: return .waitingRoomFull
         }
     }
+
+    /// `closeCode` as the number the transport sends.
+    public var code: UInt16 { closeCode.rawValue }
 }
 
 /// A timer the room asks the shell to run. Timers are effects: the engine has no clock.

@@ -1,5 +1,5 @@
 /// Everything a member may ask the room to do, as named in the permission table.
-public enum Action: String, CaseIterable, Hashable, Sendable {
+public enum PermissionAction: String, CaseIterable, Hashable, Sendable {
     // Members
     case publishMedia = "publish-media"
     case raiseHand = "raise-hand"
@@ -38,7 +38,7 @@ public enum Action: String, CaseIterable, Hashable, Sendable {
 }
 
 /// One cell of the permission table.
-public enum Rule: String, Sendable {
+public enum PermissionRule: String, Sendable {
     case allowed
     case denied
     /// Denied until a facilitator grants it to that member (observers' media and room chat).
@@ -48,7 +48,7 @@ public enum Rule: String, Sendable {
 /// The permission table (role × action): the single source of truth. `docs/protocol.md`
 /// prints it, and a test checks that the document and this table agree.
 public enum Permissions {
-    public static func rule(_ role: Role, _ action: Action) -> Rule {
+    public static func rule(_ role: Role, _ action: PermissionAction) -> PermissionRule {
         switch role {
         case .facilitator:
             return .allowed
@@ -78,7 +78,7 @@ public enum Permissions {
     public static func markdownTable() -> String {
         var lines = ["| action | " + Role.allCases.map(\.rawValue).joined(separator: " | ") + " |"]
         lines.append("|---|" + Role.allCases.map { _ in "---|" }.joined())
-        for action in Action.allCases {
+        for action in PermissionAction.allCases {
             let cells = Role.allCases.map { role -> String in
                 switch rule(role, action) {
                 case .allowed: return "yes"

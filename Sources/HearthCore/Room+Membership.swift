@@ -18,10 +18,10 @@ extension Room {
         into fx: inout [Effect]
     ) {
         if isEnded {
-            return refuse(connection, .roomEnded, close: .ended, rid: rid, into: &fx)
+            return refuseArrival(connection, .roomEnded, close: .ended, rid: rid, into: &fx)
         }
         if banned.contains(identity.userID) {
-            refuse(connection, .banned, close: .banned, rid: rid, into: &fx)
+            refuseArrival(connection, .banned, close: .banned, rid: rid, into: &fx)
             return auditRefusedArrival(identity, .banned, at: at, into: &fx)
         }
         if let existing = seatOfUser[identity.userID] {
@@ -37,11 +37,11 @@ extension Room {
         var identity = identity
         if let kept { identity.role = kept.role(given: identity.role) }
         if locked && !identity.role.isStaff {
-            refuse(connection, .roomLocked, close: .roomLocked, rid: rid, into: &fx)
+            refuseArrival(connection, .roomLocked, close: .roomLocked, rid: rid, into: &fx)
             return auditRefusedArrival(identity, .roomLocked, at: at, into: &fx)
         }
         if !identity.role.isStaff && waitingCount >= settings.maxWaiting {
-            refuse(connection, .waitingRoomFull, close: .waitingRoomFull, rid: rid, into: &fx)
+            refuseArrival(connection, .waitingRoomFull, close: .waitingRoomFull, rid: rid, into: &fx)
             return auditRefusedArrival(identity, .waitingRoomFull, at: at, into: &fx)
         }
         let pid = ParticipantID(nextSeat)
@@ -84,7 +84,7 @@ extension Room {
     ) -> [Effect] {
         var fx: [Effect] = []
         if isEnded {
-            refuse(connection, .roomEnded, close: .ended, rid: rid, into: &fx)
+            refuseArrival(connection, .roomEnded, close: .ended, rid: rid, into: &fx)
             return fx
         }
         guard let pid = seatOfResumeHash[resumeHash], seats[pid] != nil, lastSeq <= seq else {
@@ -134,8 +134,8 @@ extension Room {
             vacate(pid, reason: .expired, at: at, into: &fx)
             afterPresenceChange(at: at, into: &fx)
         case .opens:
-            guard !isOpen, !isEnded else { return fx }
-            isOpen = true
+            guard isScheduled else { return fx }
+            phase = .open
             fx.append(.audit(AuditRecord(at: at, room: id, actor: nil, subject: nil, action: "open")))
             for seat in ordered(.waiting) {
                 publish(.waiting(waitingStatus(seat)), to: [seat.id], into: &fx)
@@ -143,11 +143,11 @@ extension Room {
             admitAutomatically(at: at, into: &fx)
         case .closes:
             guard !isEnded else { return fx }
-            end(by: nil, at: at, into: &fx)
+            endSession(by: nil, at: at, into: &fx)
         case .idle:
             guard !isEnded, seats.isEmpty, let due = idleDeadline, at >= due else { return fx }
             idleDeadline = nil  // fired: nothing left to cancel
-            end(by: nil, reason: "idle", at: at, into: &fx)
+            endSession(by: nil, reason: "idle", at: at, into: &fx)
         }
         return fx
     }
@@ -187,7 +187,8 @@ extension Room {
             waiting: seat.placement == .waiting ? waitingStatus(seat) : nil)
     }
 
-    func refuse(
+    /// Turns away a `hello` or `resume` that gets no seat: the error, then the close.
+    func refuseArrival(
         _ connection: ConnectionID, _ code: ErrorCode, close: CloseReason, rid: String?, into fx: inout [Effect]
     ) {
         reply(.error(code), to: connection, rid: rid, into: &fx)
@@ -292,7 +293,7 @@ extension Room {
     }
 
     /// Admits a waiting member whose requirements are met; the caller checked permissions.
-    mutating func admit(_ pid: ParticipantID, by actor: Seat?, at: Instant, into fx: inout [Effect]) -> ErrorCode? {
+    mutating func admitSeat(_ pid: ParticipantID, by actor: Seat?, at: Instant, into fx: inout [Effect]) -> ErrorCode? {
         guard var seat = seats[pid] else { return .unknownMember }
         guard seat.placement == .waiting else { return .invalidTarget }
         if !isOpen { return .roomNotOpen }
@@ -320,7 +321,7 @@ extension Room {
             ($0.waitingSince ?? createdAt, $0.id) < ($1.waitingSince ?? createdAt, $1.id)
         }
         for seat in candidates where meetsRequirements(seat) == nil {
-            if admit(seat.id, by: nil, at: at, into: &fx) == .roomFull { break }
+            if admitSeat(seat.id, by: nil, at: at, into: &fx) == .roomFull { break }
         }
     }
 }

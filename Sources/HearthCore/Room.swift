@@ -5,8 +5,12 @@
 /// must carry out, in order (send, close, audit, attendance, timers). The same inputs
 /// always give the same state and effects, which is what makes it testable alone.
 public struct Room: Sendable {
+    /// Where the room is in its session's life. It only moves forward.
     public enum Phase: Hashable, Sendable {
+        /// Created ahead of its session: members may wait, nobody is admitted before `settings.opensAt`.
+        case scheduled
         case open
+        /// Ended at that time: nothing more is accepted.
         case ended(Instant)
     }
 
@@ -24,7 +28,7 @@ public struct Room: Sendable {
     public let id: RoomID
     public let createdAt: Instant
     public internal(set) var settings: RoomSettings
-    public internal(set) var phase: Phase = .open
+    public internal(set) var phase: Phase
     public internal(set) var locked = false
     public internal(set) var spotlight: ParticipantID?
     public internal(set) var seats: [ParticipantID: Seat] = [:]
@@ -49,20 +53,17 @@ public struct Room: Sendable {
     /// Whether staff were present after the last input, to notice a change.
     var staffWasPresent = false
 
-    /// False until `settings.opensAt` (when set) has come.
-    public internal(set) var isOpen: Bool
-
     public init(id: RoomID, settings: RoomSettings = RoomSettings(), at: Instant) {
         self.id = id
         self.settings = settings
         self.createdAt = at
-        self.isOpen = settings.opensAt.map { $0 <= at } ?? true
+        self.phase = (settings.opensAt.map { $0 <= at } ?? true) ? .open : .scheduled
     }
 
     /// The timers a room created ahead of its session needs: its opening and its closing.
     public var windowTimers: [Effect] {
         var fx: [Effect] = []
-        if !isOpen, let opensAt = settings.opensAt {
+        if isScheduled, let opensAt = settings.opensAt {
             fx.append(.schedule(TimerID(room: id, kind: .opens), at: opensAt))
         }
         if let closesAt = settings.closesAt { fx.append(.schedule(TimerID(room: id, kind: .closes), at: closesAt)) }
@@ -74,7 +75,7 @@ public struct Room: Sendable {
     public mutating func endByOperator(at: Instant) -> [Effect] {
         var fx: [Effect] = []
         guard !isEnded else { return fx }
-        end(by: nil, at: at, into: &fx)
+        endSession(by: nil, at: at, into: &fx)
         return fx
     }
 
@@ -82,6 +83,12 @@ public struct Room: Sendable {
         if case .ended = phase { return true }
         return false
     }
+
+    /// Whether the session has opened and not ended: members may be admitted.
+    public var isOpen: Bool { phase == .open }
+
+    /// Whether the room waits for `settings.opensAt`.
+    public var isScheduled: Bool { phase == .scheduled }
 
     public func seat(of connection: ConnectionID) -> Seat? {
         seatOfConnection[connection].flatMap { seats[$0] }
@@ -128,12 +135,12 @@ public struct Room: Sendable {
 
     func waitingStatus(_ seat: Seat) -> WaitingStatus {
         let reason: WaitingReason =
-            !isOpen
+            isScheduled
             ? .waitingForOpening
             : seat.sentBack ? .sentBack : (staffPresent ? .waitingForAdmission : .waitingForFacilitator)
         return WaitingStatus(
             reason: reason, consentVersion: settings.consentVersion, consentText: settings.consentText,
-            opensAt: isOpen ? nil : settings.opensAt,
+            opensAt: isScheduled ? settings.opensAt : nil,
             consentAcknowledged: settings.consentVersion == nil || seat.consentVersion == settings.consentVersion,
             locationRequired: settings.requireLocation, locationGiven: seat.location != nil)
     }

@@ -41,7 +41,7 @@ public struct Seat: Hashable, Sendable {
     public var isStaff: Bool { role.isStaff }
 
     /// Whether the role or a grant lets this member do `action`.
-    public func may(_ action: Action) -> Bool {
+    public func may(_ action: PermissionAction) -> Bool {
         switch Permissions.rule(role, action) {
         case .allowed: return true
         case .denied: return false

@@ -288,4 +288,30 @@ final class SessionWindowTests: XCTestCase {
                 if case .audit(let r) = $0 { return r.action == "end" && r.actor == nil } else { return false }
             })
     }
+
+    func testARoomsPhaseOnlyMovesForwardFromScheduledToOpenToEnded() {
+        var engine = Engine()
+        var settings = RoomSettings()
+        settings.opensAt = Instant(milliseconds: 10_000)
+        let opens = { (room: String) in TimerID(room: RoomID(room), kind: .opens) }
+        _ = engine.createRoom(RoomID("a"), settings: settings, at: Instant(milliseconds: 1_000))
+        XCTAssertEqual(engine.rooms[RoomID("a")]?.phase, .scheduled)
+        XCTAssertFalse(engine.rooms[RoomID("a")]!.isOpen)
+        _ = engine.timerFired(opens("a"), at: Instant(milliseconds: 10_000))
+        XCTAssertEqual(engine.rooms[RoomID("a")]?.phase, .open)
+        XCTAssertEqual(engine.timerFired(opens("a"), at: Instant(milliseconds: 10_001)), [], "opens once")
+        _ = engine.endRoom(RoomID("a"), at: Instant(milliseconds: 12_000))
+        XCTAssertEqual(engine.rooms[RoomID("a")]?.phase, .ended(Instant(milliseconds: 12_000)))
+
+        // Ended before its opening: the opening timer does not bring it back.
+        _ = engine.createRoom(RoomID("b"), settings: settings, at: Instant(milliseconds: 1_000))
+        _ = engine.endRoom(RoomID("b"), at: Instant(milliseconds: 2_000))
+        XCTAssertEqual(engine.timerFired(opens("b"), at: Instant(milliseconds: 10_000)), [])
+        XCTAssertEqual(engine.rooms[RoomID("b")]?.phase, .ended(Instant(milliseconds: 2_000)))
+        XCTAssertFalse(engine.rooms[RoomID("b")]!.isOpen)
+
+        // Created after its opening time: open at once.
+        _ = engine.createRoom(RoomID("c"), settings: settings, at: Instant(milliseconds: 10_000))
+        XCTAssertEqual(engine.rooms[RoomID("c")]?.phase, .open)
+    }
 }

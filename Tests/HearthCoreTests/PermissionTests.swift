@@ -26,7 +26,9 @@ final class PermissionTests: XCTestCase {
         return (h, actor, h.pid("t"), h.pid("w"), h.pid("o"), msg)
     }
 
-    func commands(t: ParticipantID, w: ParticipantID, o: ParticipantID, msg: MessageID) -> [(ClientCommand, Action?)] {
+    func commands(t: ParticipantID, w: ParticipantID, o: ParticipantID, msg: MessageID) -> [(
+        ClientCommand, PermissionAction?
+    )] {
         [
             (.setMedia(audio: true, video: nil), .publishMedia),
             (.setMedia(audio: false, video: false), nil),
@@ -92,15 +94,15 @@ final class PermissionTests: XCTestCase {
         """
 
     /// `pinnedTable` read into cells (parsed from the text, never from `Permissions`).
-    static let pinned: [Action: [Role: Rule]] = {
-        var table: [Action: [Role: Rule]] = [:]
+    static let pinned: [PermissionAction: [Role: PermissionRule]] = {
+        var table: [PermissionAction: [Role: PermissionRule]] = [:]
         let lines = pinnedTable.split(separator: "\n")
         let roles = lines[0].split(separator: "|").dropFirst().map {
             Role(rawValue: $0.trimmingCharacters(in: .whitespaces))
         }
         for line in lines.dropFirst(2) {
             let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            let action = Action(rawValue: cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`")))!
+            let action = PermissionAction(rawValue: cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`")))!
             for (role, cell) in zip(roles, cells.dropFirst()) {
                 table[action, default: [:]][role!] = ["yes": .allowed, "no": .denied, "by grant": .byGrant][cell]!
             }
@@ -109,8 +111,8 @@ final class PermissionTests: XCTestCase {
     }()
 
     func testTheRuleIsThePinnedTable() {
-        XCTAssertEqual(Set(Self.pinned.keys), Set(Action.allCases), "every action pinned, no other")
-        for action in Action.allCases {
+        XCTAssertEqual(Set(Self.pinned.keys), Set(PermissionAction.allCases), "every action pinned, no other")
+        for action in PermissionAction.allCases {
             XCTAssertEqual(Set(Self.pinned[action].map { Array($0.keys) } ?? []), Set(Role.allCases), "\(action)")
             for role in Role.allCases {
                 XCTAssertEqual(Permissions.rule(role, action), Self.pinned[action]?[role], "\(role) \(action)")
@@ -156,7 +158,7 @@ final class PermissionTests: XCTestCase {
     }
 
     func testTableShape() {
-        for action in Action.allCases {
+        for action in PermissionAction.allCases {
             XCTAssertEqual(Permissions.rule(.facilitator, action), .allowed, "\(action)")
             XCTAssertNotEqual(Permissions.rule(.participant, action), .byGrant)
         }
@@ -164,7 +166,7 @@ final class PermissionTests: XCTestCase {
         XCTAssertEqual(Permissions.rule(.observer, .publishMedia), .byGrant)
         XCTAssertEqual(Permissions.rule(.observer, .chatPrivate), .denied)
         let table = Permissions.markdownTable()
-        XCTAssertEqual(table.split(separator: "\n").count, Action.allCases.count + 2)
+        XCTAssertEqual(table.split(separator: "\n").count, PermissionAction.allCases.count + 2)
     }
 
     func testWaitingMembersMaySendOnlyWaitingRoomCommands() {

@@ -100,7 +100,9 @@ final class PropertyTests: XCTestCase {
             w.h.fireTimers()
         } else if let c = w.live[user], w.h.closed[c] == nil {
             let command = randomCommand(&w)
-            if let seat = w.h.room.seat(of: c), command.action?.isPrivileged == true, seat.placement == .room {
+            if let seat = w.h.room.seat(of: c), command.requiredPermission?.isPrivileged == true,
+                seat.placement == .room
+            {
                 privilegedActor = (command, seat.party)
             }
             w.h.send(c, command)

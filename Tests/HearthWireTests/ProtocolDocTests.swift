@@ -83,14 +83,29 @@ final class ProtocolDocTests: XCTestCase {
         for code in ErrorCode.allCases {
             XCTAssertTrue(doc.contains("| `\(code.rawValue)` | \(code.message) |"), "error code \(code.rawValue)")
         }
-        for reason in CloseReason.allCases {
-            XCTAssertTrue(doc.contains("| \(reason.code) | "), "close code \(reason.code)")
-        }
-        for shellCode in [1000, 1001, 1003, 1008, 1009, 4008, 4401, 4408, 4429] {
-            XCTAssertTrue(doc.contains("| \(shellCode) | "), "close code \(shellCode)")
-        }
         let schema = try Schema.load()
         XCTAssertEqual(schema.errorCodes, ErrorCode.allCases.map(\.rawValue))
+    }
+
+    /// §8's tables list exactly the codes of `CloseCode`, and the room's rows give each
+    /// `CloseReason`'s reason text.
+    func testCloseCodeTableIsTheCodes() throws {
+        let doc = try Repo.text(Repo.protocolDoc)
+        let start = try XCTUnwrap(doc.range(of: "\n## 8. Close codes\n"))
+        let end = try XCTUnwrap(doc.range(of: "\n## 9.", range: start.upperBound..<doc.endIndex))
+        let section = doc[start.upperBound..<end.lowerBound]
+        var documented: [UInt16] = []
+        for line in section.split(separator: "\n") where line.hasPrefix("| ") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            if let code = UInt16(cells[0]) { documented.append(code) }
+        }
+        XCTAssertEqual(documented.count, Set(documented).count, "a close code listed twice")
+        XCTAssertEqual(documented.sorted(), CloseCode.allCases.map(\.rawValue).sorted(), "§8 and CloseCode")
+        for reason in CloseReason.allCases {
+            XCTAssertTrue(
+                section.contains("| \(reason.closeCode.rawValue) | \(reason.rawValue) | "),
+                "close code \(reason.closeCode.rawValue) with reason \(reason.rawValue)")
+        }
     }
 
     func testDocumentedExamplesAreValid() throws {
