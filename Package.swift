@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "HearthServer",
             dependencies: [
-                "HearthCore", "HearthWire", "HearthTransport", "HearthAuth", "HearthStore", "CJansson",
+                "HearthCore", "HearthWire", "HearthTransport", "HearthAuth", "HearthStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

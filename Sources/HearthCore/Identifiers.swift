@@ -15,6 +15,19 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
 public struct RoomID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
+    /// An id as clients and operators may name one (`/v1/rooms/{room}`, `/api/v1/rooms/{room}`,
+    /// a created room's `id`): 1–64 of `A-Z a-z 0-9 _ -`, so it never needs escaping. Nil otherwise.
+    public init?<S: StringProtocol>(validating text: S) {
+        guard Self.isValid(text) else { return nil }
+        self.rawValue = String(text)
+    }
+    /// Whether `text` is a valid room id (see ``init(validating:)``).
+    public static func isValid<S: StringProtocol>(_ text: S) -> Bool {
+        (1...64).contains(text.utf8.count)
+            && text.utf8.allSatisfy {
+                ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95
+            }
+    }
     public static func < (a: RoomID, b: RoomID) -> Bool { a.rawValue < b.rawValue }
     public var description: String { rawValue }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import HearthAuth
+import HearthCore
 import HearthTransport
 import Yams
 
@@ -70,6 +70,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         /// (``TransportConfiguration/defaultTLS12Ciphers``). TLS 1.3 suites are not affected.
         public var ciphers: String?
 
+        public init() {}
+
         public init(certificate: String? = nil, privateKey: String? = nil, ciphers: String? = nil) {
             self.certificate = certificate
             self.privateKey = privateKey
@@ -99,6 +101,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             /// EdDSA: PEM or base64url raw key; ES256: PEM. `"env:NAME"` allowed.
             public var publicKey: String?
 
+            public init() {}
+
             public init(
                 kid: String? = nil, algorithm: String = "HS256", secret: String? = nil, publicKey: String? = nil
             ) {
@@ -115,6 +119,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         /// `hearthd token`. Set in ``HearthConfiguration/embeddedDefault`` only; production
         /// must leave it unset and configure `tokens.keys`.
         public var tokenSecret: String?
+
+        public init() {}
 
         public init(tokenSecret: String? = nil) { self.tokenSecret = tokenSecret }
     }
@@ -145,6 +151,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             public var urls: [String] = []
             /// Whether clients get TURN credentials (from ``ICE/turnSecret``) for this server.
             public var turn: Bool = false
+
+            public init() {}
 
             public init(urls: [String] = [], turn: Bool = false) {
                 self.urls = urls
@@ -224,12 +232,12 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var consentVersion: String?
         public var requireLocation: Bool = false
         /// `everyone`, `staff-only` or `off`.
-        public var chatPolicy: String = "everyone"
+        public var chatPolicy: ChatPolicy = .everyone
         public var privateMessages: Bool = false
         public var selfUnmute: Bool = true
         public var graceSeconds: Int = 60
         /// `hold` or `waiting-room`.
-        public var facilitatorDrop: String = "hold"
+        public var facilitatorDrop: FacilitatorDropPolicy = .hold
         public var replayWindow: Int = 512
         /// How long a room with no seat (none live, none held) stays open before it ends by itself.
         public var idleCloseSeconds: Int = 1800
@@ -266,125 +274,9 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         return config
     }()
 
-    // MARK: Loading
-
-    /// Loads the configuration: `path == nil` gives ``embeddedDefault``; otherwise the YAML file
-    /// layered over `HearthConfiguration()`. Then applies the environment overrides, resolves
-    /// `env:` secrets and runs ``validate()``.
-    public static func load(path: String?, environment: [String: String]) throws(ConfigurationError)
-        -> HearthConfiguration
-    {
-        var config: HearthConfiguration
-        if let path {
-            let text: String
-            do {
-                text = try String(contentsOfFile: path, encoding: .utf8)
-            } catch {
-                throw .unreadableFile(path: path, reason: error.localizedDescription)
-            }
-            config = try parse(yaml: text)
-        } else {
-            config = embeddedDefault
-        }
-        try config.applyEnvironment(environment)
-        try config.validate()
-        return config
-    }
-
-    /// Decodes YAML text (no environment handling, no validation).
-    public static func parse(yaml text: String) throws(ConfigurationError) -> HearthConfiguration {
-        do {
-            // An empty file (or one with only comments) is an empty mapping.
-            guard try Yams.load(yaml: text) != nil else { return HearthConfiguration() }
-            return try YAMLDecoder().decode(HearthConfiguration.self, from: text)
-        } catch let error as ConfigurationError {
-            throw error
-        } catch let error as DecodingError {
-            // Yams wraps errors thrown by `init(from:)` (our unknown-key errors) in
-            // `dataCorrupted`; surface the original.
-            if case .dataCorrupted(let context) = error,
-                let underlying = context.underlyingError as? ConfigurationError
-            {
-                throw underlying
-            }
-            throw ConfigurationError(decodingError: error)
-        } catch let error as YamlError {
-            throw .syntax(String(describing: error))
-        } catch {
-            throw .syntax(String(describing: error))
-        }
-    }
-
-    /// Applies `HEARTH_TOKEN_SECRET` / `HEARTH_TURN_SECRET` / `HEARTH_ADMIN_SECRET` and resolves
-    /// `env:NAME` values.
-    mutating func applyEnvironment(_ environment: [String: String]) throws(ConfigurationError) {
-        var tokenOverride: String? = nil
-        if let secret = environment["HEARTH_TOKEN_SECRET"], !secret.isEmpty {
-            if let index = tokens.keys.firstIndex(where: { $0.algorithm == "HS256" }) {
-                tokens.keys[index].secret = secret
-                tokenOverride = "tokens.keys[\(index)].secret"
-            } else {
-                dev.tokenSecret = secret
-                tokenOverride = "dev.tokenSecret"
-            }
-        }
-        var turnOverridden = false
-        if let secret = environment["HEARTH_TURN_SECRET"], !secret.isEmpty {
-            ice.turnSecret = secret
-            turnOverridden = true
-        }
-
-        func resolve(_ value: String?, key: String) throws(ConfigurationError) -> String? {
-            guard let value, value.hasPrefix("env:") else { return value }
-            let name = String(value.dropFirst(4))
-            guard !name.isEmpty else {
-                throw .invalidValue(key: key, problem: "\"env:\" must be followed by an environment variable name")
-            }
-            guard let resolved = environment[name], !resolved.isEmpty else {
-                throw .missingEnvironmentVariable(key: key, variable: name)
-            }
-            return resolved
-        }
-        for index in tokens.keys.indices {
-            let key = "tokens.keys[\(index)].secret"
-            if tokenOverride != key {
-                tokens.keys[index].secret = try resolve(tokens.keys[index].secret, key: key)
-            }
-            tokens.keys[index].publicKey = try resolve(
-                tokens.keys[index].publicKey, key: "tokens.keys[\(index)].publicKey")
-        }
-        if tokenOverride != "dev.tokenSecret" {
-            dev.tokenSecret = try resolve(dev.tokenSecret, key: "dev.tokenSecret")
-        }
-        if !turnOverridden {
-            ice.turnSecret = try resolve(ice.turnSecret, key: "ice.turnSecret")
-        }
-
-        // Admin keys: HEARTH_ADMIN_SECRET, then env: indirection.
-        var adminOverride: Int? = nil
-        if let secret = environment["HEARTH_ADMIN_SECRET"], !secret.isEmpty {
-            if let index = admin.keys.firstIndex(where: { $0.algorithm == "HS256" }) {
-                admin.keys[index].secret = secret
-                adminOverride = index
-            } else {
-                admin.keys.append(Tokens.Key(algorithm: "HS256", secret: secret))
-                adminOverride = admin.keys.count - 1
-            }
-        }
-        for index in admin.keys.indices {
-            if adminOverride != index {
-                admin.keys[index].secret = try resolve(admin.keys[index].secret, key: "admin.keys[\(index)].secret")
-            }
-            admin.keys[index].publicKey = try resolve(
-                admin.keys[index].publicKey, key: "admin.keys[\(index)].publicKey")
-        }
-    }
-
     // MARK: Validation
 
     public static let knownAlgorithms = ["HS256", "EdDSA", "ES256"]
-    public static let knownChatPolicies = ["everyone", "staff-only", "off"]
-    public static let knownFacilitatorDropPolicies = ["hold", "waiting-room"]
     /// A week: an empty room kept longer is a leak, not a session.
     public static let maxIdleCloseSeconds = 604_800
     public static let knownLogLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -394,149 +286,11 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     /// Checks every value; throws the first problem found, naming its key.
     public func validate() throws(ConfigurationError) {
         let address = try listenAddress()
-
-        if (tls.certificate == nil) != (tls.privateKey == nil) {
-            throw .invalidValue(key: "tls", problem: "set both certificate and privateKey, or neither")
-        }
-        if tls.certificate?.isEmpty == true {
-            throw .invalidValue(key: "tls.certificate", problem: "must not be empty")
-        }
-        if tls.privateKey?.isEmpty == true { throw .invalidValue(key: "tls.privateKey", problem: "must not be empty") }
-        if let ciphers = tls.ciphers, let problem = TransportConfiguration.tls12CipherProblem(ciphers) {
-            throw .invalidValue(key: "tls.ciphers", problem: problem)
-        }
-        if dataDirectory.isEmpty { throw .invalidValue(key: "dataDirectory", problem: "must not be empty") }
-
-        // Tokens.
-        var kids = Set<String?>()
-        for (index, key) in tokens.keys.enumerated() {
-            let path = "tokens.keys[\(index)]"
-            guard Self.knownAlgorithms.contains(key.algorithm) else {
-                throw .invalidValue(
-                    key: "\(path).algorithm",
-                    problem: "unknown algorithm \"\(key.algorithm)\" (expected one of HS256, EdDSA, ES256)")
-            }
-            if key.kid?.isEmpty == true { throw .invalidValue(key: "\(path).kid", problem: "must not be empty") }
-            if key.algorithm == "HS256" {
-                guard let secret = key.secret, !secret.isEmpty else {
-                    throw .invalidValue(key: "\(path).secret", problem: "an HS256 key needs a secret")
-                }
-                guard secret.utf8.count >= Self.minimumTokenSecretBytes else {
-                    throw .invalidValue(
-                        key: "\(path).secret", problem: "must be at least \(Self.minimumTokenSecretBytes) bytes")
-                }
-                if key.publicKey != nil {
-                    throw .invalidValue(
-                        key: "\(path).publicKey", problem: "an HS256 key takes a secret, not a publicKey")
-                }
-            } else {
-                guard let publicKey = key.publicKey, !publicKey.isEmpty else {
-                    throw .invalidValue(key: "\(path).publicKey", problem: "an \(key.algorithm) key needs a publicKey")
-                }
-                if key.secret != nil {
-                    throw .invalidValue(
-                        key: "\(path).secret", problem: "an \(key.algorithm) key takes a publicKey, not a secret")
-                }
-                if Self.examplePublicKeys.contains(where: publicKey.contains) {
-                    throw .invalidValue(key: "\(path).publicKey", problem: Self.examplePublicKeyProblem)
-                }
-            }
-            guard kids.insert(key.kid).inserted else {
-                throw .invalidValue(
-                    key: "\(path).kid",
-                    problem: key.kid.map { "duplicate kid \"\($0)\"" } ?? "more than one key without kid")
-            }
-        }
-        if let secret = dev.tokenSecret {
-            guard secret.utf8.count >= Self.minimumTokenSecretBytes else {
-                throw .invalidValue(
-                    key: "dev.tokenSecret", problem: "must be at least \(Self.minimumTokenSecretBytes) bytes")
-            }
-            if kids.contains(nil) {
-                throw .invalidValue(
-                    key: "dev.tokenSecret",
-                    problem: "the dev key is the default key (no kid), but tokens.keys already has a key without kid")
-            }
-            if secret == Self.developmentTokenSecret && !Self.isLoopback(address.host) {
-                throw .invalidValue(
-                    key: "dev.tokenSecret",
-                    problem:
-                        "the built-in development secret is public; it may only be used with a loopback listen address")
-            }
-        }
-        if tokens.keys.isEmpty && dev.tokenSecret == nil {
-            throw .invalidValue(
-                key: "tokens.keys", problem: "no token keys: configure tokens.keys (or dev.tokenSecret for development)"
-            )
-        }
-        if tokens.leewaySeconds < 0 {
-            throw .invalidValue(key: "tokens.leewaySeconds", problem: "must not be negative")
-        }
-        if tokens.maxLifetimeSeconds <= 0 {
-            throw .invalidValue(key: "tokens.maxLifetimeSeconds", problem: "must be positive")
-        }
-        try validateAdmin(loopback: Self.isLoopback(address.host))
-
-        // ICE.
-        for (index, server) in ice.servers.enumerated() {
-            let path = "ice.servers[\(index)]"
-            if server.urls.isEmpty { throw .invalidValue(key: "\(path).urls", problem: "must list at least one URL") }
-            for url in server.urls where !(url.hasPrefix("stun:") || url.hasPrefix("turn:") || url.hasPrefix("turns:"))
-            {
-                throw .invalidValue(key: "\(path).urls", problem: "\"\(url)\" is not a stun:, turn: or turns: URL")
-            }
-            if server.turn && (ice.turnSecret ?? "").isEmpty {
-                throw .invalidValue(key: "ice.turnSecret", problem: "\(path) has turn: true, so a turnSecret is needed")
-            }
-        }
-        if ice.turnTTLSeconds <= 0 { throw .invalidValue(key: "ice.turnTTLSeconds", problem: "must be positive") }
-
-        // Limits: all positive.
-        let positive: [(String, Int)] = [
-            ("maxMessageBytes", limits.maxMessageBytes), ("sendQueueMaxMessages", limits.sendQueueMaxMessages),
-            ("sendQueueMaxBytes", limits.sendQueueMaxBytes), ("helloTimeoutSeconds", limits.helloTimeoutSeconds),
-            ("pingIntervalSeconds", limits.pingIntervalSeconds), ("hangupSeconds", limits.hangupSeconds),
-            ("maxMalformedMessages", limits.maxMalformedMessages), ("maxChatLength", limits.maxChatLength),
-            ("maxSignalBytes", limits.maxSignalBytes), ("maxRooms", limits.maxRooms), ("maxWaiting", limits.maxWaiting),
-            ("journalQueueMaxEntries", limits.journalQueueMaxEntries),
-        ]
-        for (name, value) in positive where value <= 0 {
-            throw .invalidValue(key: "limits.\(name)", problem: "must be positive (got \(value))")
-        }
-        if limits.maxConnectionsPerAddress < 0 {
-            throw .invalidValue(key: "limits.maxConnectionsPerAddress", problem: "must not be negative")
-        }
-        let rates: [(String, Double)] = [
-            ("authFailureBurst", Double(rateLimits.authFailureBurst)),
-            ("authFailuresPerSecond", rateLimits.authFailuresPerSecond), ("chatBurst", Double(rateLimits.chatBurst)),
-            ("chatPerSecond", rateLimits.chatPerSecond), ("signalBurst", Double(rateLimits.signalBurst)),
-            ("signalPerSecond", rateLimits.signalPerSecond),
-            ("signalPairBurst", Double(rateLimits.signalPairBurst)),
-            ("signalPairPerSecond", rateLimits.signalPairPerSecond), ("controlBurst", Double(rateLimits.controlBurst)),
-            ("controlPerSecond", rateLimits.controlPerSecond), ("maxStrikes", Double(rateLimits.maxStrikes)),
-        ]
-        for (name, value) in [
-            ("auditDays", retention.auditDays), ("attendanceDays", retention.attendanceDays),
-            ("endedRoomHours", retention.endedRoomHours),
-        ] where value <= 0 {
-            throw .invalidValue(key: "retention.\(name)", problem: "must be positive (got \(value))")
-        }
-        for (name, value) in rates where !(value > 0) {
-            throw .invalidValue(key: "rateLimits.\(name)", problem: "must be positive (got \(value))")
-        }
-        if limits.socketSendBufferBytes < 0 || limits.socketSendBufferBytes > 1 << 30 {
-            throw .invalidValue(
-                key: "limits.socketSendBufferBytes", problem: "must be 0 (kernel auto-tuning) or 1 ... 1 GiB")
-        }
-        if limits.sendQueueMaxBytes < limits.maxMessageBytes {
-            throw .invalidValue(key: "limits.sendQueueMaxBytes", problem: "must be at least limits.maxMessageBytes")
-        }
-        if limits.maxSignalBytes > limits.maxMessageBytes {
-            throw .invalidValue(key: "limits.maxSignalBytes", problem: "must not exceed limits.maxMessageBytes")
-        }
-        if limits.hangupSeconds <= limits.pingIntervalSeconds {
-            throw .invalidValue(key: "limits.hangupSeconds", problem: "must be longer than limits.pingIntervalSeconds")
-        }
+        let loopback = Self.isLoopback(address.host)
+        try validateTLSAndStorage()
+        try validateTokens(loopback: loopback)
+        try validateAdmin(loopback: loopback)
+        try validateICEAndLimits()
 
         // Rooms.
         if rooms.capacity < 1 {
@@ -544,16 +298,6 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         }
         if rooms.consentVersion?.isEmpty == true {
             throw .invalidValue(key: "rooms.consentVersion", problem: "must not be empty (omit it for no consent step)")
-        }
-        guard Self.knownChatPolicies.contains(rooms.chatPolicy) else {
-            throw .invalidValue(
-                key: "rooms.chatPolicy",
-                problem: "unknown chat policy \"\(rooms.chatPolicy)\" (expected everyone, staff-only or off)")
-        }
-        guard Self.knownFacilitatorDropPolicies.contains(rooms.facilitatorDrop) else {
-            throw .invalidValue(
-                key: "rooms.facilitatorDrop",
-                problem: "unknown policy \"\(rooms.facilitatorDrop)\" (expected hold or waiting-room)")
         }
         if rooms.graceSeconds < 0 { throw .invalidValue(key: "rooms.graceSeconds", problem: "must not be negative") }
         if rooms.replayWindow < 0 { throw .invalidValue(key: "rooms.replayWindow", problem: "must not be negative") }
@@ -577,106 +321,6 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
                 problem:
                     "unknown level \"\(logLevel)\" (expected one of \(Self.knownLogLevels.joined(separator: ", ")))")
         }
-    }
-
-    /// The `admin` section: keys shaped like `tokens.keys`, each loadable, none sharing a secret
-    /// or public key with a join-token key; the development admin secret on loopback only.
-    private func validateAdmin(loopback: Bool) throws(ConfigurationError) {
-        var kids = Set<String?>()
-        let joinSecrets = Set(tokens.keys.compactMap(\.secret) + (dev.tokenSecret.map { [$0] } ?? []))
-        let joinPublicKeys = Set(tokens.keys.compactMap(\.publicKey))
-        for (index, key) in admin.keys.enumerated() {
-            let path = "admin.keys[\(index)]"
-            guard Self.knownAlgorithms.contains(key.algorithm) else {
-                throw .invalidValue(
-                    key: "\(path).algorithm",
-                    problem: "unknown algorithm \"\(key.algorithm)\" (expected one of HS256, EdDSA, ES256)")
-            }
-            if key.kid?.isEmpty == true { throw .invalidValue(key: "\(path).kid", problem: "must not be empty") }
-            if key.algorithm == "HS256" {
-                guard let secret = key.secret, !secret.isEmpty else {
-                    throw .invalidValue(key: "\(path).secret", problem: "an HS256 key needs a secret")
-                }
-                guard secret.utf8.count >= Self.minimumTokenSecretBytes else {
-                    throw .invalidValue(
-                        key: "\(path).secret", problem: "must be at least \(Self.minimumTokenSecretBytes) bytes")
-                }
-                if key.publicKey != nil {
-                    throw .invalidValue(
-                        key: "\(path).publicKey", problem: "an HS256 key takes a secret, not a publicKey")
-                }
-                if joinSecrets.contains(secret) {
-                    throw .invalidValue(
-                        key: "\(path).secret",
-                        problem: "must differ from every join-token secret (tokens.keys, dev.tokenSecret)")
-                }
-                if secret == Self.developmentAdminSecret && !loopback {
-                    throw .invalidValue(
-                        key: "\(path).secret",
-                        problem:
-                            "the built-in development admin secret is public; it may only be used with a loopback listen address"
-                    )
-                }
-            } else {
-                guard let publicKey = key.publicKey, !publicKey.isEmpty else {
-                    throw .invalidValue(key: "\(path).publicKey", problem: "an \(key.algorithm) key needs a publicKey")
-                }
-                if key.secret != nil {
-                    throw .invalidValue(
-                        key: "\(path).secret", problem: "an \(key.algorithm) key takes a publicKey, not a secret")
-                }
-                if joinPublicKeys.contains(publicKey) {
-                    throw .invalidValue(
-                        key: "\(path).publicKey", problem: "must differ from every join-token key (tokens.keys)")
-                }
-            }
-            do {
-                _ = try TokenKey(algorithm: key.algorithm, secret: key.secret, publicKey: key.publicKey, kid: key.kid)
-            } catch {
-                throw .invalidValue(key: path, problem: error.description)
-            }
-            guard kids.insert(key.kid).inserted else {
-                throw .invalidValue(
-                    key: "\(path).kid",
-                    problem: key.kid.map { "duplicate kid \"\($0)\"" } ?? "more than one key without kid")
-            }
-        }
-        if admin.leewaySeconds < 0 {
-            throw .invalidValue(key: "admin.leewaySeconds", problem: "must not be negative")
-        }
-        if admin.maxLifetimeSeconds <= 0 {
-            throw .invalidValue(key: "admin.maxLifetimeSeconds", problem: "must be positive")
-        }
-    }
-
-    /// `listen` split into host and port (brackets removed from an IPv6 host).
-    public func listenAddress() throws(ConfigurationError) -> (host: String, port: Int) {
-        let host: Substring
-        let portText: Substring
-        if listen.hasPrefix("[") {
-            guard let close = listen.firstIndex(of: "]"),
-                listen[listen.index(after: close)...].hasPrefix(":")
-            else {
-                throw .invalidValue(key: "listen", problem: "\"\(listen)\" is not [IPV6]:PORT")
-            }
-            host = listen[listen.index(after: listen.startIndex)..<close]
-            portText = listen[listen.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = listen.lastIndex(of: ":"), !listen[..<colon].contains(":") else {
-                throw .invalidValue(key: "listen", problem: "\"\(listen)\" is not HOST:PORT")
-            }
-            host = listen[..<colon]
-            portText = listen[listen.index(after: colon)...]
-        }
-        guard !host.isEmpty else { throw .invalidValue(key: "listen", problem: "\"\(listen)\" has no host") }
-        guard let port = Int(portText), (1...65_535).contains(port) else {
-            throw .invalidValue(key: "listen", problem: "port \"\(portText)\" is not in 1...65535")
-        }
-        return (String(host), port)
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     // MARK: Redaction
@@ -726,307 +370,5 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         }
         if allowedOrigins.contains("*") { notes.append("allowedOrigins contains *: any web page may connect") }
         return notes
-    }
-
-    // MARK: Codable (every key optional, unknown keys refused)
-
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case listen, tls, dataDirectory, tokens, dev, admin, ice, limits, rateLimits, retention, rooms, allowedOrigins
-        case trustedProxies, logLevel
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        let d = HearthConfiguration()
-        listen = try c.value(.listen, default: d.listen)
-        tls = try c.value(.tls, default: d.tls)
-        dataDirectory = try c.value(.dataDirectory, default: d.dataDirectory)
-        tokens = try c.value(.tokens, default: d.tokens)
-        dev = try c.value(.dev, default: d.dev)
-        admin = try c.value(.admin, default: d.admin)
-        ice = try c.value(.ice, default: d.ice)
-        limits = try c.value(.limits, default: d.limits)
-        rateLimits = try c.value(.rateLimits, default: d.rateLimits)
-        retention = try c.value(.retention, default: d.retention)
-        rooms = try c.value(.rooms, default: d.rooms)
-        allowedOrigins = try c.value(.allowedOrigins, default: d.allowedOrigins)
-        trustedProxies = try c.value(.trustedProxies, default: d.trustedProxies)
-        logLevel = try c.value(.logLevel, default: d.logLevel)
-    }
-}
-
-extension HearthConfiguration.TLS {
-    enum CodingKeys: String, CodingKey, CaseIterable { case certificate, privateKey, ciphers }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        certificate = try c.decodeIfPresent(String.self, forKey: .certificate)
-        privateKey = try c.decodeIfPresent(String.self, forKey: .privateKey)
-        ciphers = try c.decodeIfPresent(String.self, forKey: .ciphers)
-    }
-}
-
-extension HearthConfiguration.Tokens {
-    enum CodingKeys: String, CodingKey, CaseIterable { case keys, leewaySeconds, maxLifetimeSeconds, requireRefresh }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        let d = Self()
-        keys = try c.value(.keys, default: d.keys)
-        leewaySeconds = try c.value(.leewaySeconds, default: d.leewaySeconds)
-        maxLifetimeSeconds = try c.value(.maxLifetimeSeconds, default: d.maxLifetimeSeconds)
-        requireRefresh = try c.value(.requireRefresh, default: d.requireRefresh)
-    }
-}
-
-extension HearthConfiguration.Tokens.Key {
-    enum CodingKeys: String, CodingKey, CaseIterable { case kid, algorithm, secret, publicKey }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        let d = Self()
-        kid = try c.decodeIfPresent(String.self, forKey: .kid)
-        algorithm = try c.value(.algorithm, default: d.algorithm)
-        secret = try c.decodeIfPresent(String.self, forKey: .secret)
-        publicKey = try c.decodeIfPresent(String.self, forKey: .publicKey)
-    }
-}
-
-extension HearthConfiguration.Dev {
-    enum CodingKeys: String, CodingKey, CaseIterable { case tokenSecret }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        tokenSecret = try c.decodeIfPresent(String.self, forKey: .tokenSecret)
-    }
-}
-
-extension HearthConfiguration.Admin {
-    enum CodingKeys: String, CodingKey, CaseIterable { case keys, leewaySeconds, maxLifetimeSeconds }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        let d = Self()
-        keys = try c.value(.keys, default: d.keys)
-        leewaySeconds = try c.value(.leewaySeconds, default: d.leewaySeconds)
-        maxLifetimeSeconds = try c.value(.maxLifetimeSeconds, default: d.maxLifetimeSeconds)
-    }
-}
-
-extension HearthConfiguration.ICE {
-    enum CodingKeys: String, CodingKey, CaseIterable { case servers, turnSecret, turnTTLSeconds }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        let d = Self()
-        servers = try c.value(.servers, default: d.servers)
-        turnSecret = try c.decodeIfPresent(String.self, forKey: .turnSecret)
-        turnTTLSeconds = try c.value(.turnTTLSeconds, default: d.turnTTLSeconds)
-    }
-}
-
-extension HearthConfiguration.ICE.Server {
-    enum CodingKeys: String, CodingKey, CaseIterable { case urls, turn }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        let d = Self()
-        urls = try c.value(.urls, default: d.urls)
-        turn = try c.value(.turn, default: d.turn)
-    }
-}
-
-extension HearthConfiguration.Limits {
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case maxMessageBytes, sendQueueMaxMessages, sendQueueMaxBytes, socketSendBufferBytes, helloTimeoutSeconds
-        case pingIntervalSeconds, hangupSeconds, maxMalformedMessages, maxChatLength, maxSignalBytes
-        case maxConnectionsPerAddress, maxRooms, maxWaiting, journalQueueMaxEntries
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        let d = Self()
-        maxMessageBytes = try c.value(.maxMessageBytes, default: d.maxMessageBytes)
-        sendQueueMaxMessages = try c.value(.sendQueueMaxMessages, default: d.sendQueueMaxMessages)
-        sendQueueMaxBytes = try c.value(.sendQueueMaxBytes, default: d.sendQueueMaxBytes)
-        socketSendBufferBytes = try c.value(.socketSendBufferBytes, default: d.socketSendBufferBytes)
-        helloTimeoutSeconds = try c.value(.helloTimeoutSeconds, default: d.helloTimeoutSeconds)
-        pingIntervalSeconds = try c.value(.pingIntervalSeconds, default: d.pingIntervalSeconds)
-        hangupSeconds = try c.value(.hangupSeconds, default: d.hangupSeconds)
-        maxMalformedMessages = try c.value(.maxMalformedMessages, default: d.maxMalformedMessages)
-        maxChatLength = try c.value(.maxChatLength, default: d.maxChatLength)
-        maxSignalBytes = try c.value(.maxSignalBytes, default: d.maxSignalBytes)
-        maxConnectionsPerAddress = try c.value(.maxConnectionsPerAddress, default: d.maxConnectionsPerAddress)
-        maxRooms = try c.value(.maxRooms, default: d.maxRooms)
-        maxWaiting = try c.value(.maxWaiting, default: d.maxWaiting)
-        journalQueueMaxEntries = try c.value(.journalQueueMaxEntries, default: d.journalQueueMaxEntries)
-    }
-}
-
-extension HearthConfiguration.Retention {
-    enum CodingKeys: String, CodingKey, CaseIterable { case auditDays, attendanceDays, endedRoomHours }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        let d = Self()
-        auditDays = try c.value(.auditDays, default: d.auditDays)
-        attendanceDays = try c.value(.attendanceDays, default: d.attendanceDays)
-        endedRoomHours = try c.value(.endedRoomHours, default: d.endedRoomHours)
-    }
-}
-
-extension HearthConfiguration.RateLimits {
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case authFailureBurst, authFailuresPerSecond, chatBurst, chatPerSecond, signalBurst, signalPerSecond
-        case signalPairBurst, signalPairPerSecond, controlBurst, controlPerSecond, maxStrikes
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        let d = Self()
-        authFailureBurst = try c.value(.authFailureBurst, default: d.authFailureBurst)
-        authFailuresPerSecond = try c.value(.authFailuresPerSecond, default: d.authFailuresPerSecond)
-        chatBurst = try c.value(.chatBurst, default: d.chatBurst)
-        chatPerSecond = try c.value(.chatPerSecond, default: d.chatPerSecond)
-        signalBurst = try c.value(.signalBurst, default: d.signalBurst)
-        signalPerSecond = try c.value(.signalPerSecond, default: d.signalPerSecond)
-        signalPairBurst = try c.value(.signalPairBurst, default: d.signalPairBurst)
-        signalPairPerSecond = try c.value(.signalPairPerSecond, default: d.signalPairPerSecond)
-        controlBurst = try c.value(.controlBurst, default: d.controlBurst)
-        controlPerSecond = try c.value(.controlPerSecond, default: d.controlPerSecond)
-        maxStrikes = try c.value(.maxStrikes, default: d.maxStrikes)
-    }
-}
-
-extension HearthConfiguration.RoomDefaults {
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case capacity, waitingRoom, consentVersion, requireLocation, chatPolicy, privateMessages
-        case selfUnmute, graceSeconds, facilitatorDrop, replayWindow, idleCloseSeconds
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try strictContainer(decoder, CodingKeys.self)
-        let d = Self()
-        capacity = try c.value(.capacity, default: d.capacity)
-        waitingRoom = try c.value(.waitingRoom, default: d.waitingRoom)
-        consentVersion = try c.decodeIfPresent(String.self, forKey: .consentVersion)
-        requireLocation = try c.value(.requireLocation, default: d.requireLocation)
-        chatPolicy = try c.value(.chatPolicy, default: d.chatPolicy)
-        privateMessages = try c.value(.privateMessages, default: d.privateMessages)
-        selfUnmute = try c.value(.selfUnmute, default: d.selfUnmute)
-        graceSeconds = try c.value(.graceSeconds, default: d.graceSeconds)
-        facilitatorDrop = try c.value(.facilitatorDrop, default: d.facilitatorDrop)
-        replayWindow = try c.value(.replayWindow, default: d.replayWindow)
-        idleCloseSeconds = try c.value(.idleCloseSeconds, default: d.idleCloseSeconds)
-    }
-}
-
-// MARK: - Errors
-
-/// A configuration problem; `description` names the key (`limits.maxMessageBytes`) and the
-/// problem. Messages never contain secret values.
-public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-    case unreadableFile(path: String, reason: String)
-    /// The file is not valid YAML (or not a mapping where one is expected).
-    case syntax(String)
-    /// A key the configuration does not know (a typo?), with its full path.
-    case unknownKey(String)
-    case invalidValue(key: String, problem: String)
-    /// A value `"env:NAME"` whose variable is unset or empty.
-    case missingEnvironmentVariable(key: String, variable: String)
-
-    /// The dotted key the problem concerns, if any.
-    public var key: String? {
-        switch self {
-        case .unreadableFile, .syntax: nil
-        case .unknownKey(let key): key
-        case .invalidValue(let key, _): key
-        case .missingEnvironmentVariable(let key, _): key
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .unreadableFile(let path, let reason): "cannot read configuration file \(path): \(reason)"
-        case .syntax(let message): "configuration is not valid YAML: \(message)"
-        case .unknownKey(let key): "unknown configuration key \"\(key)\" (check the spelling)"
-        case .invalidValue(let key, let problem): "configuration key \"\(key)\": \(problem)"
-        case .missingEnvironmentVariable(let key, let variable):
-            "configuration key \"\(key)\": environment variable \(variable) is not set"
-        }
-    }
-
-    init(decodingError error: DecodingError) {
-        func path(_ codingPath: [any CodingKey]) -> String {
-            var text = ""
-            for key in codingPath {
-                if let index = key.intValue {
-                    text += "[\(index)]"
-                } else {
-                    text += text.isEmpty ? key.stringValue : "." + key.stringValue
-                }
-            }
-            return text.isEmpty ? "(top level)" : text
-        }
-        switch error {
-        case .typeMismatch(let type, let context):
-            self = .invalidValue(key: path(context.codingPath), problem: "expected \(Self.describe(type))")
-        case .valueNotFound(let type, let context):
-            self = .invalidValue(key: path(context.codingPath), problem: "expected \(Self.describe(type)), found null")
-        case .keyNotFound(let key, let context):
-            self = .invalidValue(key: path(context.codingPath + [key]), problem: "is required")
-        case .dataCorrupted(let context):
-            self = .invalidValue(key: path(context.codingPath), problem: context.debugDescription)
-        @unknown default:
-            self = .syntax(String(describing: error))
-        }
-    }
-
-    private static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is Int.Type: "an integer"
-        case is Bool.Type: "true or false"
-        case is String.Type: "a string"
-        case is Node.Sequence.Type: "a list"
-        case is Node.Mapping.Type: "a mapping"
-        case is Node.Scalar.Type: "a single value, not a list or mapping"
-        default: "a value of type \(type)"
-        }
-    }
-}
-
-// MARK: - Decoding helpers
-
-private struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
-
-/// A keyed container that first refuses keys not in `Keys` (naming the full dotted path).
-private func strictContainer<Keys: CodingKey & CaseIterable>(_ decoder: any Decoder, _: Keys.Type) throws
-    -> KeyedDecodingContainer<Keys>
-{
-    let known = Set(Keys.allCases.map(\.stringValue))
-    let all = try decoder.container(keyedBy: AnyKey.self)
-    if let unknown = all.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
-        var path = ""
-        for key in decoder.codingPath {
-            if let index = key.intValue {
-                path += "[\(index)]"
-            } else {
-                path += path.isEmpty ? key.stringValue : "." + key.stringValue
-            }
-        }
-        throw ConfigurationError.unknownKey(path.isEmpty ? unknown : path + "." + unknown)
-    }
-    return try decoder.container(keyedBy: Keys.self)
-}
-
-extension KeyedDecodingContainer {
-    /// The value for `key`, or `defaultValue` when the key is absent or null.
-    fileprivate func value<T: Decodable>(_ key: Key, default defaultValue: T) throws -> T {
-        try decodeIfPresent(T.self, forKey: key) ?? defaultValue
     }
 }

@@ -21,7 +21,6 @@ public final class HearthServer: @unchecked Sendable {
         guard let certificate = configuration.tls.certificate, let key = configuration.tls.privateKey else {
             throw ServerError.noCertificate
         }
-        let (hostName, port) = try configuration.listenAddress()
         var keys: [TokenKey] = []
         for key in configuration.tokens.keys {
             keys.append(
@@ -48,16 +47,7 @@ public final class HearthServer: @unchecked Sendable {
         host = RoomHost(
             configuration: configuration, verifier: verifier, store: store, recovered: recovery,
             metrics: ServerMetrics(), logger: logger, version: Self.version)
-        var t = TransportConfiguration(host: hostName, port: port, certificatePath: certificate, privateKeyPath: key)
-        t.maxMessageBytes = configuration.limits.maxMessageBytes
-        t.sendQueueMaxMessages = configuration.limits.sendQueueMaxMessages
-        t.sendQueueMaxBytes = configuration.limits.sendQueueMaxBytes
-        t.socketSendBufferBytes = configuration.limits.socketSendBufferBytes
-        t.pingIntervalSeconds = configuration.limits.pingIntervalSeconds
-        t.hangupSeconds = configuration.limits.hangupSeconds
-        t.allowedOrigins = configuration.allowedOrigins
-        t.trustedProxies = configuration.trustedProxies.compactMap(IPNetwork.init)
-        if let ciphers = configuration.tls.ciphers { t.tls12Ciphers = ciphers }
+        let t = try configuration.transportConfiguration(certificatePath: certificate, privateKeyPath: key)
         transport = try Transport(configuration: t, delegate: host, logger: logger)
         // Held acks go out as soon as the writer commits their journal entries.
         let hostRef = LoopConfined(host)

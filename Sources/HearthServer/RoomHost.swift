@@ -120,36 +120,11 @@ final class RoomHost: TransportDelegate {
             engine: engine, timers: timers, connectionBase: result.maxConnectionID + 1, entries: result.entries)
     }
 
-    static func roomSettings(_ c: HearthConfiguration) -> RoomSettings {
-        var s = RoomSettings()
-        s.capacity = c.rooms.capacity
-        s.waitingRoom = c.rooms.waitingRoom
-        s.consentVersion = c.rooms.consentVersion
-        s.requireLocation = c.rooms.requireLocation
-        s.chatPolicy = ChatPolicy(rawValue: c.rooms.chatPolicy) ?? .everyone
-        s.privateMessages = c.rooms.privateMessages
-        s.selfUnmute = c.rooms.selfUnmute
-        s.graceMilliseconds = Int64(c.rooms.graceSeconds) * 1000
-        s.facilitatorDrop = FacilitatorDropPolicy(rawValue: c.rooms.facilitatorDrop) ?? .hold
-        s.idleCloseMilliseconds = Int64(c.rooms.idleCloseSeconds) * 1000
-        s.replayWindow = c.rooms.replayWindow
-        s.maxChatLength = c.limits.maxChatLength
-        s.maxSignalBytes = c.limits.maxSignalBytes
-        s.maxWaiting = c.limits.maxWaiting
-        return s
-    }
+    static func roomSettings(_ c: HearthConfiguration) -> RoomSettings { c.roomSettings }
 
     /// Room settings from the token, applied only when its arrival creates the room.
     func settings(from claims: JoinClaims) -> RoomSettings {
-        var s = engine.defaultSettings
-        if let v = claims.capacity { s.capacity = v }
-        if let v = claims.waitingRoom { s.waitingRoom = v }
-        if let v = claims.consentVersion { s.consentVersion = v }
-        if let v = claims.requireLocation { s.requireLocation = v }
-        if let v = claims.chatPolicy.flatMap(ChatPolicy.init(rawValue:)) { s.chatPolicy = v }
-        if let v = claims.privateMessages { s.privateMessages = v }
-        if let v = claims.selfUnmute { s.selfUnmute = v }
-        return s
+        HearthConfiguration.roomSettings(engine.defaultSettings, applying: claims)
     }
 
     static func now() -> Instant {
@@ -168,13 +143,7 @@ final class RoomHost: TransportDelegate {
     static func room(fromPath path: String) -> RoomID? {
         let prefix = "/v1/rooms/"
         guard path.hasPrefix(prefix) else { return nil }
-        let id = path.dropFirst(prefix.count)
-        guard (1...64).contains(id.utf8.count),
-            id.utf8.allSatisfy({
-                ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95
-            })
-        else { return nil }
-        return RoomID(String(id))
+        return RoomID(validating: path.dropFirst(prefix.count))
     }
 
     // MARK: Transport events

@@ -89,55 +89,19 @@ struct Attendance: ParsableCommand {
     func run() throws {
         let s = try store.open()
         defer { s.close() }
-        let id = RoomID(room)
-        let ended = try s.endedRooms()[id]
-        let until = ended ?? Instant(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
-        let ledger = AttendanceLedger(records: try s.attendanceRecords(room: id), until: until)
-        // The audit trail must tell the same story: a mismatch is a failure, not a footnote.
-        let audit = try s.auditRecords(room: id).map(\.record)
-        let recomputed = AttendanceLedger(auditRecords: audit, until: until)
-        let header = [
-            "userId", "role", "firstAdmitted", "lastLeft", "intervals", "minutesInRoom", "minutesWaiting",
-            "msInRoom", "msWaiting",
-        ]
-        let matches = recomputed.members == ledger.members
+        // The same report as `GET /api/v1/rooms/{id}/attendance` (docs/api.md).
+        let report = try AttendanceReport(
+            room: RoomID(room), store: s, now: Instant(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
         switch format {
         case .csv:
-            print(header.joined(separator: ","))
-            for m in ledger.members {
-                print(
-                    csvLine([
-                        m.userID.rawValue, m.role.rawValue, m.firstAdmitted.map { String($0.milliseconds) },
-                        m.lastLeft.map { String($0.milliseconds) }, String(m.inRoom.count),
-                        String(format: "%.2f", Double(m.roomMilliseconds) / 60_000),
-                        String(format: "%.2f", Double(m.waitingMilliseconds) / 60_000), String(m.roomMilliseconds),
-                        String(m.waitingMilliseconds),
-                    ]))
-            }
-            print(
-                "# room \(room): \(ledger.participantCount) participants; ended: \(ended.map { String($0.milliseconds) } ?? "no"); "
-                    + "matches the audit trail: \(matches ? "yes" : "no")")
+            print(AttendanceReport.csvHeader.joined(separator: ","))
+            for row in report.csvRows { print(csvLine(row)) }
+            print(report.csvSummary)
         case .json, .jsonl:
-            // The same object, keys and types as `GET /api/v1/rooms/{id}/attendance` (docs/api.md).
-            func minutes(_ ms: Int64) -> Double { (Double(ms) / 600).rounded() / 100 }
-            let members: [[String: Any]] = ledger.members.map { m in
-                [
-                    "userId": m.userID.rawValue, "role": m.role.rawValue,
-                    "firstAdmitted": m.firstAdmitted.map { $0.milliseconds as Any } ?? NSNull(),
-                    "lastLeft": m.lastLeft.map { $0.milliseconds as Any } ?? NSNull(), "intervals": m.inRoom.count,
-                    "minutesInRoom": minutes(m.roomMilliseconds), "minutesWaiting": minutes(m.waitingMilliseconds),
-                    "msInRoom": m.roomMilliseconds, "msWaiting": m.waitingMilliseconds,
-                ]
-            }
-            let object: [String: Any] = [
-                "room": room, "participantCount": ledger.participantCount,
-                "endedAt": ended.map { $0.milliseconds as Any } ?? NSNull(), "members": members,
-                "matchesAuditTrail": matches,
-            ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            print(report.jsonText)
         }
-        if !matches {
+        // The audit trail must tell the same story: a mismatch is a failure, not a footnote.
+        if !report.matchesAuditTrail {
             FileHandle.standardError.write(Data("attendance does not match the audit trail\n".utf8))
             throw ExitCode(2)
         }

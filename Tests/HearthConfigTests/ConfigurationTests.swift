@@ -1,4 +1,6 @@
 import Foundation
+import HearthAuth
+import HearthCore
 import XCTest
 
 @testable import HearthServer
@@ -80,11 +82,11 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(rooms.waitingRoom)
         XCTAssertNil(rooms.consentVersion)
         XCTAssertFalse(rooms.requireLocation)
-        XCTAssertEqual(rooms.chatPolicy, "everyone")
+        XCTAssertEqual(rooms.chatPolicy, .everyone)
         XCTAssertFalse(rooms.privateMessages)
         XCTAssertTrue(rooms.selfUnmute)
         XCTAssertEqual(rooms.graceSeconds, 60)
-        XCTAssertEqual(rooms.facilitatorDrop, "hold")
+        XCTAssertEqual(rooms.facilitatorDrop, .hold)
         XCTAssertEqual(rooms.replayWindow, 512)
         XCTAssertEqual(rooms.idleCloseSeconds, 1800)
         XCTAssertEqual(config.allowedOrigins, [])
@@ -122,10 +124,10 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(config.limits.maxChatLength, 500)
         XCTAssertEqual(config.limits.maxMessageBytes, 65_536)
         XCTAssertEqual(config.limits.hangupSeconds, 40)
-        XCTAssertEqual(config.rooms.chatPolicy, "staff-only")
+        XCTAssertEqual(config.rooms.chatPolicy, .staffOnly)
         XCTAssertEqual(config.rooms.consentVersion, "v3")
         XCTAssertEqual(config.rooms.capacity, 12)
-        XCTAssertEqual(config.rooms.facilitatorDrop, "hold")
+        XCTAssertEqual(config.rooms.facilitatorDrop, .hold)
         XCTAssertEqual(config.rooms.idleCloseSeconds, 90)
         XCTAssertEqual(config.ice.servers, [.init(urls: ["stun:stun.example.org"], turn: false)])
         XCTAssertEqual(config.ice.turnTTLSeconds, 3600)
@@ -232,6 +234,30 @@ final class ConfigurationTests: XCTestCase {
             "listen: \"0.0.0.0:8443\"\ndev:\n  tokenSecret: \"\(HearthConfiguration.developmentTokenSecret)\"\n",
             key: "dev.tokenSecret")
         assertErrorKey(key + "dev:\n  tokenSecret: \"0123456789abcdef0123456789abcdefXX\"\n", key: "dev.tokenSecret")
+    }
+
+    func testJoinAndAdminKeysGetTheSameShapeChecks() {
+        let secret = "\"0123456789abcdef0123456789abcdef\""
+        let adminSecret = "\"fedcba9876543210fedcba9876543210\""
+        let shapes: [(String, String)] = [
+            ("      algorithm: RS256\n      secret: \(adminSecret)\n", ".algorithm"),
+            ("      kid: \"\"\n      secret: \(adminSecret)\n", ".kid"),
+            ("      secret: \"short\"\n", ".secret"),
+            ("      algorithm: HS256\n", ".secret"),
+            ("      secret: \(adminSecret)\n      publicKey: x\n", ".publicKey"),
+            ("      algorithm: EdDSA\n", ".publicKey"),
+            ("      algorithm: EdDSA\n      publicKey: x\n      secret: \(adminSecret)\n", ".secret"),
+        ]
+        for (body, field) in shapes {
+            assertErrorKey(
+                "tokens:\n  keys:\n    - kid: j\n      secret: \(secret)\n    - \(body.dropFirst(6))",
+                key: "tokens.keys[1]\(field)")
+            assertErrorKey("\(key)admin:\n  keys:\n    - \(body.dropFirst(6))", key: "admin.keys[0]\(field)")
+        }
+        let twoWithoutKid = "    - secret: \(adminSecret)\n    - secret: \"fedcba9876543210fedcba9876543210XX\"\n"
+        assertErrorKey("\(key)admin:\n  keys:\n\(twoWithoutKid)", key: "admin.keys[1].kid")
+        // Admin keys only: never a join-token secret.
+        assertErrorKey("\(key)admin:\n  keys:\n    - secret: \(secret)\n", key: "admin.keys[0].secret")
     }
 
     func testBadRoomAndOtherValues() {
@@ -363,6 +389,61 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(text.contains("listen"), text)
         XCTAssertEqual(config.redacted.dev.tokenSecret, "<redacted>")
         XCTAssertEqual(config.dev.tokenSecret, "very-secret-very-secret-very-secret")
+    }
+
+    func testUnknownPoliciesAreRefusedWithTheAcceptedValues() {
+        assertError(
+            key + "rooms:\n  chatPolicy: loud\n",
+            .invalidValue(
+                key: "rooms.chatPolicy", problem: "unknown chat policy \"loud\" (expected everyone, staff-only or off)")
+        )
+        assertError(
+            key + "rooms:\n  facilitatorDrop: leave\n",
+            .invalidValue(
+                key: "rooms.facilitatorDrop", problem: "unknown policy \"leave\" (expected hold or waiting-room)"))
+        assertErrorKey(key + "rooms:\n  chatPolicy: [off]\n", key: "rooms.chatPolicy")
+    }
+
+    func testPoliciesAreTheEnginesAndReachTheRoomSettings() throws {
+        let config = try load(key + "rooms:\n  chatPolicy: \"off\"\n  facilitatorDrop: waiting-room\n")
+        XCTAssertEqual(config.rooms.chatPolicy, .off)
+        XCTAssertEqual(config.roomSettings.chatPolicy, .off)
+        XCTAssertEqual(config.roomSettings.facilitatorDrop, .waitingRoom)
+        XCTAssertTrue("\(config)".contains("waiting-room"), "written back as the configuration string")
+    }
+
+    func testEveryKeyRoundTrips() throws {
+        // Every optional key set, every list non-empty: each section's `fields` must name every
+        // property as the encoder writes it.
+        var original = HearthConfiguration.embeddedDefault
+        original.tls = .init(certificate: "c.pem", privateKey: "k.pem", ciphers: "ECDHE+AESGCM")
+        original.tokens.keys = [.init(kid: "k1", algorithm: "EdDSA", secret: nil, publicKey: "pk")]
+        original.tokens.requireRefresh = true
+        original.admin.keys = [.init(kid: "a1", algorithm: "HS256", secret: "s", publicKey: nil)]
+        original.admin.leewaySeconds = 7
+        original.ice.servers = [.init(urls: ["turn:t.example.org"], turn: true)]
+        original.ice.turnSecret = "t"
+        original.limits.journalQueueMaxEntries = 9
+        original.rateLimits.maxStrikes = 9
+        original.retention.endedRoomHours = 9
+        original.rooms.consentVersion = "v9"
+        original.rooms.chatPolicy = .staffOnly
+        original.rooms.facilitatorDrop = .waitingRoom
+        original.allowedOrigins = ["https://clinic.example"]
+        original.trustedProxies = ["10.0.0.0/8"]
+        let yaml = try XCTUnwrap(String(data: try JSONEncoder().encode(original), encoding: .utf8))  // JSON is YAML
+        XCTAssertEqual(try HearthConfiguration.parse(yaml: yaml), original)
+    }
+
+    func testRoomSettingsFromATokenOverrideTheDefaultsOnlyWhereSet() throws {
+        let defaults = HearthConfiguration.embeddedDefault.roomSettings
+        let claims = JoinClaims(
+            sub: "u", room: "r", role: "participant", name: "a", exp: Date(), capacity: 3, chatPolicy: "staff-only")
+        let s = HearthConfiguration.roomSettings(defaults, applying: claims)
+        XCTAssertEqual(s.chatPolicy, .staffOnly)
+        XCTAssertEqual(s.capacity, 3)
+        XCTAssertEqual(s.waitingRoom, defaults.waitingRoom)
+        XCTAssertEqual(s.graceMilliseconds, 60_000)
     }
 
     func testRoundTripsThroughYAML() throws {

@@ -238,6 +238,10 @@ def test_room_lifecycle(admin_server):
     status, ledger = api.call("GET", "/rooms/api-1/attendance")
     assert status == 200 and ledger["endedAt"] == ended_at and ledger["matchesAuditTrail"] is True
     assert all(m["lastLeft"] is None or m["lastLeft"] <= ended_at for m in ledger["members"])
+    # `hearthd attendance --format json` prints the API's object: the same keys, order and numbers.
+    cli = hearthd("attendance", "--room", "api-1", "--format", "json", "--data-dir", str(admin_server.dir / "data"))
+    assert cli.returncode == 0, cli.stderr
+    assert json.dumps(json.loads(cli.stdout)) == json.dumps(ledger)
     status, listing = api.call("GET", "/rooms?phase=ended")
     assert [r["phase"] for r in listing["rooms"] if r["id"] == "api-1"] == ["ended"]
 
