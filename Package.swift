@@ -39,7 +39,8 @@ let package = Package(
         .target(name: "HearthWire", dependencies: ["HearthCore", "CJansson"]),
         .target(
             name: "HearthTransport",
-            dependencies: ["CLws", .product(name: "Logging", package: "swift-log")],
+            // HearthCore only for `CloseCode`, the one list of close codes.
+            dependencies: ["CLws", "HearthCore", .product(name: "Logging", package: "swift-log")],
             // RequestLine.swift: libwebsockets' SSL_read calls must bind to the executable's.
             linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=SSL_read"])]),
         .target(

@@ -1,4 +1,5 @@
 import CLws
+import HearthCore
 import Logging
 
 /// The outbound side of the worker: each session's send queue, the batching of queued messages
@@ -48,7 +49,7 @@ extension Worker {
                     "session": "\(s.id)", "queuedMessages": "\(s.queuedCount)", "queuedBytes": "\(s.queuedBytes)",
                 ])
             s.dropQueue()
-            startClose(s, code: 4008, reason: "send queue overflow")
+            startClose(s, code: CloseCode.sendQueueOverflow.rawValue, reason: "send queue overflow")
             return
         }
         s.queue.append(message)

@@ -1,4 +1,5 @@
 import CLws
+import HearthCore
 import Logging
 
 #if canImport(Glibc)
@@ -113,7 +114,7 @@ extension Worker {
         if lws_frame_is_binary(wsi) != 0 {
             counters.binaryCloses += 1
             logger.info("closing session: binary frame", metadata: ["session": "\(s.id)"])
-            refuseInput(s, code: 1003, reason: "binary frames not supported")
+            refuseInput(s, code: CloseCode.binaryFrame.rawValue, reason: "binary frames not supported")
             return 0
         }
         let remaining = Int(lws_remaining_packet_payload(wsi))
@@ -124,7 +125,7 @@ extension Worker {
                 metadata: [
                     "session": "\(s.id)", "atLeast": "\(s.rx.count + len + remaining)",
                 ])
-            refuseInput(s, code: 1009, reason: "message too big")
+            refuseInput(s, code: CloseCode.messageTooBig.rawValue, reason: "message too big")
             return 0
         }
         let isFinal = lws_is_final_fragment(wsi) != 0
@@ -136,7 +137,7 @@ extension Worker {
             if s.rxPieces > configuration.maxFragmentsPerMessage {
                 counters.oversizeCloses += 1
                 logger.info("closing session: too many fragments", metadata: ["session": "\(s.id)"])
-                refuseInput(s, code: 1009, reason: "too many fragments")
+                refuseInput(s, code: CloseCode.messageTooBig.rawValue, reason: "too many fragments")
                 return 0
             }
             if len > 0, let input { s.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len)) }

@@ -1,5 +1,6 @@
 import CLws
 import Dispatch
+import HearthCore
 import Logging
 import Synchronization
 
@@ -292,7 +293,9 @@ final class Worker {
         state = .stopping
         logger.info("transport stopping", metadata: ["openSessions": "\(sessions.count)"])
         delegate?.transportWillStop(transport)
-        for s in sessions.values { startClose(s, code: 1001, reason: "server restarting") }
+        for s in sessions.values {
+            startClose(s, code: CloseCode.serverRestarting.rawValue, reason: "server restarting")
+        }
         if sessions.isEmpty {
             breakLoop()
         } else {
