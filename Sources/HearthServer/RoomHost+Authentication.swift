@@ -8,7 +8,7 @@ import HearthTransport
 /// per-address failure budgets, single-use guest tokens, the node's room limit), after the
 /// connection's state machine asked for them.
 extension RoomHost {
-    func hello(_ session: SessionID, token: String, rid: String?, at: Instant, transport: Transport) {
+    func hello(_ session: SessionID, token: String, rid: String?, at: Instant, transport: any ShellTransport) {
         guard let machine = connections[session] else { return }
         let room = machine.room
         guard authFailures.allows(machine.peer, now: at) else {
@@ -62,7 +62,7 @@ extension RoomHost {
     /// per connection, and a client joins again with `hello` on a new one. A resume the engine
     /// still refuses (a lastSeq from the future) comes back as `.resumeRefused`, closed alike.
     func resume(
-        _ session: SessionID, secret: String, lastSeq: UInt64, rid: String?, at: Instant, transport: Transport
+        _ session: SessionID, secret: String, lastSeq: UInt64, rid: String?, at: Instant, transport: any ShellTransport
     ) {
         guard let machine = connections[session] else { return }
         let room = machine.room
@@ -93,7 +93,7 @@ extension RoomHost {
     }
 
     /// A fresh token for the same user on a joined connection: extends its authentication.
-    func refresh(_ session: SessionID, token: String, rid: String?, at: Instant, transport: Transport) {
+    func refresh(_ session: SessionID, token: String, rid: String?, at: Instant, transport: any ShellTransport) {
         guard let machine = connections[session] else { return }
         let room = machine.room
         // Past the address's budget the token is not even verified; the connection keeps its
@@ -119,7 +119,9 @@ extension RoomHost {
     }
 
     /// A `hello` or `resume` from an address past its failed-authentication budget.
-    private func overAuthenticationBudget(_ session: SessionID, rid: String?, at: Instant, transport: Transport) {
+    private func overAuthenticationBudget(
+        _ session: SessionID, rid: String?, at: Instant, transport: any ShellTransport
+    ) {
         logger.info("refused: too many failed authentications", metadata: ["session": "\(session)"])
         refuseAndClose(
             session, .rateLimited, rid: rid, close: ShellClose.rateLimited,

@@ -8,7 +8,7 @@ extension RoomHost {
     /// Feeds one input to a connection's state machine, keeps (or forgets) the machine, and
     /// performs its actions in order.
     func drive(
-        _ session: SessionID, at: Instant, transport: Transport,
+        _ session: SessionID, at: Instant, transport: any ShellTransport,
         _ input: (inout ConnectionStateMachine) -> [ConnectionStateMachine.Action]
     ) {
         guard var machine = connections[session] else { return }
@@ -20,7 +20,8 @@ extension RoomHost {
     }
 
     private func perform(
-        _ action: ConnectionStateMachine.Action, session: SessionID, room: RoomID, at: Instant, transport: Transport
+        _ action: ConnectionStateMachine.Action, session: SessionID, room: RoomID, at: Instant,
+        transport: any ShellTransport
     ) {
         switch action {
         case .sendError(let code, let rid):
@@ -60,7 +61,7 @@ extension RoomHost {
 
     /// Refuses a join while the store's queue is at its bound (a stalled disk): the client
     /// tries again later (1013).
-    private func busy(_ session: SessionID, rid: String?, at: Instant, transport: Transport) {
+    private func busy(_ session: SessionID, rid: String?, at: Instant, transport: any ShellTransport) {
         refuseAndClose(
             session, .serverBusy, rid: rid, close: ShellClose.tryAgainLater, reason: "server busy", at: at,
             transport: transport)
@@ -70,7 +71,7 @@ extension RoomHost {
     /// the connection is forgotten at once, so nothing more it sends is read.
     func refuseAndClose(
         _ session: SessionID, _ code: ErrorCode, rid: String?, close: UInt16, reason: String, at: Instant,
-        transport: Transport
+        transport: any ShellTransport
     ) {
         drive(session, at: at, transport: transport) {
             $0.refusedAndClosed(code, rid: rid, close: close, reason: reason)
@@ -81,7 +82,7 @@ extension RoomHost {
     /// has room for the relayed message (it is refused while the queue is half full, so no
     /// sender can push another member into a 4008 close). Nil for other messages.
     func signalRecipient(
-        _ inbound: Inbound, session: SessionID, transport: Transport
+        _ inbound: Inbound, session: SessionID, transport: any ShellTransport
     ) -> ConnectionStateMachine.SignalRecipient? {
         guard case .command(.signal(let to, _, let payload), _) = inbound else { return nil }
         guard let room = connections[session]?.room, let target = engine.rooms[room]?.seats[to] else {

@@ -3,7 +3,7 @@ import HearthTransport
 
 /// `/healthz`, `/metrics` and the gauges they report.
 extension RoomHost {
-    func healthRoute(_ request: HTTPRequest, transport: Transport) -> HTTPReply {
+    func healthRoute(_ request: HTTPRequest, transport: any ShellTransport) -> HTTPReply {
         // HEAD is answered as GET would be; the transport sends the headers only.
         switch (request.method == "HEAD" ? "GET" : request.method, request.path) {
         case ("GET", "/healthz"):
@@ -27,7 +27,7 @@ extension RoomHost {
         }
     }
 
-    func updateGauges(_ transport: Transport) {
+    func updateGauges(_ transport: any ShellTransport) {
         lastGaugeUpdate = Self.now()
         metrics.connections.record(transport.openSessionCount)
         var open = 0

@@ -136,9 +136,21 @@ final class RoomHost: TransportDelegate {
         return RoomID(String(id))
     }
 
-    // MARK: Transport events
+    // MARK: Transport events (forwarded to the methods below, which tests drive with a fake transport)
 
     func transportDidOpen(_ session: SessionID, path: String, peerAddress: String, transport: Transport) {
+        opened(session, path: path, peerAddress: peerAddress, transport: transport)
+    }
+
+    func transportDidReceive(_ session: SessionID, text: UnsafeRawBufferPointer, transport: Transport) {
+        received(session, text: text, transport: transport)
+    }
+
+    func transportDidClose(_ session: SessionID, transport: Transport) { closed(session, transport: transport) }
+
+    func transportTick(_ transport: Transport) { tick(transport) }
+
+    func opened(_ session: SessionID, path: String, peerAddress: String, transport: any ShellTransport) {
         let peerAddress = ClientAddress.limitKey(peerAddress)  // per-address limits: IPv6 by its /64
         let now = Self.now()
         guard let room = Self.room(fromPath: path) else {
@@ -160,13 +172,13 @@ final class RoomHost: TransportDelegate {
         logger.debug("opened", metadata: ["session": "\(session)", "room": "\(room)"])
     }
 
-    private func turnAway(_ session: SessionID, _ code: UInt16, _ reason: String, transport: Transport) {
+    private func turnAway(_ session: SessionID, _ code: UInt16, _ reason: String, transport: any ShellTransport) {
         logger.info("closed: \(reason)", metadata: ["session": "\(session)"])
         metrics.close(code)
         transport.close(session, code: code, reason: reason)
     }
 
-    func transportDidReceive(_ session: SessionID, text: UnsafeRawBufferPointer, transport: Transport) {
+    func received(_ session: SessionID, text: UnsafeRawBufferPointer, transport: any ShellTransport) {
         guard connections[session] != nil else { return }
         metrics.bytesIn.increment(by: text.count)
         let at = Self.now()
@@ -181,7 +193,7 @@ final class RoomHost: TransportDelegate {
         }
     }
 
-    func transportDidClose(_ session: SessionID, transport: Transport) {
+    func closed(_ session: SessionID, transport: any ShellTransport) {
         // Every connection ends here once, also those the shell closed itself (and forgot).
         slots.release(session)
         guard connections[session] != nil else { return }
@@ -197,7 +209,7 @@ final class RoomHost: TransportDelegate {
         return healthRoute(request, transport: transport)
     }
 
-    func transportTick(_ transport: Transport) {
+    func tick(_ transport: any ShellTransport) {
         let now = Self.now()
         for timer in timers.popDue(now) {
             dispatch(.timerFired(timer), room: timer.room, at: now, transport: transport)
@@ -225,14 +237,14 @@ final class RoomHost: TransportDelegate {
 
     /// Creates a room ahead of its session (journaled like every engine input). False when an
     /// open room has that id.
-    func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant, transport: Transport) -> Bool {
+    func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant, transport: any ShellTransport) -> Bool {
         guard !engine.hasOpenRoom(id) else { return false }
         dispatch(.createRoom(id, settings: settings), room: id, at: at, transport: transport)
         return true
     }
 
     /// Ends an open room for everyone. False when there is no such open room.
-    func endRoom(_ id: RoomID, at: Instant, transport: Transport) -> Bool {
+    func endRoom(_ id: RoomID, at: Instant, transport: any ShellTransport) -> Bool {
         guard engine.hasOpenRoom(id) else { return false }
         dispatch(.endRoom(id), room: id, at: at, transport: transport)
         return true
@@ -246,7 +258,7 @@ final class RoomHost: TransportDelegate {
 
     /// Journals one engine input (signalling is never journaled), applies it, and carries out
     /// its effects. `room` is the room it goes to (the journal files entries by room).
-    func dispatch(_ input: Engine.Input, room: RoomID, at: Instant, transport: Transport) {
+    func dispatch(_ input: Engine.Input, room: RoomID, at: Instant, transport: any ShellTransport) {
         let ticket = JournalEntry(input, room: room, at: at).map { store.append($0) }
         let start = ContinuousClock.now
         let effects = engine.apply(input, at: at)
@@ -256,7 +268,7 @@ final class RoomHost: TransportDelegate {
 
     /// Performs the engine's effects, in order. Acks (and closes) of an input whose journal
     /// entry is not committed yet wait in the `AckGate`.
-    func run(_ effects: [Effect], ticket: UInt64?, transport: Transport) {
+    func run(_ effects: [Effect], ticket: UInt64?, transport: any ShellTransport) {
         // Decided once: the writer commits concurrently, and an ack held here must not be
         // overtaken by a close of the same input that found the entry committed a moment later.
         let committed = store.committedTicket
@@ -305,7 +317,7 @@ final class RoomHost: TransportDelegate {
     }
 
     /// Carries out the held acks (and closes) whose inputs' journal entries are now committed.
-    func releaseAcks(upTo committed: UInt64, transport: Transport) {
+    func releaseAcks(upTo committed: UInt64, transport: any ShellTransport) {
         for item in acks.release(upTo: committed) {
             switch item {
             case .ack(let message, let session):
@@ -317,10 +329,10 @@ final class RoomHost: TransportDelegate {
         }
     }
 
-    func send(_ bytes: [UInt8], type: String, to sessions: [SessionID], transport: Transport) {
+    func send(_ bytes: [UInt8], type: String, to sessions: [SessionID], transport: any ShellTransport) {
         guard !sessions.isEmpty else { return }
         let message = OutboundMessage(bytes)
-        transport.send(message, to: sessions)
+        transport.send(message, toEach: sessions)
         metrics.messageOut(type, count: sessions.count)
         metrics.bytesOut.increment(by: bytes.count * sessions.count)
     }
