@@ -59,7 +59,7 @@ public final class HearthServer: @unchecked Sendable {
         t.trustedProxies = configuration.trustedProxies.compactMap(IPNetwork.init)
         if let ciphers = configuration.tls.ciphers { t.tls12Ciphers = ciphers }
         transport = try Transport(configuration: t, delegate: host, logger: logger)
-        // Held acks go out as soon as the writer commits their journal entries.
+        // Acks held in the host's AckGate go out as soon as the writer commits their journal entries.
         let hostRef = LoopConfined(host)
         store.onCommit = { [transport] ticket in
             transport.post { t in hostRef.value.releaseAcks(upTo: ticket, transport: t) }
