@@ -91,6 +91,7 @@ let package = Package(
         .testTarget(name: "HearthWireTests", dependencies: ["HearthWire"]),
         .testTarget(name: "HearthAuthTests", dependencies: ["HearthAuth"]),
         .testTarget(name: "HearthConfigTests", dependencies: ["HearthServer"]),
+        .testTarget(name: "HearthServerTests", dependencies: ["HearthServer"]),
         .testTarget(name: "HearthStoreTests", dependencies: ["HearthStore"]),
         .testTarget(name: "HearthTransportTests", dependencies: ["HearthTransport"]),
     ]

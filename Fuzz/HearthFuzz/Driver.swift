@@ -114,11 +114,11 @@ struct Session {
             let hash = Self.hash(secret)
             secretHashes.insert(hash)
             let b = before(room)
-            run(
-                engine.connect(
+            apply(
+                .connect(
                     connection, room: room, identity: identity,
-                    credential: ResumeCredential(secret: secret, hash: hash),
-                    settings: settings, rid: rid, at: now), input: connection, room: room, before: b)
+                    credential: ResumeCredential(secret: secret, hash: hash), settings: settings, rid: rid),
+                input: connection, room: room, before: b)
         case .refresh(_, let rid):
             if !slots[slot].joined { return shellError(.helloRequired, rid: rid) }
         case .resume(let secret, let lastSeq, let rid):
@@ -129,17 +129,16 @@ struct Session {
             let next = "secret-\(hashCounter)"
             secretHashes.insert(Self.hash(next))
             let b = before(room)
-            run(
-                engine.resume(
+            // A refused resume comes back as `.resumeRefused`: `run` marks the slot not joined.
+            apply(
+                .resume(
                     connection, room: room, resumeHash: Self.hash(secret),
-                    credential: ResumeCredential(secret: next, hash: Self.hash(next)), lastSeq: lastSeq, rid: rid,
-                    at: now),
+                    credential: ResumeCredential(secret: next, hash: Self.hash(next)), lastSeq: lastSeq, rid: rid),
                 input: connection, room: room, before: b)
-            if engine.rooms[room]?.seat(of: connection) == nil { slots[slot].joined = false }
         case .command(let command, let rid):
             if !slots[slot].joined { return shellError(.helloRequired, rid: rid) }
             let b = before(room)
-            run(engine.handle(command, from: connection, rid: rid, at: now), input: connection, room: room, before: b)
+            apply(.command(command, from: connection, rid: rid), input: connection, room: room, before: b)
         }
     }
 
@@ -150,7 +149,7 @@ struct Session {
         if s.joined {
             let room = Self.room(slot)
             let b = before(room)
-            run(engine.disconnected(s.connection, at: now), input: s.connection, room: room, before: b)
+            apply(.disconnected(s.connection), input: s.connection, room: room, before: b)
         }
     }
 
@@ -159,7 +158,7 @@ struct Session {
             timers[timer] = nil
             precondition(at <= now)
             let b = before(timer.room)
-            run(engine.timerFired(timer, at: now), input: nil, room: timer.room, before: b)
+            apply(.timerFired(timer), input: nil, room: timer.room, before: b)
         }
     }
 
@@ -216,6 +215,11 @@ struct Session {
         return b
     }
 
+    /// Applies one engine input at `now`, as RoomHost's `dispatch` does, and checks its effects.
+    mutating func apply(_ engineInput: Engine.Input, input: ConnectionID?, room: RoomID, before: Before) {
+        run(engine.apply(engineInput, at: now), input: input, room: room, before: before)
+    }
+
     mutating func run(_ effects: [Effect], input: ConnectionID?, room: RoomID, before: Before) {
         var closed: [ConnectionID] = []
         for effect in effects {
@@ -249,6 +253,13 @@ struct Session {
                 timers[timer] = at
             case .cancel(let timer):
                 timers[timer] = nil
+            case .roomEnded(let ended, _):
+                precondition(ended == room, "another room ended")
+                precondition(engine.rooms[room]?.isEnded == true, "roomEnded for a room not ended")
+            case .resumeRefused(let connection):
+                precondition(connection == input, "resumeRefused for another connection")
+                precondition(engine.room(of: connection) == nil, "a refused resume joined a room")
+                if let slot = slots.firstIndex(where: { $0.connection == connection }) { slots[slot].joined = false }
             }
         }
         if let r = engine.rooms[room] {

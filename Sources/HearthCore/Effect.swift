@@ -66,4 +66,9 @@ public enum Effect: Hashable, Sendable {
     case attendance(AttendanceRecord)
     case schedule(TimerID, at: Instant)
     case cancel(TimerID)
+    /// The room has just ended (last of the input's effects): the shell records when.
+    case roomEnded(RoomID, at: Instant)
+    /// A `resume` was refused (after its `resume-failed` error): the connection belongs to no
+    /// room, and the shell closes it.
+    case resumeRefused(ConnectionID)
 }

@@ -11,6 +11,58 @@ public struct Engine: Sendable {
         self.defaultSettings = defaultSettings
     }
 
+    /// Every input the engine takes, as one value: what the shell journals, replays, fuzzes
+    /// and applies. Time is not part of it: it is the `at` of `apply(_:at:)`.
+    public enum Input: Hashable, Sendable {
+        /// `hello`: an authenticated identity arrives. `settings` apply only if this creates the room.
+        case connect(
+            ConnectionID, room: RoomID, identity: Identity, credential: ResumeCredential, settings: RoomSettings?,
+            rid: String?)
+        /// `resume`: a seat's secret (hashed by the shell), the credential that replaces it on
+        /// success (nil: keep the seat's; see `Room.resume`), and the last sequence number processed.
+        case resume(
+            ConnectionID, room: RoomID, resumeHash: String, credential: ResumeCredential?, lastSeq: UInt64,
+            rid: String?)
+        /// A command from a connection.
+        case command(ClientCommand, from: ConnectionID, rid: String?)
+        /// The transport noticed that a connection is gone.
+        case disconnected(ConnectionID)
+        /// A timer the engine scheduled came due.
+        case timerFired(TimerID)
+        /// The operations API creates a room ahead of its session, with its settings.
+        case createRoom(RoomID, settings: RoomSettings)
+        /// The operations API ends a room for everyone.
+        case endRoom(RoomID)
+    }
+
+    /// Applies one input at `at`: the one way into the engine. An input that changes nothing
+    /// (a `createRoom` of an open room, an `endRoom` of no open room) gives no effects.
+    public mutating func apply(_ input: Input, at: Instant) -> [Effect] {
+        switch input {
+        case .connect(let connection, let room, let identity, let credential, let settings, let rid):
+            return connect(
+                connection, room: room, identity: identity, credential: credential, settings: settings, rid: rid, at: at
+            )
+        case .resume(let connection, let room, let resumeHash, let credential, let lastSeq, let rid):
+            return resume(
+                connection, room: room, resumeHash: resumeHash, credential: credential, lastSeq: lastSeq, rid: rid,
+                at: at)
+        case .command(let command, let connection, let rid):
+            return handle(command, from: connection, rid: rid, at: at)
+        case .disconnected(let connection):
+            return disconnected(connection, at: at)
+        case .timerFired(let timer):
+            return timerFired(timer, at: at)
+        case .createRoom(let room, let settings):
+            return createRoom(room, settings: settings, at: at) ?? []
+        case .endRoom(let room):
+            return endRoom(room, at: at) ?? []
+        }
+    }
+
+    /// Whether a room with this id exists and has not ended.
+    public func hasOpenRoom(_ id: RoomID) -> Bool { rooms[id].map { !$0.isEnded } ?? false }
+
     /// The room a connection has joined (or tried to), if any.
     public func room(of connection: ConnectionID) -> RoomID? { roomOfConnection[connection] }
 
@@ -32,13 +84,19 @@ public struct Engine: Sendable {
         lastSeq: UInt64, rid: String? = nil, at: Instant
     ) -> [Effect] {
         guard rooms[id] != nil else {
-            return [.send(Message(rid: rid, event: .error(.resumeFailed)), to: [connection])]
+            return [
+                .send(Message(rid: rid, event: .error(.resumeFailed)), to: [connection]), .resumeRefused(connection),
+            ]
         }
-        let effects = withRoom(id, creating: defaultSettings, at: at) {
+        var effects = withRoom(id, creating: defaultSettings, at: at) {
             $0.resume(connection, resumeHash: resumeHash, credential: credential, lastSeq: lastSeq, rid: rid, at: at)
         }
         // A failed resume leaves the connection free to say hello: it belongs to no room yet.
-        if rooms[id]?.seat(of: connection) != nil { roomOfConnection[connection] = id }
+        if rooms[id]?.seat(of: connection) != nil {
+            roomOfConnection[connection] = id
+        } else {
+            effects.append(.resumeRefused(connection))
+        }
         return effects
     }
 
@@ -65,12 +123,16 @@ public struct Engine: Sendable {
 
     /// Runs `body` on the room, creating it if needed. The room is moved out of the
     /// dictionary and back, so its storage stays uniquely referenced and is never copied.
+    /// An input that ends the room adds `.roomEnded` after the room's own effects.
     mutating func withRoom(
         _ id: RoomID, creating settings: RoomSettings, at: Instant, _ body: (inout Room) -> [Effect]
     ) -> [Effect] {
         var room = rooms.removeValue(forKey: id) ?? Room(id: id, settings: settings, at: at)
         defer { rooms[id] = room }
-        return body(&room)
+        let wasEnded = room.isEnded
+        var effects = body(&room)
+        if !wasEnded, case .ended(let endedAt) = room.phase { effects.append(.roomEnded(id, at: endedAt)) }
+        return effects
     }
 
     /// The operations API creates a room ahead of its session, with its settings. Returns nil

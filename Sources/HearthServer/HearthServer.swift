@@ -49,7 +49,7 @@ public final class HearthServer: @unchecked Sendable {
             metrics: ServerMetrics(), logger: logger, version: Self.version)
         let t = try configuration.transportConfiguration(certificatePath: certificate, privateKeyPath: key)
         transport = try Transport(configuration: t, delegate: host, logger: logger)
-        // Held acks go out as soon as the writer commits their journal entries.
+        // Acks held in the host's AckGate go out as soon as the writer commits their journal entries.
         let hostRef = LoopConfined(host)
         store.onCommit = { [transport] ticket in
             transport.post { t in hostRef.value.releaseAcks(upTo: ticket, transport: t) }

@@ -1,6 +1,8 @@
 import HearthCore
 
-/// One accepted engine input, as the journal keeps it for crash recovery.
+/// One accepted engine input (`Engine.Input`) as the journal encodes it for crash recovery:
+/// the input, the instant it was applied at, and the room it went to. `init?(_:room:at:)`
+/// makes one from an input, `input` gives it back, and `JournalCoding` turns it into bytes.
 ///
 /// Replaying a store's entries, in order, into a fresh `Engine` rebuilds the same rooms:
 /// the engine is pure, so the same inputs at the same instants give the same state. What is
@@ -113,30 +115,62 @@ public enum JournalEntry: Hashable, Sendable {
         }
     }
 
-    /// Feeds this input to the engine, as the shell did when it was accepted.
-    @discardableResult
-    public func apply(to engine: inout Engine) -> [Effect] {
-        switch self {
-        case .connect(let c):
-            return engine.connect(
-                c.connection, room: c.room, identity: c.identity,
-                credential: ResumeCredential(secret: "", hash: c.resumeHash), settings: c.settings, at: c.at)
-        case .resume(let connection, let room, let resumeHash, let newResumeHash, let lastSeq, let at):
-            return engine.resume(
-                connection, room: room, resumeHash: resumeHash,
-                credential: newResumeHash.map { ResumeCredential(secret: "", hash: $0) }, lastSeq: lastSeq, at: at)
-        case .command(let connection, _, let command, let at):
-            return engine.handle(command.command, from: connection, at: at)
-        case .disconnected(let connection, _, let at):
-            return engine.disconnected(connection, at: at)
-        case .timerFired(let timer, let at):
-            return engine.timerFired(timer, at: at)
-        case .createRoom(let room, let settings, let at):
-            return engine.createRoom(room, settings: settings, at: at) ?? []
-        case .endRoom(let room, let at):
-            return engine.endRoom(room, at: at) ?? []
+    /// The journal entry of an engine input applied at `at`, or nil for an input never
+    /// journaled (signalling). `room` is the room the input goes to (the shell's knowledge for
+    /// a command or a disconnect); the request id and the resume secrets are dropped.
+    public init?(_ input: Engine.Input, room: RoomID, at: Instant) {
+        switch input {
+        case .connect(let connection, let room, let identity, let credential, let settings, _):
+            self = .connect(
+                Connect(
+                    connection: connection, room: room, identity: identity, resumeHash: credential.hash,
+                    settings: settings, at: at))
+        case .resume(let connection, let room, let resumeHash, let credential, let lastSeq, _):
+            self = .resume(
+                connection: connection, room: room, resumeHash: resumeHash, newResumeHash: credential?.hash,
+                lastSeq: lastSeq, at: at)
+        case .command(let command, let connection, _):
+            guard let journaled = JournaledCommand(command) else { return nil }
+            self = .command(connection: connection, room: room, command: journaled, at: at)
+        case .disconnected(let connection):
+            self = .disconnected(connection: connection, room: room, at: at)
+        case .timerFired(let timer):
+            self = .timerFired(timer, at: at)
+        case .createRoom(let room, let settings):
+            self = .createRoom(room, settings: settings, at: at)
+        case .endRoom(let room):
+            self = .endRoom(room, at: at)
         }
     }
+
+    /// The engine input this entry records (applied at `at`), as replay feeds it: resume
+    /// secrets are empty (only their hashes were kept) and there is no request id.
+    public var input: Engine.Input {
+        switch self {
+        case .connect(let c):
+            return .connect(
+                c.connection, room: c.room, identity: c.identity,
+                credential: ResumeCredential(secret: "", hash: c.resumeHash), settings: c.settings, rid: nil)
+        case .resume(let connection, let room, let resumeHash, let newResumeHash, let lastSeq, _):
+            return .resume(
+                connection, room: room, resumeHash: resumeHash,
+                credential: newResumeHash.map { ResumeCredential(secret: "", hash: $0) }, lastSeq: lastSeq, rid: nil)
+        case .command(let connection, _, let command, _):
+            return .command(command.command, from: connection, rid: nil)
+        case .disconnected(let connection, _, _):
+            return .disconnected(connection)
+        case .timerFired(let timer, _):
+            return .timerFired(timer)
+        case .createRoom(let room, let settings, _):
+            return .createRoom(room, settings: settings)
+        case .endRoom(let room, _):
+            return .endRoom(room)
+        }
+    }
+
+    /// Feeds this input to the engine, as the shell did when it was accepted.
+    @discardableResult
+    public func apply(to engine: inout Engine) -> [Effect] { engine.apply(input, at: at) }
 }
 
 /// A `ClientCommand` that may be journaled: any command but `.signal`.
@@ -182,7 +216,7 @@ extension JournalEntry {
                 switch effect {
                 case .schedule(let timer, let at): timers[timer] = at
                 case .cancel(let timer): timers[timer] = nil
-                case .send, .close, .audit, .attendance: break
+                case .send, .close, .audit, .attendance, .roomEnded, .resumeRefused: break
                 }
             }
             if case .timerFired(let timer, _) = entry { timers[timer] = nil }

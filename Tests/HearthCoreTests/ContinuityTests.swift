@@ -71,7 +71,7 @@ final class ContinuityTests: XCTestCase {
         h.drop(m[0])
         let c1 = ConnectionID(100)
         let credential = h.credential("u0")
-        h.apply(h.room.resume(c1, resumeHash: "hash-u0", credential: credential, lastSeq: 0, at: h.now))
+        h.input(.resume(c1, room: h.roomID, resumeHash: "hash-u0", credential: credential, lastSeq: 0, rid: nil))
         guard case .resumed(let r) = h.events(c1).first else { return XCTFail("no resumed") }
         XCTAssertEqual(r.resumeSecret, credential.secret, "the new secret, once, in resumed")
         XCTAssertNotEqual(r.resumeSecret, "secret-u0")
@@ -163,10 +163,10 @@ final class ContinuityTests: XCTestCase {
         // The second connection (a phone) arrives with its own credential, as the shell makes one per hello.
         let second = ConnectionID(100)
         let identity = Identity(userID: UserID("u0"), role: .participant, alias: "alias-u0")
-        h.apply(
-            h.room.connect(
-                second, identity: identity, credential: ResumeCredential(secret: "secret-phone", hash: "hash-phone"),
-                at: h.now))
+        h.input(
+            .connect(
+                second, room: h.roomID, identity: identity,
+                credential: ResumeCredential(secret: "secret-phone", hash: "hash-phone"), settings: nil, rid: nil))
         XCTAssertEqual(h.closed[m[0]], .takenOver)
         XCTAssertEqual(h.room.seat(of: second)?.id, h.pid("u0"))
         XCTAssertNotNil(h.room.seat(of: second)?.handRaisedAt)

@@ -199,7 +199,7 @@ final class ControlTests: XCTestCase {
         let c = h.join("new", .participant)
         XCTAssertEqual(h.lastError(c), .roomEnded)
         XCTAssertEqual(h.closed[c], .ended)
-        let effects = h.room.handle(.chat(to: .room, text: "x"), from: m[0], at: h.now)
+        let effects = h.engine.apply(.command(.chat(to: .room, text: "x"), from: m[0], rid: nil), at: h.now)
         XCTAssertEqual(effects, [.send(Message(event: .error(.roomEnded)), to: [m[0]])])
     }
 

@@ -1,10 +1,12 @@
 import HearthCore
 import XCTest
 
-/// Drives one room the way the shell would: connections, a clock that only moves when
-/// told, and everything each connection has been sent.
+/// Drives one room the way the shell would (every input an `Engine.Input`, applied by
+/// `Engine.apply`): connections, a clock that only moves when told, and everything each
+/// connection has been sent.
 struct Harness {
-    var room: Room
+    var engine: Engine
+    let roomID = RoomID("r1")
     var now = Instant(milliseconds: 1_000_000)
     var nextConnection: UInt64 = 1
     var inbox: [ConnectionID: [Message]] = [:]
@@ -20,7 +22,18 @@ struct Harness {
     init(_ configure: (inout RoomSettings) -> Void = { _ in }) {
         var settings = RoomSettings()
         configure(&settings)
-        room = Room(id: RoomID("r1"), settings: settings, at: now)
+        engine = Engine(defaultSettings: settings)
+    }
+
+    /// The room under test (created by its first arrival; a fresh one before that).
+    var room: Room { engine.rooms[roomID] ?? Room(id: roomID, settings: engine.defaultSettings, at: now) }
+
+    /// Applies one engine input now, as the shell does, and records its effects.
+    @discardableResult
+    mutating func input(_ input: Engine.Input) -> [Effect] {
+        let effects = engine.apply(input, at: now)
+        apply(effects)
+        return effects
     }
 
     mutating func apply(_ effects: [Effect]) {
@@ -37,6 +50,10 @@ struct Harness {
             case .attendance(let r): attendance.append(r)
             case .schedule(let t, let at): timers[t] = at
             case .cancel(let t): timers[t] = nil
+            case .roomEnded(let id, let at):
+                XCTAssertEqual(id, roomID)
+                XCTAssertEqual(at, now, "a room ends at the input that ends it")
+            case .resumeRefused(let c): XCTAssertNil(room.seat(of: c), "a refused resume took a seat")
             }
         }
     }
@@ -50,7 +67,7 @@ struct Harness {
         nextConnection += 1
         let identity = Identity(userID: UserID(user), role: role, alias: alias ?? "alias-\(user)")
         let credential = credential(user)
-        apply(room.connect(c, identity: identity, credential: credential, at: now))
+        input(.connect(c, room: roomID, identity: identity, credential: credential, settings: nil, rid: nil))
         if room.seat(of: c) != nil { hashes[user] = credential.hash }
         return c
     }
@@ -72,21 +89,21 @@ struct Harness {
     /// `resume` presenting a given secret hash (an old or a wrong one, say).
     mutating func resume(_ c: ConnectionID, hash: String, as user: String, lastSeq: UInt64, rid: String? = nil) {
         let credential = credential(user)
-        apply(room.resume(c, resumeHash: hash, credential: credential, lastSeq: lastSeq, rid: rid, at: now))
+        input(.resume(c, room: roomID, resumeHash: hash, credential: credential, lastSeq: lastSeq, rid: rid))
         if room.seat(of: c) != nil { hashes[user] = credential.hash }
     }
 
     mutating func send(_ c: ConnectionID, _ command: ClientCommand, rid: String? = "r") {
-        apply(room.handle(command, from: c, rid: rid, at: now))
+        input(.command(command, from: c, rid: rid))
     }
 
-    mutating func drop(_ c: ConnectionID) { apply(room.disconnected(c, at: now)) }
+    mutating func drop(_ c: ConnectionID) { input(.disconnected(c)) }
 
     /// Fires every timer due by now.
     mutating func fireTimers() {
         for (timer, at) in timers.sorted(by: { $0.value < $1.value }) where at <= now {
             timers[timer] = nil
-            apply(room.timerFired(timer.kind, at: now))
+            input(.timerFired(timer))
         }
     }
 

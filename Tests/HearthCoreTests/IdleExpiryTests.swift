@@ -29,6 +29,7 @@ private struct Node {
             case .attendance(let r): attendance.append(r)
             case .schedule(let t, let at): timers[t] = at
             case .cancel(let t): timers[t] = nil
+            case .roomEnded, .resumeRefused: break
             }
         }
     }

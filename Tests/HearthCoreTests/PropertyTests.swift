@@ -135,7 +135,7 @@ final class PropertyTests: XCTestCase {
                     case .error(.roomEnded), .error(.resumeFailed), .error(.notAdmitted): break
                     default: XCTFail("after end: \(m.event.type)")
                     }
-                case .close: break
+                case .close, .resumeRefused: break
                 default: XCTFail("after end: \(effect)")
                 }
             }

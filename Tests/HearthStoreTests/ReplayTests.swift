@@ -23,7 +23,6 @@ struct Driver {
 
     @discardableResult
     mutating func run(_ entry: JournalEntry) -> [Effect] {
-        let wasEnded = engine.rooms[entry.room]?.isEnded ?? false
         let effects = entry.apply(to: &engine)
         store.append(entry)
         journaled += 1
@@ -33,11 +32,9 @@ struct Driver {
             case .schedule(let t, let at): timers[t] = at
             case .cancel(let t): timers[t] = nil
             case .close(let c, _): closed.append(c)
-            case .send, .audit, .attendance: break
+            case .roomEnded(let room, let at): store.markEnded(room, at: at)
+            case .send, .audit, .attendance, .resumeRefused: break
             }
-        }
-        if let room = engine.rooms[entry.room], !wasEnded, case .ended(let at) = room.phase {
-            store.markEnded(entry.room, at: at)
         }
         // The transport reports each closed connection gone, as it would after a close.
         for c in closed where engine.room(of: c) != nil {

@@ -84,11 +84,14 @@ measure("hand up/down, 1,000 rooms of 12 through Engine") {
         for i in 0..<12 {
             let c = ConnectionID(UInt64(r * 100 + i))
             let identity = Identity(userID: UserID("u\(i)"), role: i == 0 ? .facilitator : .participant, alias: "m")
-            _ = engine.connect(
-                c, room: RoomID("room-\(r)"), identity: identity,
-                credential: ResumeCredential(secret: "s", hash: "h\(r)-\(i)"), at: now(0))
+            _ = engine.apply(
+                .connect(
+                    c, room: RoomID("room-\(r)"), identity: identity,
+                    credential: ResumeCredential(secret: "s", hash: "h\(r)-\(i)"), settings: nil, rid: nil),
+                at: now(0))
             if i > 0 {
-                _ = engine.handle(.admit(ParticipantID(UInt32(i + 1))), from: ConnectionID(UInt64(r * 100)), at: now(0))
+                let admit = ClientCommand.admit(ParticipantID(UInt32(i + 1)))
+                _ = engine.apply(.command(admit, from: ConnectionID(UInt64(r * 100)), rid: nil), at: now(0))
             }
             connections.append(c)
         }
@@ -96,7 +99,7 @@ measure("hand up/down, 1,000 rooms of 12 through Engine") {
     var delivered = 0
     for i in 0..<commands {
         let c = connections[((i / 2) * 7919) % connections.count]
-        let effects = engine.handle(i % 2 == 0 ? .raiseHand : .lowerHand(nil), from: c, at: now(i))
+        let effects = engine.apply(.command(i % 2 == 0 ? .raiseHand : .lowerHand(nil), from: c, rid: nil), at: now(i))
         delivered += deliveries(effects)
     }
     return (commands, delivered)

@@ -1,0 +1,112 @@
+import HearthCore
+import HearthStore
+import HearthTransport
+import HearthWire
+
+/// Drives the connections' state machines and performs the actions they return.
+extension RoomHost {
+    /// Feeds one input to a connection's state machine, keeps (or forgets) the machine, and
+    /// performs its actions in order.
+    func drive(
+        _ session: SessionID, at: Instant, transport: any ShellTransport,
+        _ input: (inout ConnectionStateMachine) -> [ConnectionStateMachine.Action]
+    ) {
+        guard var machine = connections[session] else { return }
+        let actions = input(&machine)
+        connections[session] = machine.state == .closed ? nil : machine
+        for action in actions {
+            perform(action, session: session, room: machine.room, at: at, transport: transport)
+        }
+    }
+
+    private func perform(
+        _ action: ConnectionStateMachine.Action, session: SessionID, room: RoomID, at: Instant,
+        transport: any ShellTransport
+    ) {
+        switch action {
+        case .sendError(let code, let rid):
+            metrics.refusal(code.rawValue)
+            send(WireEncoder.encodeError(code, rid: rid), type: "error", to: [session], transport: transport)
+        case .sendPong(let rid):
+            send(WireEncoder.encodePong(rid: rid), type: "pong", to: [session], transport: transport)
+        case .sendAck(let rid):
+            send(
+                WireEncoder.encode(Message(rid: rid, event: .ack(Ack()))), type: "ack", to: [session],
+                transport: transport)
+        case .verifyHello(let token, let rid):
+            guard store.acceptsNewWork else { return busy(session, rid: rid, at: at, transport: transport) }
+            hello(session, token: token, rid: rid, at: at, transport: transport)
+        case .verifyResume(let secret, let lastSeq, let rid):
+            guard store.acceptsNewWork else { return busy(session, rid: rid, at: at, transport: transport) }
+            resume(session, secret: secret, lastSeq: lastSeq, rid: rid, at: at, transport: transport)
+        case .verifyRefresh(let token, let rid):
+            refresh(session, token: token, rid: rid, at: at, transport: transport)
+        case .applyCommand(let command, let rid):
+            // A stalled store refuses new work, but a member may always leave; signalling is
+            // not journaled, so it goes on.
+            if JournaledCommand(command) != nil, command != .leave, !store.acceptsNewWork {
+                metrics.refusal(ErrorCode.serverBusy.rawValue)
+                send(
+                    WireEncoder.encodeError(.serverBusy, rid: rid), type: "error", to: [session], transport: transport)
+                return
+            }
+            dispatch(.command(command, from: connection(session), rid: rid), room: room, at: at, transport: transport)
+        case .applyDisconnected:
+            dispatch(.disconnected(connection(session)), room: room, at: at, transport: transport)
+        case .close(let code, let reason):
+            metrics.close(code)
+            transport.close(session, code: code, reason: reason)
+        }
+    }
+
+    /// Refuses a join while the store's queue is at its bound (a stalled disk): the client
+    /// tries again later (1013).
+    private func busy(_ session: SessionID, rid: String?, at: Instant, transport: any ShellTransport) {
+        refuseAndClose(
+            session, .serverBusy, rid: rid, close: ShellClose.tryAgainLater, reason: "server busy", at: at,
+            transport: transport)
+    }
+
+    /// Answers a join with an error and closes the connection (the error goes out first);
+    /// the connection is forgotten at once, so nothing more it sends is read.
+    func refuseAndClose(
+        _ session: SessionID, _ code: ErrorCode, rid: String?, close: UInt16, reason: String, at: Instant,
+        transport: any ShellTransport
+    ) {
+        drive(session, at: at, transport: transport) {
+            $0.refusedAndClosed(code, rid: rid, close: close, reason: reason)
+        }
+    }
+
+    /// For a signal to a seat of the connection's room: that seat, and whether its send queue
+    /// has room for the relayed message (it is refused while the queue is half full, so no
+    /// sender can push another member into a 4008 close). Nil for other messages.
+    func signalRecipient(
+        _ inbound: Inbound, session: SessionID, transport: any ShellTransport
+    ) -> ConnectionStateMachine.SignalRecipient? {
+        guard case .command(.signal(let to, _, let payload), _) = inbound else { return nil }
+        guard let room = connections[session]?.room, let target = engine.rooms[room]?.seats[to] else {
+            return .unknown
+        }
+        guard let connection = target.connection, let recipient = self.session(connection) else {
+            return .seat(to, queueHasRoom: true)
+        }
+        let limits = configuration.limits
+        // The relayed message is the payload plus a small envelope.
+        let bytes = (transport.queuedBytes(recipient) ?? 0) + payload.utf8.count + 128
+        let messages = (transport.queuedMessages(recipient) ?? 0) + 1
+        return .seat(
+            to,
+            queueHasRoom: bytes <= limits.sendQueueMaxBytes / 2 && messages <= max(1, limits.sendQueueMaxMessages / 2))
+    }
+
+    static func metricName(_ inbound: Inbound) -> String {
+        switch inbound {
+        case .ping: return "ping"
+        case .hello: return "hello"
+        case .refresh: return "refresh"
+        case .resume: return "resume"
+        case .command(let command, _): return command.name
+        }
+    }
+}

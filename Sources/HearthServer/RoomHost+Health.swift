@@ -1,0 +1,51 @@
+import Foundation
+import HearthTransport
+
+/// `/healthz`, `/metrics` and the gauges they report.
+extension RoomHost {
+    func healthRoute(_ request: HTTPRequest, transport: any ShellTransport) -> HTTPReply {
+        // HEAD is answered as GET would be; the transport sends the headers only.
+        switch (request.method == "HEAD" ? "GET" : request.method, request.path) {
+        case ("GET", "/healthz"):
+            let uptime = Int(Date().timeIntervalSince(startedAt))
+            // A backlogged store refuses new joins: 503 tells a load balancer to send them elsewhere.
+            let accepting = store.acceptsNewWork
+            let status = accepting ? "ok" : "backlogged"
+            let journal = #"{"queued":\#(store.queued),"limit":\#(store.queueLimit),"status":"\#(status)"}"#
+            let body =
+                #"{"status":"\#(status)","version":"\#(version)","uptimeSeconds":\#(uptime),"connections":\#(connections.count),"rooms":\#(engine.rooms.count),"journal":\#(journal)}"#
+            return .response(HTTPResponse(status: accepting ? 200 : 503, contentType: "application/json", text: body))
+        case ("GET", "/metrics"):
+            updateGauges(transport)
+            return .response(
+                HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4", body: metrics.exposition()))
+        default:
+            return .response(
+                HTTPResponse(
+                    status: 404, contentType: "application/json",
+                    text: #"{"code":"not-found","message":"No such endpoint."}"#))
+        }
+    }
+
+    func updateGauges(_ transport: any ShellTransport) {
+        lastGaugeUpdate = Self.now()
+        metrics.connections.record(transport.openSessionCount)
+        var open = 0
+        var inRoom = 0
+        var waiting = 0
+        for room in engine.rooms.values where !room.isEnded {
+            open += 1
+            for seat in room.seats.values {
+                if seat.placement == .room { inRoom += 1 } else { waiting += 1 }
+            }
+        }
+        metrics.rooms.record(open)
+        metrics.membersInRoom.record(inRoom)
+        metrics.membersWaiting.record(waiting)
+        metrics.journalQueued.record(store.queued)
+        metrics.addressesConnected.record(slots.addressCount)
+        metrics.addressesFailingAuthentication.record(authFailures.count)
+        metrics.sendQueueDrops.increment(by: Int(transport.counters.queueOverflowCloses) - reportedDrops)
+        reportedDrops = Int(transport.counters.queueOverflowCloses)
+    }
+}

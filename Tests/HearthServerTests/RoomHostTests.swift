@@ -1,0 +1,134 @@
+import Foundation
+import HearthAuth
+import HearthCore
+import HearthStore
+import HearthTransport
+import Logging
+import XCTest
+
+@testable import HearthServer
+
+/// A transport that records what the shell asked of it.
+private final class FakeTransport: ShellTransport {
+    var sent: [(SessionID, [String: Any])] = []
+    var closes: [(session: SessionID, code: UInt16, reason: String)] = []
+
+    func send(_ message: OutboundMessage, to session: SessionID) { send(message, toEach: [session]) }
+    func send(_ message: OutboundMessage, toEach sessions: [SessionID]) {
+        let object = (try? JSONSerialization.jsonObject(with: Data(message.bytes))) as? [String: Any] ?? [:]
+        for s in sessions { sent.append((s, object)) }
+    }
+    func close(_ session: SessionID, code: UInt16, reason: String) { closes.append((session, code, reason)) }
+    func queuedBytes(_ session: SessionID) -> Int? { 0 }
+    func queuedMessages(_ session: SessionID) -> Int? { 0 }
+    var openSessionCount: Int { 0 }
+    var counters: TransportCounters { TransportCounters() }
+
+    func types(to session: SessionID) -> [String] {
+        sent.filter { $0.0 == session }.compactMap { $0.1["type"] as? String }
+    }
+    func last(_ type: String, to session: SessionID) -> [String: Any]? {
+        sent.last { $0.0 == session && $0.1["type"] as? String == type }?.1
+    }
+}
+
+/// RoomHost driven through a fake transport, with a real store on a temporary file.
+final class RoomHostTests: XCTestCase {
+    private let secret = "room-host-tests-secret-0123456789abcdef"
+    private var directory = ""
+    private var store: Store!
+    private var host: RoomHost!
+    private let transport = FakeTransport()
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "hearth-roomhost-\(UUID().uuidString)"
+        store = try Store(path: directory + "/hearth.db", commitWindow: 0)
+        var configuration = HearthConfiguration()
+        configuration.limits.helloTimeoutSeconds = 0
+        let verifier = TokenVerifier(keys: [try TokenKey.hs256(secret: secret)])
+        let recovery = try RoomHost.recover(from: store, configuration: configuration, now: RoomHost.now())
+        host = RoomHost(
+            configuration: configuration, verifier: verifier, store: store, recovered: recovery,
+            metrics: ServerMetrics(), logger: Logger(label: "test"), version: "test")
+    }
+
+    override func tearDownWithError() throws {
+        store.flush()
+        store.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func token(_ user: String, role: String = "facilitator", room: String = "r1") throws -> String {
+        let claims = JoinClaims(sub: user, room: room, role: role, name: user, exp: Date().addingTimeInterval(300))
+        return try TokenMinter(secret: secret).mint(claims: claims)
+    }
+
+    private func open(_ id: UInt64, room: String = "r1") -> SessionID {
+        let session = SessionID(rawValue: id)
+        host.opened(session, path: "/v1/rooms/\(room)", peerAddress: "10.0.0.\(id)", transport: transport)
+        return session
+    }
+
+    private func receive(_ session: SessionID, _ json: String) {
+        var bytes = Array(json.utf8)
+        bytes.withUnsafeMutableBytes { host.received(session, text: UnsafeRawBufferPointer($0), transport: transport) }
+    }
+
+    /// Lets the held acks and closes out, as the writer's commit notice does.
+    private func commit() {
+        store.flush()
+        host.releaseAcks(upTo: store.committedTicket, transport: transport)
+    }
+
+    func testAValidHelloIsWelcomedAndABadOneClosed4401() throws {
+        let a = open(1)
+        receive(a, #"{"type":"hello","token":"\#(try token("fac"))","rid":"h"}"#)
+        XCTAssertEqual(transport.types(to: a).first, "welcome")
+        XCTAssertEqual(host.connections[a]?.state, .joined)
+        let b = open(2)
+        receive(b, #"{"type":"hello","token":"not-a-token","rid":"h"}"#)
+        XCTAssertEqual(transport.last("error", to: b)?["code"] as? String, "authentication-failed")
+        XCTAssertEqual(transport.closes.map(\.code), [4401])
+        XCTAssertNil(host.connections[b], "forgotten at once")
+    }
+
+    func testEndingTheRoomRecordsItsEndThroughTheRoomEndedEffect() throws {
+        let a = open(1)
+        receive(a, #"{"type":"hello","token":"\#(try token("fac"))"}"#)
+        receive(a, #"{"type":"end","rid":"z1"}"#)
+        commit()
+        XCTAssertNotNil(try store.endedAt(RoomID("r1")), "the shell recorded the end")
+        XCTAssertEqual(transport.closes.map(\.code), [4000])
+        XCTAssertTrue(transport.types(to: a).contains("ended"))
+    }
+
+    func testAResumeTheEngineRefusesIsClosed4401() throws {
+        let a = open(1)
+        receive(a, #"{"type":"hello","token":"\#(try token("fac"))"}"#)
+        let resumeSecret = try XCTUnwrap(transport.last("welcome", to: a)?["resumeSecret"] as? String)
+        host.closed(a, transport: transport)
+        let b = open(2)
+        // A lastSeq from the future: the secret is right, but the engine refuses.
+        receive(b, #"{"type":"resume","secret":"\#(resumeSecret)","lastSeq":999999,"rid":"r"}"#)
+        XCTAssertEqual(transport.last("error", to: b)?["code"] as? String, "resume-failed")
+        XCTAssertEqual(transport.closes.last?.code, 4401)
+        XCTAssertNil(host.connections[b])
+    }
+
+    func testAConnectionThatNeverSaysHelloIsClosed4408OnTheNextTick() {
+        let a = open(1)
+        host.tick(transport)
+        XCTAssertEqual(transport.closes.map(\.code), [4408])
+        XCTAssertNil(host.connections[a])
+    }
+
+    func testAnAckWaitsForItsJournalEntry() throws {
+        let a = open(1)
+        receive(a, #"{"type":"hello","token":"\#(try token("fac"))"}"#)
+        commit()
+        receive(a, #"{"type":"raise-hand","rid":"q"}"#)
+        commit()
+        XCTAssertEqual(transport.last("ack", to: a)?["rid"] as? String, "q")
+        XCTAssertTrue(host.acks.isEmpty)
+    }
+}
