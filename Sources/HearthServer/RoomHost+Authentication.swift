@@ -23,7 +23,7 @@ extension RoomHost {
             authFailures.spend(machine.peer, now: at)
             logger.info("authentication failed", metadata: ["session": "\(session)", "reason": "\(error.reason)"])
             refuseAndClose(
-                session, .authenticationFailed, rid: rid, close: ShellClose.authenticationFailed,
+                session, .authenticationFailed, rid: rid, close: CloseCode.authenticationFailed.rawValue,
                 reason: "authentication failed", at: at, transport: transport)
         case .success(let claims):
             guard let role = Role(rawValue: claims.role) else {
@@ -35,14 +35,14 @@ extension RoomHost {
                 guard usedTokenIDs[jti] == nil else {
                     store.appendAuthenticationFailure(room: room, reason: "token_reused", address: machine.peer, at: at)
                     return refuseAndClose(
-                        session, .tokenReused, rid: rid, close: ShellClose.authenticationFailed,
+                        session, .tokenReused, rid: rid, close: CloseCode.authenticationFailed.rawValue,
                         reason: "token reused", at: at, transport: transport)
                 }
                 usedTokenIDs[jti] = Self.instant(claims.exp)
             }
             if engine.rooms[room] == nil && engine.openRoomCount >= configuration.limits.maxRooms {
                 return refuseAndClose(
-                    session, .serverFull, rid: rid, close: ShellClose.tryAgainLater, reason: "server full", at: at,
+                    session, .serverFull, rid: rid, close: CloseCode.tryAgainLater.rawValue, reason: "server full", at: at,
                     transport: transport)
             }
             connections[session]?.joined(until: Self.instant(claims.exp))
@@ -80,7 +80,7 @@ extension RoomHost {
                 room: room, reason: "resume_secret_unknown", address: machine.peer, at: at)
             authFailures.spend(machine.peer, now: at)
             return refuseAndClose(
-                session, .resumeFailed, rid: rid, close: ShellClose.authenticationFailed, reason: "resume failed",
+                session, .resumeFailed, rid: rid, close: CloseCode.authenticationFailed.rawValue, reason: "resume failed",
                 at: at, transport: transport)
         }
         connections[session]?.joined(until: nil)
@@ -124,7 +124,7 @@ extension RoomHost {
     ) {
         logger.info("refused: too many failed authentications", metadata: ["session": "\(session)"])
         refuseAndClose(
-            session, .rateLimited, rid: rid, close: ShellClose.rateLimited,
+            session, .rateLimited, rid: rid, close: CloseCode.rateLimited.rawValue,
             reason: "too many failed authentications", at: at, transport: transport)
     }
 }

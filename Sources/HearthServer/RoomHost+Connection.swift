@@ -63,7 +63,7 @@ extension RoomHost {
     /// tries again later (1013).
     private func busy(_ session: SessionID, rid: String?, at: Instant, transport: any ShellTransport) {
         refuseAndClose(
-            session, .serverBusy, rid: rid, close: ShellClose.tryAgainLater, reason: "server busy", at: at,
+            session, .serverBusy, rid: rid, close: CloseCode.tryAgainLater.rawValue, reason: "server busy", at: at,
             transport: transport)
     }
 

@@ -6,16 +6,6 @@ import HearthTransport
 import HearthWire
 import Logging
 
-/// Close codes the shell itself uses (the engine's are in `CloseReason`).
-public enum ShellClose {
-    public static let authenticationFailed: UInt16 = 4401
-    public static let unknownEndpoint: UInt16 = 4404
-    public static let helloTimeout: UInt16 = 4408
-    public static let tooManyBadMessages: UInt16 = 1008
-    public static let tryAgainLater: UInt16 = 1013
-    public static let rateLimited: UInt16 = 4429
-}
-
 /// The imperative shell around the engine, confined to the transport's event-loop thread.
 ///
 /// One message's path: the transport calls a `transport…` method; the connection's
@@ -123,17 +113,17 @@ final class RoomHost: TransportDelegate {
         let peerAddress = ClientAddress.limitKey(peerAddress)  // per-address limits: IPv6 by its /64
         let now = Self.now()
         guard let room = Self.room(fromPath: path) else {
-            return turnAway(session, ShellClose.unknownEndpoint, "unknown endpoint", transport: transport)
+            return turnAway(session, CloseCode.unknownEndpoint.rawValue, "unknown endpoint", transport: transport)
         }
         // Addresses that keep failing authentication are refused before any work is done.
         if !authFailures.allows(peerAddress, now: now) {
             metrics.refusal(ErrorCode.rateLimited.rawValue)
-            return turnAway(session, ShellClose.rateLimited, "too many failed authentications", transport: transport)
+            return turnAway(session, CloseCode.rateLimited.rawValue, "too many failed authentications", transport: transport)
         }
         guard slots.take(session, address: peerAddress) else {
             metrics.refusal(ErrorCode.serverFull.rawValue)
             return turnAway(
-                session, ShellClose.tryAgainLater, "too many connections from this address", transport: transport)
+                session, CloseCode.tryAgainLater.rawValue, "too many connections from this address", transport: transport)
         }
         connections[session] = ConnectionStateMachine(
             room: room, peer: peerAddress, openedAt: now,

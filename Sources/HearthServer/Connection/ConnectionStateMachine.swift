@@ -137,7 +137,7 @@ struct ConnectionStateMachine {
         state = .closing(joined: joined)
         return [
             .sendError(code, rid: rid),
-            .close(code: ShellClose.tooManyBadMessages, reason: "too many bad messages"),
+            .close(code: CloseCode.tooManyBadMessages.rawValue, reason: "too many bad messages"),
         ]
     }
 
@@ -158,7 +158,7 @@ struct ConnectionStateMachine {
     /// The engine refused a `resume` (it already sent `resume-failed`): closed and forgotten.
     mutating func resumeRefused() -> [Action] {
         state = .closed
-        return [.close(code: ShellClose.authenticationFailed, reason: "resume failed")]
+        return [.close(code: CloseCode.authenticationFailed.rawValue, reason: "resume failed")]
     }
 
     /// Time passed: a connection that has not joined in time, or whose token expired when
@@ -167,12 +167,12 @@ struct ConnectionStateMachine {
         switch state {
         case .awaitingHello where now - openedAt >= limits.helloTimeoutMilliseconds:
             state = .closed
-            return [.close(code: ShellClose.helloTimeout, reason: "hello timeout")]
+            return [.close(code: CloseCode.helloTimeout.rawValue, reason: "hello timeout")]
         case .joined where limits.requireRefresh:
             guard let until = authenticatedUntil, now - until > limits.leewayMilliseconds else { return [] }
             authenticatedUntil = nil
             state = .closing(joined: true)
-            return [.close(code: ShellClose.authenticationFailed, reason: "token expired")]
+            return [.close(code: CloseCode.authenticationFailed.rawValue, reason: "token expired")]
         default:
             return []
         }
@@ -198,7 +198,7 @@ struct ConnectionStateMachine {
     private mutating func rateLimited(rid: String?) -> [Action] {
         guard budget.strikes >= limits.maxStrikes else { return [.sendError(.rateLimited, rid: rid)] }
         state = .closing(joined: isJoined)
-        return [.sendError(.rateLimited, rid: rid), .close(code: ShellClose.rateLimited, reason: "rate limited")]
+        return [.sendError(.rateLimited, rid: rid), .close(code: CloseCode.rateLimited.rawValue, reason: "rate limited")]
     }
 
     private mutating func withinBudget(_ command: ClientCommand, signal: SignalRecipient?, at now: Instant) -> Bool {
