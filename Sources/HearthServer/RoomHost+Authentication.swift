@@ -42,7 +42,8 @@ extension RoomHost {
             }
             if engine.rooms[room] == nil && engine.openRoomCount >= configuration.limits.maxRooms {
                 return refuseAndClose(
-                    session, .serverFull, rid: rid, close: CloseCode.tryAgainLater.rawValue, reason: "server full", at: at,
+                    session, .serverFull, rid: rid, close: CloseCode.tryAgainLater.rawValue, reason: "server full",
+                    at: at,
                     transport: transport)
             }
             connections[session]?.joined(until: Self.instant(claims.exp))
@@ -80,7 +81,8 @@ extension RoomHost {
                 room: room, reason: "resume_secret_unknown", address: machine.peer, at: at)
             authFailures.spend(machine.peer, now: at)
             return refuseAndClose(
-                session, .resumeFailed, rid: rid, close: CloseCode.authenticationFailed.rawValue, reason: "resume failed",
+                session, .resumeFailed, rid: rid, close: CloseCode.authenticationFailed.rawValue,
+                reason: "resume failed",
                 at: at, transport: transport)
         }
         connections[session]?.joined(until: nil)

@@ -118,12 +118,14 @@ final class RoomHost: TransportDelegate {
         // Addresses that keep failing authentication are refused before any work is done.
         if !authFailures.allows(peerAddress, now: now) {
             metrics.refusal(ErrorCode.rateLimited.rawValue)
-            return turnAway(session, CloseCode.rateLimited.rawValue, "too many failed authentications", transport: transport)
+            return turnAway(
+                session, CloseCode.rateLimited.rawValue, "too many failed authentications", transport: transport)
         }
         guard slots.take(session, address: peerAddress) else {
             metrics.refusal(ErrorCode.serverFull.rawValue)
             return turnAway(
-                session, CloseCode.tryAgainLater.rawValue, "too many connections from this address", transport: transport)
+                session, CloseCode.tryAgainLater.rawValue, "too many connections from this address",
+                transport: transport)
         }
         connections[session] = ConnectionStateMachine(
             room: room, peer: peerAddress, openedAt: now,

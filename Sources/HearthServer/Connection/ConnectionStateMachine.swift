@@ -198,7 +198,9 @@ struct ConnectionStateMachine {
     private mutating func rateLimited(rid: String?) -> [Action] {
         guard budget.strikes >= limits.maxStrikes else { return [.sendError(.rateLimited, rid: rid)] }
         state = .closing(joined: isJoined)
-        return [.sendError(.rateLimited, rid: rid), .close(code: CloseCode.rateLimited.rawValue, reason: "rate limited")]
+        return [
+            .sendError(.rateLimited, rid: rid), .close(code: CloseCode.rateLimited.rawValue, reason: "rate limited"),
+        ]
     }
 
     private mutating func withinBudget(_ command: ClientCommand, signal: SignalRecipient?, at now: Instant) -> Bool {
