@@ -2,8 +2,7 @@ import HearthCore
 
 /// Failures per source address (failed authentications, failed operations API calls) as token
 /// buckets: past its budget an address is refused early until its bucket refills. One type for
-/// every such budget (the operations API's today; `RoomHost`'s failed authentications can hold
-/// one too). Event-loop thread only.
+/// every such budget (`RoomHost`'s failed authentications, the operations API's failed calls). Event-loop thread only.
 final class FailureBudget {
     /// Addresses remembered before the ones whose bucket is full again are forgotten.
     static let maxAddresses = 10_000

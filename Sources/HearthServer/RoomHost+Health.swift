@@ -35,16 +35,16 @@ extension RoomHost {
         var waiting = 0
         for room in engine.rooms.values where !room.isEnded {
             open += 1
-            for seat in room.seats.values {
-                if seat.placement == .room { inRoom += 1 } else { waiting += 1 }
-            }
+            let counts = room.seatCounts
+            inRoom += counts.inRoom
+            waiting += counts.waiting
         }
         metrics.rooms.record(open)
         metrics.membersInRoom.record(inRoom)
         metrics.membersWaiting.record(waiting)
         metrics.journalQueued.record(store.queued)
         metrics.addressesConnected.record(slots.addressCount)
-        metrics.addressesFailingAuthentication.record(authFailures.count)
+        metrics.addressesFailingAuthentication.record(authFailures.addressCount)
         metrics.sendQueueDrops.increment(by: Int(transport.counters.queueOverflowCloses) - reportedDrops)
         reportedDrops = Int(transport.counters.queueOverflowCloses)
     }

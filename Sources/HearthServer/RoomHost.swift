@@ -37,7 +37,7 @@ final class RoomHost: TransportDelegate {
     var reportedDrops = 0
     /// Open connections and failed-authentication budgets, per source address.
     var slots: AddressSlots
-    var authFailures: AuthenticationFailures
+    let authFailures: FailureBudget
     /// Single-use (guest) token ids already used, until their token expires.
     var usedTokenIDs: [String: Instant] = [:]
     let connectionLimits: ConnectionStateMachine.Limits
@@ -56,8 +56,7 @@ final class RoomHost: TransportDelegate {
         self.connectionBase = recovered.connectionBase
         self.operations = OperationsAPI(configuration: configuration)
         self.slots = AddressSlots(limit: configuration.limits.maxConnectionsPerAddress)
-        self.authFailures = AuthenticationFailures(
-            burst: configuration.rateLimits.authFailureBurst, perSecond: configuration.rateLimits.authFailuresPerSecond)
+        self.authFailures = FailureBudget(configuration.rateLimits)
         self.connectionLimits = ConnectionStateMachine.Limits(
             maxMalformedMessages: configuration.limits.maxMalformedMessages,
             maxStrikes: configuration.rateLimits.maxStrikes,
@@ -185,7 +184,7 @@ final class RoomHost: TransportDelegate {
             updateGauges(transport)
             store.closeAuthenticationFailureInterval(at: now)
             usedTokenIDs = usedTokenIDs.filter { $0.value > now }
-            authFailures.sweep(now: now)
+            authFailures.forgetRecovered(now: now)
         }
     }
 

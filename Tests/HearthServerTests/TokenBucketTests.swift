@@ -49,7 +49,7 @@ final class TokenBucketTests: XCTestCase {
     }
 
     func testAnAddressPastItsAuthenticationFailureBudgetIsRefusedUntilItRefills() {
-        var failures = AuthenticationFailures(burst: 2, perSecond: 1)
+        let failures = FailureBudget(burst: 2, perSecond: 1)
         XCTAssertTrue(failures.allows("a", now: t0))
         failures.spend("a", now: t0)
         XCTAssertTrue(failures.allows("a", now: t0))
@@ -57,8 +57,8 @@ final class TokenBucketTests: XCTestCase {
         XCTAssertFalse(failures.allows("a", now: t0))
         XCTAssertTrue(failures.allows("b", now: t0), "per address")
         XCTAssertTrue(failures.allows("a", now: t0 + 1_000))
-        XCTAssertEqual(failures.count, 1)
-        failures.sweep(now: t0 + 10_000)
-        XCTAssertEqual(failures.count, 0, "a whole budget is forgotten")
+        XCTAssertEqual(failures.addressCount, 1)
+        failures.forgetRecovered(now: t0 + 10_000)
+        XCTAssertEqual(failures.addressCount, 0, "a whole budget is forgotten")
     }
 }
