@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLws
 import Foundation
+import HearthAuth
 
 @main
 struct HearthLoadgen: ParsableCommand {
@@ -106,8 +107,11 @@ struct Run: ParsableCommand {
         plan.secret = secret ?? ProcessInfo.processInfo.environment["HEARTH_TOKEN_SECRET"] ?? ""
         plan.relay = relay
         plan.plain = plain
-        guard relay || plan.secret.utf8.count >= 32 else {
-            throw ValidationError("a token secret of at least 32 bytes is required (--secret or HEARTH_TOKEN_SECRET)")
+        // The server's own rule for HS256 secrets (HearthAuth's TokenKey), checked before any work.
+        guard relay || (try? TokenKey.hs256(secret: plan.secret)) != nil else {
+            throw ValidationError(
+                "a token secret of at least \(TokenKey.minimumHS256SecretBytes) bytes is required "
+                    + "(--secret or HEARTH_TOKEN_SECRET)")
         }
         plan.roomPrefix = roomPrefix
         plan.groups = groups

@@ -59,7 +59,7 @@ extension LoadWorker {
             bytes.reserveCapacity(pre + chatTemplate.prefix.count + head.utf8.count + pad + chatTemplate.suffix.count)
             bytes += chatTemplate.prefix
             bytes += head.utf8
-            bytes += repeatElement(UInt8(ascii: "x"), count: pad)
+            bytes += chatPadding[..<pad]
             bytes += chatTemplate.suffix
             queue(c, bytes)
         }

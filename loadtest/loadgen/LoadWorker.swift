@@ -57,6 +57,8 @@ final class LoadWorker {
     let icePerSide: Int
     /// A room chat message as HearthWire encodes it, around its text (`+Send`: the hot path).
     let chatTemplate = LoadWorker.chatEnvelope()
+    /// `x` bytes to pad a chat text to `chatBytes` (a slice of it is copied per message).
+    let chatPadding: [UInt8]
     /// The encoded size of an ICE signal without its payload and `to`: each gets `iceBytes`.
     let iceEnvelopeBytes = LoadWorker.measureICEEnvelope()
     // Reconnect storm.
@@ -88,6 +90,7 @@ final class LoadWorker {
         phaseTimer = .allocate(capacity: 1)
         phaseTimer.initialize(to: clws_timer())
         icePerSide = max(0, plan.icePerPair / 2)
+        chatPadding = [UInt8](repeating: UInt8(ascii: "x"), count: max(1, plan.chatBytes))
         offerPayload = LoadWorker.sdp(kind: "offer", bytes: plan.sdpBytes)
         answerPayload = LoadWorker.sdp(kind: "answer", bytes: plan.sdpBytes)
         // HS256 join tokens with the run's secret (valid for 10 minutes), minted by HearthAuth
