@@ -79,12 +79,11 @@ let package = Package(
         .executableTarget(
             name: "hearth-loadgen",
             dependencies: [
-                "CLws", "CJansson",
+                "HearthCore", "HearthWire", "HearthAuth", "CLws", "CJansson",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
-            path: "loadtest/loadgen",
-            linkerSettings: [.linkedLibrary("crypto")]),
+            path: "loadtest/loadgen"),
         .executableTarget(
             name: "hearth-engine-bench", dependencies: ["HearthCore"], path: "loadtest/engine-bench"),
         .testTarget(name: "HearthCoreTests", dependencies: ["HearthCore"]),

@@ -7,10 +7,10 @@ import CLws
 // C entry points: nonisolated global functions outside any @main file, so no actor isolation is
 // assumed when libwebsockets or pthreads call them on a worker thread.
 
-/// pthread start routine: runs one worker's event loop; `arg` is a +1 retained Worker.
+/// pthread start routine: runs one worker's event loop; `arg` is a +1 retained LoadWorker.
 func loadgenThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     guard let arg else { return nil }
-    let worker = Unmanaged<Worker>.fromOpaque(arg).takeRetainedValue()
+    let worker = Unmanaged<LoadWorker>.fromOpaque(arg).takeRetainedValue()
     worker.run()
     return nil
 }
@@ -23,7 +23,7 @@ func loadgenLwsCallback(
     guard let wsi, let ctx = lws_get_context(wsi), let owner = lws_context_user(ctx) else {
         return lws_callback_http_dummy(wsi, reason, user, input, len)
     }
-    return Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().callback(wsi, reason, input, len)
+    return Unmanaged<LoadWorker>.fromOpaque(owner).takeUnretainedValue().callback(wsi, reason, input, len)
 }
 
 /// lws sul timer callback; the sul is the first member of a clws_timer whose owner is the worker.
@@ -31,7 +31,7 @@ func loadgenTimerCallback(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) 
     guard let sul else { return }
     let timer = UnsafeMutableRawPointer(sul).assumingMemoryBound(to: clws_timer.self)
     guard let owner = timer.pointee.owner else { return }
-    Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().timerFired(timer)
+    Unmanaged<LoadWorker>.fromOpaque(owner).takeUnretainedValue().timerFired(timer)
 }
 
 /// pthread start routine of the storm's /healthz probe; `arg` is an unretained HealthProbe.

@@ -8,7 +8,8 @@ import Synchronization
 
 /// The reconnect storm's stall probe: its own thread, one blocking TLS connection (OpenSSL) to
 /// the server, `GET /healthz` every `interval` over HTTP/1.1 keep-alive. (libssl is reached through
-/// `dlsym`: the target links only libcrypto, and libssl is already loaded by libwebsockets.) The server answers it
+/// `dlsym`: the target does not link OpenSSL itself, and libssl is already loaded by
+/// libwebsockets.) The server answers it
 /// on its lws service thread, the one that runs the rooms, so a round trip that takes long means
 /// that loop was busy (or stalled) for about that long. Samples are read after the thread ends.
 final class HealthProbe: @unchecked Sendable {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLws
 import Foundation
+import HearthAuth
 
 @main
 struct HearthLoadgen: ParsableCommand {
@@ -106,8 +107,11 @@ struct Run: ParsableCommand {
         plan.secret = secret ?? ProcessInfo.processInfo.environment["HEARTH_TOKEN_SECRET"] ?? ""
         plan.relay = relay
         plan.plain = plain
-        guard relay || plan.secret.utf8.count >= 32 else {
-            throw ValidationError("a token secret of at least 32 bytes is required (--secret or HEARTH_TOKEN_SECRET)")
+        // The server's own rule for HS256 secrets (HearthAuth's TokenKey), checked before any work.
+        guard relay || (try? TokenKey.hs256(secret: plan.secret)) != nil else {
+            throw ValidationError(
+                "a token secret of at least \(TokenKey.minimumHS256SecretBytes) bytes is required "
+                    + "(--secret or HEARTH_TOKEN_SECRET)")
         }
         plan.roomPrefix = roomPrefix
         plan.groups = groups
@@ -176,7 +180,8 @@ struct Run: ParsableCommand {
             assignment.append(all.filter { !plan.storms($0) })
         }
         let sync = RunSync(workers: threads)
-        let workers = (0..<threads).map { w in Worker(plan: plan, index: w, groupIndices: assignment[w], sync: sync) }
+        let workers = (0..<threads).map { w in LoadWorker(plan: plan, index: w, groupIndices: assignment[w], sync: sync)
+        }
         var threadIDs: [pthread_t] = []
         // The storm's stall probe: GET /healthz every 10 ms on its own thread and connection.
         let probe = stormAt > 0 ? HealthProbe(host: host, port: port, serverPid: plan.serverPid) : nil
@@ -191,7 +196,7 @@ struct Run: ParsableCommand {
             var tid = pthread_t()
             let arg = Unmanaged.passRetained(w).toOpaque()
             guard pthread_create(&tid, nil, loadgenThreadMain, arg) == 0 else {
-                Unmanaged<Worker>.fromOpaque(arg).release()
+                Unmanaged<LoadWorker>.fromOpaque(arg).release()
                 throw ValidationError("pthread_create failed")
             }
             threadIDs.append(tid)
@@ -476,7 +481,7 @@ func environmentNumber(_ name: String) -> Double? {
 
 /// Splits the unaffected rooms' chat deliveries (by intended time) and receipt gaps, and each
 /// loop's 10 ms probe lateness, at the storm's drop instant and its all-back moment.
-func splitStormSamples(_ workers: [Worker], into s: inout Stats, start: UInt64, drop: UInt64, end: UInt64) {
+func splitStormSamples(_ workers: [LoadWorker], into s: inout Stats, start: UInt64, drop: UInt64, end: UInt64) {
     var receipts: [UInt64] = []
     for w in workers {
         for (receipt, intended, latency) in w.unaffectedSamples {

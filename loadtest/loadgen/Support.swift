@@ -50,58 +50,6 @@ struct XorShift: RandomNumberGenerator {
     }
 }
 
-/// HS256 join tokens (the claims HearthAuth's verifier reads), MAC from OpenSSL's one-shot HMAC.
-struct TokenMinter {
-    let key: [UInt8]
-
-    init(secret: String) { key = Array(secret.utf8) }
-
-    func mint(
-        user: String, room: String, role: String, name: String, consentVersion: String?, capacity: Int,
-        waitingRoom: Bool
-    ) -> String {
-        let now = Int(time(nil))
-        var payload =
-            "{\"capacity\":\(capacity),"
-        if let consentVersion { payload += "\"consentVersion\":\"\(consentVersion)\"," }
-        payload +=
-            "\"exp\":\(now + 590),\"iat\":\(now - 5),\"name\":\"\(name)\",\"role\":\"\(role)\","
-            + "\"room\":\"\(room)\",\"sub\":\"\(user)\",\"waitingRoom\":\(waitingRoom)}"
-        let input =
-            Self.base64url(Array("{\"alg\":\"HS256\",\"typ\":\"JWT\"}".utf8)) + "."
-            + Self.base64url(Array(payload.utf8))
-        var mac = [UInt8](repeating: 0, count: 32)
-        var macLength: UInt32 = 0
-        let data = Array(input.utf8)
-        key.withUnsafeBytes { k in
-            data.withUnsafeBufferPointer { d in
-                _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), d.baseAddress, d.count, &mac, &macLength)
-            }
-        }
-        return input + "." + Self.base64url(Array(mac.prefix(Int(macLength))))
-    }
-
-    static func base64url(_ bytes: [UInt8]) -> String {
-        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count * 4 + 2) / 3)
-        var i = 0
-        while i + 2 < bytes.count {
-            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-            out += [table[Int(v >> 18 & 63)], table[Int(v >> 12 & 63)], table[Int(v >> 6 & 63)], table[Int(v & 63)]]
-            i += 3
-        }
-        if bytes.count - i == 1 {
-            let v = UInt32(bytes[i]) << 16
-            out += [table[Int(v >> 18 & 63)], table[Int(v >> 12 & 63)]]
-        } else if bytes.count - i == 2 {
-            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-            out += [table[Int(v >> 18 & 63)], table[Int(v >> 12 & 63)], table[Int(v >> 6 & 63)]]
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-}
-
 /// The pid of the process listening on 127.0.0.1:`port` (or 0.0.0.0), found through
 /// /proc/net/tcp and the /proc/PID/fd links of this user's processes; nil if not found.
 func listenerPid(port: Int) -> Int32? {

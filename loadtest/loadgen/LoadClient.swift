@@ -1,0 +1,85 @@
+/// One client connection (lws thread only).
+final class LoadClient {
+    let index: Int
+    let group: LoadGroup
+    let slot: Int
+    let groupSize: Int
+    let slow: Bool
+    let token: String
+    var wsi: OpaquePointer?
+    var connectIntended: UInt64 = 0
+    var established = false
+    var closed = false
+    var admitted = false
+    var memberID = ""
+    var closeCode = -1
+    var gotRemoved = false
+    var stoppedReading = false
+    /// Outbound messages, each with LWS_PRE bytes of headroom; `outbox[outHead...]` pending.
+    var outbox: [[UInt8]] = []
+    var outHead = 0
+    var rx: [UInt8] = []
+    var lastEventSeq: Int64 = 0
+    // Mesh: per peer slot.
+    var peerPrimary: [Bool]
+    var peerICE: [Int]
+    var peerDone: [Bool]
+    var peersNegotiated = 0
+    var negotiated = false
+    // Chat, as a recipient: per sender slot.
+    var lastFrom: [UInt32]
+    var receivedFrom: [UInt32]
+    // Chat, as a sender: last-recipient tracking ring.
+    var chatSent: UInt32 = 0
+    var ringSeq: [UInt32]
+    var ringRemaining: [Int32]
+    var ringMax: [UInt64]
+    // Steady-phase extras.
+    var handUp = false
+    var handsSent = 0
+    var handUpdates = 0
+    var controlUpdates = 0
+    // Control burst.
+    var mutesSeen = 0
+    var muteDone = false
+    var removeSeen = false
+    // Reconnect storm.
+    /// The seat's resume secret from `welcome` (kept for `resume`).
+    var resumeSecret = ""
+    /// Dropped and not yet resumed: nothing is sent (a reconnected socket sends `resume` first).
+    var away = false
+    var stormed = false
+    var reconnectIntended: UInt64 = 0
+    var reconnectAttempts = 0
+    /// Logged events still to come in the replay after `resumed` (its `replayed` count).
+    var replayLeft = 0
+    var resumed = false
+    var back = false
+    /// Own chat messages at the drop: the last one echoed back to this sender before it, and
+    /// the last one sent. Those in between were in doubt (queued, in flight or unprocessed when
+    /// the socket vanished); the replay of the sender's own copies says which the server accepted.
+    var echoedAtDrop: UInt32 = 0
+    var sentAtDrop: UInt32 = 0
+    var ownConfirmed: UInt32 = 0
+    /// In-doubt messages the server never accepted: not owed to any recipient.
+    var droppedWithConnection: UInt32 = 0
+
+    static let ringSize = 1024
+
+    init(index: Int, group: LoadGroup, slot: Int, groupSize: Int, slow: Bool, token: String) {
+        self.index = index
+        self.group = group
+        self.slot = slot
+        self.groupSize = groupSize
+        self.slow = slow
+        self.token = token
+        peerPrimary = Array(repeating: false, count: groupSize)
+        peerICE = Array(repeating: 0, count: groupSize)
+        peerDone = Array(repeating: false, count: groupSize)
+        lastFrom = Array(repeating: 0, count: groupSize)
+        receivedFrom = Array(repeating: 0, count: groupSize)
+        ringSeq = Array(repeating: 0, count: Self.ringSize)
+        ringRemaining = Array(repeating: 0, count: Self.ringSize)
+        ringMax = Array(repeating: 0, count: Self.ringSize)
+    }
+}

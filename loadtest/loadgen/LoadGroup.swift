@@ -1,0 +1,32 @@
+/// One group (room) played by a worker: a facilitator in slot 0 and members in slots 1...
+final class LoadGroup {
+    let local: Int
+    let room: String
+    let path: UnsafeMutablePointer<CChar>
+    var slots: [Int] = []  // worker connection index per slot
+    var slotByMember: [String: Int] = [:]
+    var admitRequested: Set<String> = []
+    var negotiatedConnections = 0
+    var ready = false
+    var startIntended: UInt64 = 0
+    /// Members that read normally (slow consumers excluded): chat recipients per message.
+    var recipients = 0
+    var controlsSent = 0
+    var lastControlIntended: UInt64 = 0
+    var spotlightOn = false
+    var muteIntended: UInt64 = 0
+    var muteRecipientsDone = 0
+    var muteComplete = false
+    var removeIntended: UInt64 = 0
+    var removedSlot = -1
+    var removeRecipientsDone = 0
+    var removeComplete = false
+    /// Reconnect storm: every member of this group drops and resumes (false: an unaffected room).
+    var stormed = false
+
+    init(local: Int, room: String, path: UnsafeMutablePointer<CChar>) {
+        self.local = local
+        self.room = room
+        self.path = path
+    }
+}

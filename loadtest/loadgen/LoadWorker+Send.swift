@@ -1,0 +1,121 @@
+import CLws
+import HearthCore
+import HearthWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Sending: every client message is encoded by HearthWire's `ClientMessageEncoder` (the inverse
+// of the server's `WireDecoder`), straight into the outbox entry behind its LWS_PRE headroom.
+extension LoadWorker {
+    func send(_ c: LoadClient, _ command: ClientCommand) {
+        send(c, .command(command, rid: nil))
+    }
+
+    func send(_ c: LoadClient, _ message: Inbound) {
+        guard c.wsi != nil, !c.closed else { return }
+        var bytes = [UInt8](repeating: 0, count: pre)
+        ClientMessageEncoder.encode(message, appendingTo: &bytes)
+        queue(c, bytes)
+    }
+
+    /// Queues an encoded message (with LWS_PRE bytes of headroom) for the connection's next
+    /// writeable callback.
+    func queue(_ c: LoadClient, _ bytes: [UInt8]) {
+        guard let wsi = c.wsi, !c.closed else { return }
+        c.outbox.append(bytes)
+        if c.outbox.count - c.outHead == 1 { lws_callback_on_writable(wsi) }
+    }
+
+    /// A member id the server sent (`p7`), for a command; nil (and a failure) if it is not one.
+    func member(_ id: String) -> ParticipantID? {
+        guard let member = ParticipantID(wire: id) else {
+            failures.append("a member id that is not one: \(id.prefix(24))")
+            return nil
+        }
+        return member
+    }
+
+    /// A room chat message of exactly `chatBytes` bytes (at least one `x` of padding): the text
+    /// is `lg|<group>|<slot>|<seq>|<intended ns>|xxx…`, which the receive path parses back.
+    func sendChat(_ c: LoadClient, intended: UInt64, now: UInt64) {
+        c.chatSent += 1
+        let n = c.chatSent
+        let r = Int(n) & (LoadClient.ringSize - 1)
+        if c.ringRemaining[r] > 0 { stats.ringOverflows += 1 }
+        c.ringSeq[r] = n
+        c.ringRemaining[r] = Int32(c.group.recipients)
+        c.ringMax[r] = 0
+        liveExpected += c.group.recipients
+        if c.wsi != nil && !c.closed {
+            // The steady phase's hot path (up to 15k sends/s in `throughput`, where the generator
+            // is the limit): the text is ASCII that JSON never escapes, so it goes between the
+            // two halves of a message HearthWire encoded once, instead of through a jansson
+            // tree per message.
+            let head = "lg|\(c.group.local)|\(c.slot)|\(n)|\(intended)|"
+            let pad = max(1, plan.chatBytes - chatTemplate.prefix.count - chatTemplate.suffix.count - head.utf8.count)
+            var bytes = [UInt8](repeating: 0, count: pre)
+            bytes.reserveCapacity(pre + chatTemplate.prefix.count + head.utf8.count + pad + chatTemplate.suffix.count)
+            bytes += chatTemplate.prefix
+            bytes += head.utf8
+            bytes += chatPadding[..<pad]
+            bytes += chatTemplate.suffix
+            queue(c, bytes)
+        }
+        stats.chatSent += 1
+        stats.sendLag.record(micros(now, intended))
+    }
+
+    /// An offer or answer (SDP of `sdpBytes`) to `peer`, then this side's ICE candidates, each
+    /// message `iceBytes` long.
+    func sendSignal(_ c: LoadClient, to peer: String, kind: SignalKind) {
+        guard let to = member(peer) else { return }
+        if kind == .offer || kind == .answer {
+            send(c, .signal(to: to, kind: kind, payload: kind == .offer ? offerPayload : answerPayload))
+            stats.signalsSent += 1
+        }
+        for i in 0..<icePerSide {
+            let head =
+                "{\"candidate\":\"candidate:"
+                + "\(c.slot)\(i) 1 udp 2122260223 192.0.2.\(c.slot + 1) \(50000 + i) typ host generation 0 ufrag lg"
+            let tail = "\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}"
+            let envelope = iceEnvelopeBytes + peer.utf8.count
+            let pad = max(0, plan.iceBytes - envelope - head.utf8.count - tail.utf8.count)
+            send(c, .signal(to: to, kind: .ice, payload: head + String(repeating: "x", count: pad) + tail))
+            stats.signalsSent += 1
+        }
+    }
+
+    /// A room chat message as HearthWire encodes it, cut around its text: the bytes before the
+    /// text and those after it.
+    static func chatEnvelope() -> (prefix: [UInt8], suffix: [UInt8]) {
+        let marker = Array("lg-text-marker".utf8)
+        let bytes = ClientMessageEncoder.encode(
+            .command(.chat(to: .room, text: String(decoding: marker, as: UTF8.self)), rid: nil))
+        guard
+            let at = (0...(bytes.count - marker.count)).first(where: {
+                bytes[$0..<$0 + marker.count].elementsEqual(marker)
+            })
+        else { preconditionFailure("the encoded chat message does not contain its text") }
+        return (Array(bytes[..<at]), Array(bytes[(at + marker.count)...]))
+    }
+
+    /// The encoded size of an ICE signal without its payload and its `to` id.
+    static func measureICEEnvelope() -> Int {
+        let to = ParticipantID(0)
+        let bytes = ClientMessageEncoder.encode(.command(.signal(to: to, kind: .ice, payload: "{}"), rid: nil))
+        return bytes.count - "{}".utf8.count - "p0".utf8.count
+    }
+
+    /// A WebRTC session description payload (JSON text) of at least `bytes` bytes of SDP.
+    static func sdp(kind: String, bytes: Int) -> String {
+        var s = "v=0\\r\\no=- 4611731400430051336 2 IN IP4 127.0.0.1\\r\\ns=-\\r\\nt=0 0\\r\\n"
+        var line = 0
+        while s.utf8.count < bytes {
+            s += "a=x-lg-\(line):abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop\\r\\n"
+            line += 1
+        }
+        return "{\"type\":\"\(kind)\",\"sdp\":\"\(s)\"}"
+    }
+}
