@@ -47,5 +47,10 @@ extension RoomHost {
         metrics.addressesFailingAuthentication.record(authFailures.addressCount)
         metrics.sendQueueDrops.increment(by: Int(transport.counters.queueOverflowCloses) - reportedDrops)
         reportedDrops = Int(transport.counters.queueOverflowCloses)
+        let c = transport.counters
+        metrics.transportRefusals([
+            ("origin", c.originRejections), ("upgrade", c.upgradeRejections),
+            ("request-line", c.unreadableRequestLines), ("http-framing", c.httpFramingRefusals),
+        ])
     }
 }

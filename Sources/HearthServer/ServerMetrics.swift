@@ -27,6 +27,10 @@ final class ServerMetrics {
     private var messagesOut: [String: Counter] = [:]
     private var refused: [String: Counter] = [:]
     private var closes: [UInt16: Counter] = [:]
+    /// What the transport refused before the shell saw it, by reason, and how much of each
+    /// count is already reported (the transport's counters are totals).
+    private var transportRefusals: [String: Counter] = [:]
+    private var reportedTransportRefusals: [String: UInt64] = [:]
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -64,6 +68,18 @@ final class ServerMetrics {
 
     func close(_ code: UInt16) {
         cached(&closes, code, "hearth_closes_total", ("code", String(code))).increment()
+    }
+
+    /// Reports the transport's refusal totals (`hearth_transport_refusals_total{reason}`):
+    /// `origin` (Origin not allowed), `upgrade` (an `Upgrade` other than WebSocket, e.g. h2c),
+    /// `request-line` (not readable as sent), `http-framing` (ambiguous or missing length).
+    func transportRefusals(_ totals: [(reason: String, total: UInt64)]) {
+        for (reason, total) in totals {
+            let counter = cached(&transportRefusals, reason, "hearth_transport_refusals_total", ("reason", reason))
+            let reported = reportedTransportRefusals[reason, default: 0]
+            if total > reported { counter.increment(by: Int(total - reported)) }
+            reportedTransportRefusals[reason] = total
+        }
     }
 
     private func cached<Key: Hashable>(

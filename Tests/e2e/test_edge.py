@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import ssl
 import struct
@@ -162,6 +163,30 @@ def test_h2c_upgrade_is_refused(server, target):
         assert b"hearth_" not in c.buf
     finally:
         c.close()
+
+
+def test_transport_refusals_are_counted_in_metrics(server):
+    """What the transport refuses before the shell sees it shows in /metrics, by reason."""
+    def refusals(reason):
+        with server.https("/metrics") as r:
+            text = r.read().decode()
+        m = re.search(rf'^hearth_transport_refusals_total\{{reason="{reason}"\}} (\S+)$', text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    before = refusals("upgrade"), refusals("http-framing")
+    c = Raw(server)
+    try:
+        assert c.request("GET", "/healthz", H2C)[0] == 400
+    finally:
+        c.close()
+    c = Raw(server)
+    try:
+        assert c.request("GET", "/healthz", ["Content-Length: 0", "Content-Length: 1"])[0] == 400
+    finally:
+        c.close()
+    # The gauges are refreshed when /metrics is read.
+    assert refusals("upgrade") == before[0] + 1
+    assert refusals("http-framing") == before[1] + 1
 
 
 def test_http2_is_not_spoken(server):
