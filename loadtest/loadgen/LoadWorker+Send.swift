@@ -72,7 +72,7 @@ extension LoadWorker {
     func sendSignal(_ c: LoadClient, to peer: String, kind: SignalKind) {
         guard let to = member(peer) else { return }
         if kind == .offer || kind == .answer {
-            send(c, .signal(to: to, kind: kind, payload: kind == .offer ? offerPayload : answerPayload))
+            sendSignal(c, to: to, peer: peer, kind: kind, payload: kind == .offer ? offerPayload : answerPayload)
             stats.signalsSent += 1
         }
         for i in 0..<icePerSide {
@@ -82,23 +82,58 @@ extension LoadWorker {
             let tail = "\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}"
             let envelope = iceEnvelopeBytes + peer.utf8.count
             let pad = max(0, plan.iceBytes - envelope - head.utf8.count - tail.utf8.count)
-            send(c, .signal(to: to, kind: .ice, payload: head + String(repeating: "x", count: pad) + tail))
+            sendSignal(c, to: to, peer: peer, kind: .ice, payload: head + String(repeating: "x", count: pad) + tail)
             stats.signalsSent += 1
         }
+    }
+
+    /// One signal. The payload is compact JSON the generator wrote itself, so it goes between the
+    /// two halves of a signal HearthWire encoded once for this kind and recipient, instead of
+    /// being parsed into a jansson tree and encoded again per message: that doubled the
+    /// generator's CPU while groups join (loadtest/RESULTS.md, "Before and after the
+    /// architecture redesign").
+    func sendSignal(_ c: LoadClient, to: ParticipantID, peer: String, kind: SignalKind, payload: String) {
+        guard c.wsi != nil, !c.closed else { return }
+        let key = kind.rawValue + "|" + peer
+        let envelope: (prefix: [UInt8], suffix: [UInt8])
+        if let cached = signalEnvelopes[key] {
+            envelope = cached
+        } else {
+            envelope = Self.signalEnvelope(to: to, kind: kind)
+            signalEnvelopes[key] = envelope
+        }
+        var bytes = [UInt8](repeating: 0, count: pre)
+        bytes.reserveCapacity(pre + envelope.prefix.count + payload.utf8.count + envelope.suffix.count)
+        bytes += envelope.prefix
+        bytes += payload.utf8
+        bytes += envelope.suffix
+        queue(c, bytes)
+    }
+
+    /// A signal as HearthWire encodes it, cut around its payload.
+    static func signalEnvelope(to: ParticipantID, kind: SignalKind) -> (prefix: [UInt8], suffix: [UInt8]) {
+        let marker = #"{"lg":"lg-payload-marker"}"#
+        return cut(
+            ClientMessageEncoder.encode(.command(.signal(to: to, kind: kind, payload: marker), rid: nil)),
+            around: marker)
+    }
+
+    /// `bytes` split around the one place `marker` stands in it.
+    static func cut(_ bytes: [UInt8], around marker: String) -> (prefix: [UInt8], suffix: [UInt8]) {
+        let marker = Array(marker.utf8)
+        guard
+            let at = (0...(bytes.count - marker.count)).first(where: {
+                bytes[$0..<$0 + marker.count].elementsEqual(marker)
+            })
+        else { preconditionFailure("the encoded message does not contain its marker") }
+        return (Array(bytes[..<at]), Array(bytes[(at + marker.count)...]))
     }
 
     /// A room chat message as HearthWire encodes it, cut around its text: the bytes before the
     /// text and those after it.
     static func chatEnvelope() -> (prefix: [UInt8], suffix: [UInt8]) {
-        let marker = Array("lg-text-marker".utf8)
-        let bytes = ClientMessageEncoder.encode(
-            .command(.chat(to: .room, text: String(decoding: marker, as: UTF8.self)), rid: nil))
-        guard
-            let at = (0...(bytes.count - marker.count)).first(where: {
-                bytes[$0..<$0 + marker.count].elementsEqual(marker)
-            })
-        else { preconditionFailure("the encoded chat message does not contain its text") }
-        return (Array(bytes[..<at]), Array(bytes[(at + marker.count)...]))
+        let marker = "lg-text-marker"
+        return cut(ClientMessageEncoder.encode(.command(.chat(to: .room, text: marker), rid: nil)), around: marker)
     }
 
     /// The encoded size of an ICE signal without its payload and its `to` id.

@@ -61,6 +61,9 @@ final class LoadWorker {
     let chatPadding: [UInt8]
     /// The encoded size of an ICE signal without its payload and `to`: each gets `iceBytes`.
     let iceEnvelopeBytes = LoadWorker.measureICEEnvelope()
+    /// Signal messages as HearthWire encodes them, cut around the payload, per kind and
+    /// recipient id (`+Send`: ids repeat across groups, so this stays small).
+    var signalEnvelopes: [String: (prefix: [UInt8], suffix: [UInt8])] = [:]
     // Reconnect storm.
     var stormIntended: UInt64 = 0
     var stormPending = 0
