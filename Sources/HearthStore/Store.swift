@@ -360,19 +360,12 @@ public final class Store: Sendable {
 
     /// A room's audit rows (or every room's, with nil), oldest first, at or after `since`.
     public func auditRecords(room: RoomID?, since: Instant? = nil) throws -> [StoredAudit] {
-        try pool.read { db in
-            var sql = "SELECT * FROM audit WHERE at >= ?"
-            var arguments: StatementArguments = [since?.milliseconds ?? Int64.min]
-            if let room {
-                sql += " AND room = ?"
-                arguments += [room.rawValue]
-            }
-            sql += " ORDER BY id"
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                StoredAudit(
-                    id: row["id"], record: try Schema.auditRecord(row), prevHash: row["prev_hash"], hash: row["hash"])
-            }
+        var records: [StoredAudit] = []
+        try forEachAuditRecord(room: room, since: since) {
+            records.append($0)
+            return true
         }
+        return records
     }
 
     /// Calls `body` with a room's audit rows (or every room's, with nil), oldest first, at or
