@@ -1,7 +1,8 @@
 extension AttendanceLedger {
     /// Recomputes attendance from the audit trail alone: every membership change is audited
     /// (arrive, admit, deny, send-back, facilitator-away, leave, remove, ban, drop, resume,
-    /// takeover, expire, end), so the intervals follow from it. A test checks that this
+    /// takeover, expire, end, and each breakout-move and breakout-visit with `from->to` as its
+    /// reason), so the intervals follow from it. Breakout names are not in the audit trail. A test checks that this
     /// agrees with the ledger built from the attendance records.
     public init(auditRecords: [AuditRecord], until: Instant) {
         struct Presence {
@@ -9,6 +10,7 @@ extension AttendanceLedger {
             var placement: Placement
             var placedAt: Instant
             var heldSince: Instant?
+            var breakout: BreakoutID?
             /// Leaving for good: when the seat left (a held seat left when it dropped).
             func leftAt(_ now: Instant) -> Instant {
                 guard let heldSince else { return now }
@@ -20,8 +22,14 @@ extension AttendanceLedger {
         func record(_ kind: AttendanceRecord.Kind, _ p: Presence, _ at: Instant, _ room: RoomID) {
             records.append(AttendanceRecord(at: at, room: room, member: p.party, kind: kind))
         }
+        func leaveBreakout(_ p: inout Presence, _ at: Instant, _ room: RoomID) {
+            guard let b = p.breakout else { return }
+            records.append(AttendanceRecord(at: at, room: room, member: p.party, kind: .exitBreakout, breakout: b))
+            p.breakout = nil
+        }
         func exit(_ id: ParticipantID, _ now: Instant, _ room: RoomID) {
-            guard let p = present.removeValue(forKey: id) else { return }
+            guard var p = present.removeValue(forKey: id) else { return }
+            leaveBreakout(&p, p.leftAt(now), room)
             record(p.placement == .room ? .exitRoom : .exitWaiting, p, p.leftAt(now), room)
         }
         for r in auditRecords {
@@ -42,11 +50,23 @@ extension AttendanceLedger {
                 record(.enterRoom, p, r.at, r.room)
             case "send-back", "facilitator-away":
                 guard let s = subject, var p = present[s.id] else { continue }
+                leaveBreakout(&p, r.at, r.room)
                 record(.exitRoom, p, r.at, r.room)
                 p.placement = .waiting
                 p.placedAt = r.at
                 present[s.id] = p
                 record(.enterWaiting, p, r.at, r.room)
+            case "breakout-move", "breakout-visit":
+                guard let s = subject, var p = present[s.id], let move = r.reason?.split(separator: ">"),
+                    move.count == 2
+                else { continue }
+                leaveBreakout(&p, r.at, r.room)
+                if let to = BreakoutID(wire: String(move[1])) {
+                    p.breakout = to
+                    records.append(
+                        AttendanceRecord(at: r.at, room: r.room, member: p.party, kind: .enterBreakout, breakout: to))
+                }
+                present[s.id] = p
             case "drop":
                 if let s = subject { present[s.id]?.heldSince = r.at }
             case "resume", "takeover":

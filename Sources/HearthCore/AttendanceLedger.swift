@@ -6,20 +6,36 @@ public struct AttendanceLedger: Hashable, Sendable {
         public var milliseconds: Int64 { end - start }
     }
 
+    /// Time in one breakout (it is also time in the room).
+    public struct BreakoutInterval: Hashable, Sendable {
+        public var breakout: BreakoutID
+        public var start: Instant
+        public var end: Instant
+        public var milliseconds: Int64 { end - start }
+    }
+
     public struct Member: Hashable, Sendable {
         public var userID: UserID
         public var role: Role
         /// Time in the room; reconnects within the grace period are already merged.
         public var inRoom: [Interval] = []
         public var waiting: [Interval] = []
+        /// Which breakout the member was in, when: within `inRoom`, in time order.
+        public var breakouts: [BreakoutInterval] = []
         public var firstAdmitted: Instant? { inRoom.first?.start }
         public var lastLeft: Instant? { inRoom.last?.end }
         public var roomMilliseconds: Int64 { inRoom.reduce(0) { $0 + $1.milliseconds } }
         public var waitingMilliseconds: Int64 { waiting.reduce(0) { $0 + $1.milliseconds } }
+        /// Time per breakout, in milliseconds.
+        public var breakoutMilliseconds: [BreakoutID: Int64] {
+            breakouts.reduce(into: [:]) { $0[$1.breakout, default: 0] += $1.milliseconds }
+        }
     }
 
     /// Per user, in order of first appearance.
     public private(set) var members: [Member] = []
+    /// The breakouts' names, as staff named them.
+    public private(set) var breakoutNames: [BreakoutID: String] = [:]
 
     /// Non-staff members who were ever admitted: the session's participant count.
     public var participantCount: Int { members.filter { !$0.role.isStaff && !$0.inRoom.isEmpty }.count }
@@ -29,6 +45,7 @@ public struct AttendanceLedger: Hashable, Sendable {
         var index: [UserID: Int] = [:]
         var openRoom: [UserID: Instant] = [:]
         var openWaiting: [UserID: Instant] = [:]
+        var openBreakout: [UserID: (BreakoutID, Instant)] = [:]
         for record in records.sorted(by: { $0.at < $1.at }) {
             let user = record.member.userID
             let i: Int
@@ -51,7 +68,20 @@ public struct AttendanceLedger: Hashable, Sendable {
                 if let start = openWaiting.removeValue(forKey: user) {
                     Self.append(Interval(start: start, end: record.at), to: &members[i].waiting)
                 }
+            case .enterBreakout:
+                if let breakout = record.breakout {
+                    openBreakout[user] = (breakout, record.at)
+                    if let name = record.breakoutName { breakoutNames[breakout] = name }
+                }
+            case .exitBreakout:
+                if let (breakout, start) = openBreakout.removeValue(forKey: user), breakout == record.breakout {
+                    members[i].breakouts.append(BreakoutInterval(breakout: breakout, start: start, end: record.at))
+                }
             }
+        }
+        for (user, (breakout, start)) in openBreakout {
+            members[index[user]!].breakouts.append(
+                BreakoutInterval(breakout: breakout, start: start, end: max(start, until)))
         }
         for (user, start) in openRoom {
             Self.append(Interval(start: start, end: max(start, until)), to: &members[index[user]!].inRoom)
@@ -59,6 +89,27 @@ public struct AttendanceLedger: Hashable, Sendable {
         for (user, start) in openWaiting {
             Self.append(Interval(start: start, end: max(start, until)), to: &members[index[user]!].waiting)
         }
+        for i in members.indices { members[i].breakouts = Self.clip(members[i].breakouts, to: members[i].inRoom) }
+    }
+
+    /// Breakout time counts only while in the room: a seat held past its exit (it left when
+    /// its connection dropped) leaves its breakout then too. Touching intervals in the same
+    /// breakout merge (a reconnect does not split one).
+    static func clip(_ list: [BreakoutInterval], to room: [Interval]) -> [BreakoutInterval] {
+        var out: [BreakoutInterval] = []
+        for b in list.sorted(by: { ($0.start, $0.breakout) < ($1.start, $1.breakout) }) {
+            for r in room {
+                let start = max(b.start, r.start)
+                let end = min(b.end, r.end)
+                guard start < end else { continue }
+                if let last = out.last, last.breakout == b.breakout, start <= last.end {
+                    out[out.count - 1].end = max(last.end, end)
+                } else {
+                    out.append(BreakoutInterval(breakout: b.breakout, start: start, end: end))
+                }
+            }
+        }
+        return out
     }
 
     /// Appends in time order, merging an interval that touches the previous one.

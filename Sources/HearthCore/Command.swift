@@ -50,6 +50,24 @@ public enum ClientCommand: Hashable, Sendable {
     case updateSettings(SettingsChange)
     case acknowledgeHelp(ParticipantID)
     case end
+    // Staff: breakouts (docs/protocol.md §10)
+    /// Plan the next breakouts: names and members by hand; `automatic` spreads the admitted
+    /// non-staff members not named in any entry over the breakouts (balanced, in random order).
+    case planBreakouts([BreakoutPlanEntry], automatic: Bool)
+    /// Open the planned breakouts, optionally for a time (seconds), with a warning that many
+    /// seconds before the end.
+    case openBreakouts(durationSeconds: Int?, warningSeconds: Int?)
+    /// Close every breakout (pull-asides too): everyone returns to the main room.
+    case closeBreakouts
+    case closeBreakout(BreakoutID)
+    /// Move an admitted non-staff member into a breakout, or back to the main room (nil).
+    case moveToBreakout(ParticipantID, BreakoutID?)
+    /// A staff member goes into a breakout, or back to the main room (nil).
+    case visitBreakout(BreakoutID?)
+    /// A short message to everyone admitted, whichever breakout they are in.
+    case broadcastToBreakouts(String)
+    /// Open a private breakout for one member and the staff member who sends this.
+    case pullAside(ParticipantID)
 
     /// The permission-table action this command needs, or nil when any member may send it.
     public var requiredPermission: PermissionAction? {
@@ -77,6 +95,9 @@ public enum ClientCommand: Hashable, Sendable {
         case .updateSettings: return .updateSettings
         case .acknowledgeHelp: return .acknowledgeHelp
         case .end: return .end
+        case .planBreakouts, .openBreakouts, .closeBreakouts, .closeBreakout, .moveToBreakout, .visitBreakout,
+            .broadcastToBreakouts, .pullAside:
+            return .manageBreakouts
         }
     }
 
@@ -110,6 +131,14 @@ public enum ClientCommand: Hashable, Sendable {
         case .updateSettings: return "settings"
         case .acknowledgeHelp: return "acknowledge-help"
         case .end: return "end"
+        case .planBreakouts: return "breakouts-plan"
+        case .openBreakouts: return "breakouts-open"
+        case .closeBreakouts: return "breakouts-close"
+        case .closeBreakout: return "breakout-close"
+        case .moveToBreakout: return "breakout-move"
+        case .visitBreakout: return "breakout-visit"
+        case .broadcastToBreakouts: return "breakout-broadcast"
+        case .pullAside: return "pull-aside"
         }
     }
 

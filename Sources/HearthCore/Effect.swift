@@ -38,6 +38,10 @@ public struct TimerID: Hashable, Sendable, CustomStringConvertible {
         case closes
         /// A room with no seat (none live, none held) since the timer was set ends by itself.
         case idle
+        /// The warning before the planned breakouts' time limit.
+        case breakoutsWarning
+        /// The planned breakouts' time limit: everyone in them returns.
+        case breakoutsEnd
     }
 
     public var room: RoomID
@@ -54,6 +58,8 @@ public struct TimerID: Hashable, Sendable, CustomStringConvertible {
         case .opens: return "\(room)/opens"
         case .closes: return "\(room)/closes"
         case .idle: return "\(room)/idle"
+        case .breakoutsWarning: return "\(room)/breakouts-warning"
+        case .breakoutsEnd: return "\(room)/breakouts-end"
         }
     }
 }

@@ -9,6 +9,8 @@ public enum LeaveReason: String, Hashable, Sendable {
     case sentBack = "sent-back"
     case facilitatorAway = "facilitator-away"
     case ended
+    /// Moved into another breakout or back to the main room (and out of your sight).
+    case moved
 }
 
 /// The first reply to a successful `hello`.
@@ -41,10 +43,15 @@ public struct Ack: Hashable, Sendable {
     public var message: MessageID? = nil
     public var seq: UInt64? = nil
     public var admitted: [ParticipantID]? = nil
-    public init(message: MessageID? = nil, seq: UInt64? = nil, admitted: [ParticipantID]? = nil) {
+    /// `pull-aside`: the private breakout it opened.
+    public var breakout: BreakoutID? = nil
+    public init(
+        message: MessageID? = nil, seq: UInt64? = nil, admitted: [ParticipantID]? = nil, breakout: BreakoutID? = nil
+    ) {
         self.message = message
         self.seq = seq
         self.admitted = admitted
+        self.breakout = breakout
     }
 }
 
@@ -77,6 +84,14 @@ public indirect enum ServerEvent: Hashable, Sendable {
     case denied(reason: String?)
     case removed(reason: String?, banned: Bool)
     case ended(at: Instant)
+    /// Breakouts (docs/protocol.md §10). You moved: where you are now and that room's roster.
+    case moved(breakout: BreakoutRef?, room: RoomSnapshot)
+    /// Staff only: the breakouts changed (plan, open, who is where, the end time).
+    case breakoutsUpdated(BreakoutsView)
+    /// The planned breakouts return to the main room at `endsAt`.
+    case breakoutsEnding(endsAt: Instant)
+    /// Staff's message to every breakout.
+    case breakoutBroadcast(from: ParticipantID, fromAlias: String, text: String, at: Instant)
     case ack(Ack)
     case error(ErrorCode)
 
@@ -104,6 +119,10 @@ public indirect enum ServerEvent: Hashable, Sendable {
         case .denied: return "denied"
         case .removed: return "removed"
         case .ended: return "ended"
+        case .moved: return "moved"
+        case .breakoutsUpdated: return "breakouts"
+        case .breakoutsEnding: return "breakouts-ending"
+        case .breakoutBroadcast: return "breakout-broadcast"
         case .ack: return "ack"
         case .error: return "error"
         }

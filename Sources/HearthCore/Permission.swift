@@ -25,6 +25,7 @@ public enum PermissionAction: String, CaseIterable, Hashable, Sendable {
     case updateSettings = "update-settings"
     case acknowledgeHelp = "acknowledge-help"
     case end
+    case manageBreakouts = "manage-breakouts"
 
     /// Privileged actions act on other members or on the room; a refusal of one is audited.
     public var isPrivileged: Bool {

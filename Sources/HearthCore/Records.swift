@@ -52,17 +52,27 @@ public struct AttendanceRecord: Hashable, Sendable {
         case exitWaiting = "exit-waiting"
         case enterRoom = "enter-room"
         case exitRoom = "exit-room"
+        /// Within the room: into a breakout and out of it (the time still counts as in the room).
+        case enterBreakout = "enter-breakout"
+        case exitBreakout = "exit-breakout"
     }
 
     public var at: Instant
     public var room: RoomID
     public var member: Party
     public var kind: Kind
+    /// For enter-breakout and exit-breakout: which breakout, and its name (as staff named it).
+    public var breakout: BreakoutID?
+    public var breakoutName: String?
 
-    public init(at: Instant, room: RoomID, member: Party, kind: Kind) {
+    public init(
+        at: Instant, room: RoomID, member: Party, kind: Kind, breakout: BreakoutID? = nil, breakoutName: String? = nil
+    ) {
         self.at = at
         self.room = room
         self.member = member
         self.kind = kind
+        self.breakout = breakout
+        self.breakoutName = breakoutName
     }
 }

@@ -8,7 +8,8 @@ extension Room {
         let mid = MessageID(nextMessage)
         nextMessage += 1
         let message = ChatMessage(
-            id: mid, seq: seq + 1, from: actor.id, fromAlias: actor.alias, to: to, text: text, at: at)
+            id: mid, seq: seq + 1, from: actor.id, fromAlias: actor.alias, to: to, text: text, at: at,
+            breakout: to == .room ? actor.breakout : nil)
         publish(.chat(message), to: audience, into: &fx)
         chatLog.append(StoredChat(message: message, audience: audience))
         // Trimmed in batches, so keeping history costs O(1) per message.
@@ -24,7 +25,8 @@ extension Room {
         case .room:
             if !actor.may(.chatRoom) { throw Refusal(.forbidden) }
             if !actor.isStaff && policy != .everyone { throw Refusal(.chatDisabled) }
-            return roomAudience
+            // The room one is in: a breakout's chat stays with those in it.
+            return spaceAudience(actor.breakout)
         case .staff:
             if !actor.may(.chatStaff) { throw Refusal(.forbidden) }
             if !actor.isStaff && policy == .off { throw Refusal(.chatDisabled) }
@@ -32,6 +34,10 @@ extension Room {
         case .member(let pid):
             guard let target = seats[pid], target.placement == .room else { throw Refusal(.unknownMember) }
             if pid == actor.id { throw Refusal(.invalidTarget, subject: target) }
+            // Between members, nothing crosses breakouts; staff and messages to staff do.
+            if !actor.isStaff && !target.isStaff && target.breakout != actor.breakout {
+                throw Refusal(.unknownMember)
+            }
             if !actor.isStaff {
                 if target.isStaff {
                     if !actor.may(.chatStaff) { throw Refusal(.forbidden) }
@@ -67,8 +73,12 @@ extension Room {
         into fx: inout [Effect]
     ) throws(Refusal) {
         if payload.utf8.count > settings.maxSignalBytes { throw Refusal(.tooLong) }
-        guard let target = seats[pid], target.placement == .room else { throw Refusal(.unknownMember) }
+        guard let target = seats[pid], target.placement == .room, sees(actor, target) else {
+            throw Refusal(.unknownMember)
+        }
         if pid == actor.id { throw Refusal(.invalidTarget, subject: target) }
+        // Media stays within one breakout (or the main room): staff signal where they are.
+        if target.breakout != actor.breakout { throw Refusal(.otherBreakout, subject: target) }
         guard let connection = target.connection else { throw Refusal(.peerUnavailable) }
         // Relayed, never logged: a resumed peer renegotiates its media anyway.
         fx.append(.send(Message(event: .signal(from: actor.id, kind: kind, payload: payload)), to: [connection]))

@@ -81,6 +81,17 @@ extension Room {
         case .setLocked(let value): setLocked(value, by: actor, rid: rid, at: at, into: &fx)
         case .updateSettings(let change): try updateSettings(change, by: actor, rid: rid, at: at, into: &fx)
         case .end: end(by: actor, rid: rid, at: at, into: &fx)
+        case .planBreakouts(let entries, let automatic):
+            try planBreakouts(entries, automatic: automatic, by: actor, rid: rid, at: at, into: &fx)
+        case .openBreakouts(let duration, let warning):
+            try openBreakouts(
+                durationSeconds: duration, warningSeconds: warning, by: actor, rid: rid, at: at, into: &fx)
+        case .closeBreakouts: try closeBreakouts(by: actor, rid: rid, at: at, into: &fx)
+        case .closeBreakout(let id): try closeBreakout(id, by: actor, rid: rid, at: at, into: &fx)
+        case .moveToBreakout(let pid, let id): try moveToBreakout(pid, id, by: actor, rid: rid, at: at, into: &fx)
+        case .visitBreakout(let id): try visitBreakout(id, by: actor, rid: rid, at: at, into: &fx)
+        case .broadcastToBreakouts(let text): try broadcastToBreakouts(text, by: actor, rid: rid, at: at, into: &fx)
+        case .pullAside(let pid): try pullAside(pid, by: actor, rid: rid, at: at, into: &fx)
         }
     }
 

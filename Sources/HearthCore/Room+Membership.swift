@@ -63,7 +63,7 @@ extension Room {
         switch seat.placement {
         case .room:
             attendance(.enterRoom, seat, at: at, into: &fx)
-            publishMember(seat, audience: roomAudience.filter { $0 != pid }, into: &fx) { .memberJoined($0) }
+            publishMember(seat, audience: viewers(of: seat).filter { $0 != pid }, into: &fx) { .memberJoined($0) }
         case .waiting:
             attendance(.enterWaiting, seat, at: at, into: &fx)
             publish(.waitingUpdated(waitingView(seat)), to: staffAudience, into: &fx)
@@ -148,6 +148,8 @@ extension Room {
             guard !isEnded, seats.isEmpty, let due = idleDeadline, at >= due else { return fx }
             idleDeadline = nil  // fired: nothing left to cancel
             endSession(by: nil, reason: "idle", at: at, into: &fx)
+        case .breakoutsWarning, .breakoutsEnd:
+            breakoutTimerFired(kind, at: at, into: &fx)
         }
         return fx
     }
@@ -226,7 +228,11 @@ extension Room {
 
     /// Takes a seat out of the room for good, with its attendance and the others told.
     mutating func vacate(_ pid: ParticipantID, reason: LeaveReason, at: Instant, into fx: inout [Effect]) {
+        guard let present = seats[pid] else { return }
+        // Its roster is the one it leaves: the members of its breakout (or main room) and staff.
+        let audience = present.placement == .room ? viewers(of: present).filter { $0 != pid } : []
         guard let seat = seats.removeValue(forKey: pid) else { return }
+        leaveBreakout(seat, forGood: true, at: seat.leftAt(at), into: &fx)
         defer { settleIdleTimer(at: at, into: &fx) }
         sanctions[seat.userID] = Sanctions(keptFrom: seat)
         seatOfUser[seat.userID] = nil
@@ -242,7 +248,7 @@ extension Room {
         switch seat.placement {
         case .room:
             attendance(.exitRoom, seat, at: seat.leftAt(at), into: &fx)
-            publish(.memberLeft(pid, reason: reason), to: roomAudience, into: &fx)
+            publish(.memberLeft(pid, reason: reason), to: audience, into: &fx)
         case .waiting:
             attendance(.exitWaiting, seat, at: seat.leftAt(at), into: &fx)
             publish(.waitingLeft(pid, reason: reason), to: staffAudience, into: &fx)
@@ -270,7 +276,11 @@ extension Room {
     mutating func moveToWaitingRoom(
         _ pid: ParticipantID, reason: LeaveReason, at: Instant, into fx: inout [Effect]
     ) {
-        guard var seat = seats[pid], seat.placement == .room else { return }
+        guard let present = seats[pid], present.placement == .room else { return }
+        let audience = viewers(of: present).filter { $0 != pid }
+        seats[pid]?.breakout = nil
+        leaveBreakout(present, forGood: false, at: at, into: &fx)
+        guard var seat = seats[pid] else { return }
         attendance(.exitRoom, seat, at: at, into: &fx)
         seat.placement = .waiting
         seat.placedAt = at
@@ -283,7 +293,7 @@ extension Room {
         seats[pid] = seat
         help[pid] = nil
         attendance(.enterWaiting, seat, at: at, into: &fx)
-        publish(.memberLeft(pid, reason: reason), to: roomAudience, into: &fx)
+        publish(.memberLeft(pid, reason: reason), to: audience, into: &fx)
         if spotlight == pid {
             spotlight = nil
             publish(.roomUpdated(roomState), to: roomAudience, into: &fx)
@@ -308,7 +318,7 @@ extension Room {
         attendance(.enterRoom, seat, at: at, into: &fx)
         audit("admit", at: at, actor: actor, subject: seat, into: &fx)
         publish(.waitingLeft(pid, reason: .admitted), to: staffAudience, into: &fx)
-        publishMember(seat, audience: roomAudience.filter { $0 != pid }, into: &fx) { .memberJoined($0) }
+        publishMember(seat, audience: viewers(of: seat).filter { $0 != pid }, into: &fx) { .memberJoined($0) }
         publish(.admitted(snapshot(for: seat)), to: [pid], into: &fx)
         return nil
     }

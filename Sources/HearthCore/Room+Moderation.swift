@@ -128,6 +128,9 @@ extension Room {
         let everyone = seats.values.sorted { $0.id < $1.id }
         publish(.ended(at: at), to: everyone.map(\.id), into: &fx)
         for seat in everyone {
+            if let breakout = seat.breakout {
+                attendance(.exitBreakout, seat, breakout: breakout, at: seat.leftAt(at), into: &fx)
+            }
             switch seat.placement {
             case .room: attendance(.exitRoom, seat, at: seat.leftAt(at), into: &fx)
             case .waiting: attendance(.exitWaiting, seat, at: seat.leftAt(at), into: &fx)
@@ -142,6 +145,8 @@ extension Room {
             idleDeadline = nil
             fx.append(.cancel(idleTimer))
         }
+        stopTimeLimit(into: &fx)
+        breakouts = Breakouts(nextID: breakouts.nextID)
         phase = .ended(at)
         seats = [:]
         sanctions = [:]

@@ -43,6 +43,8 @@ public struct Room: Sendable {
     /// What staff decided about users whose seat has gone, kept for the session: a new seat
     /// for the same user starts from it.
     var sanctions: [UserID: Sanctions] = [:]
+    /// The plan, the open breakouts and their time limit. Which member is where: `Seat.breakout`.
+    public internal(set) var breakouts = Breakouts()
     /// When the idle timer is due, while the room has no seat.
     public internal(set) var idleDeadline: Instant?
     var nextSeat: UInt32 = 1
@@ -154,12 +156,50 @@ public struct Room: Sendable {
 
     func snapshot(for seat: Seat) -> RoomSnapshot {
         let staff = seat.isStaff
-        let members = ordered(.room).map { $0.memberView(forStaff: staff) }
+        let members = ordered(.room).filter { sees(seat, $0) }.map { $0.memberView(forStaff: staff) }
         let chat = chatLog.suffix(settings.chatHistory).filter { $0.audience.contains(seat.id) }.map(\.message)
+        let anyBreakouts = !breakouts.plan.isEmpty || !breakouts.open.isEmpty
         return RoomSnapshot(
             you: seat.memberView(forStaff: true), room: roomState, members: members, chat: chat,
             waiting: staff ? ordered(.waiting).map(waitingView) : nil,
-            help: staff ? help.map { HelpRequest(id: $0.key, at: $0.value) }.sorted { $0.id < $1.id } : nil)
+            help: staff ? help.map { HelpRequest(id: $0.key, at: $0.value) }.sorted { $0.id < $1.id } : nil,
+            breakout: breakoutRef(seat.breakout), breakouts: staff && anyBreakouts ? breakoutsView : nil)
+    }
+
+    // MARK: Breakouts: who sees whom
+
+    /// Whether `viewer` has `seat` in its roster: staff see every admitted member, everyone
+    /// else only those in the same breakout (or, both, in the main room).
+    func sees(_ viewer: Seat, _ seat: Seat) -> Bool {
+        viewer.isStaff || viewer.breakout == seat.breakout
+    }
+
+    /// The admitted seats that have `seat` in their roster (itself included): the members of
+    /// its breakout (or of the main room) and every staff member.
+    func viewers(of seat: Seat) -> [ParticipantID] {
+        ids(.room) { $0.isStaff || $0.breakout == seat.breakout }
+    }
+
+    /// Everyone admitted in one breakout (nil: the main room), staff visiting it included.
+    func spaceAudience(_ breakout: BreakoutID?) -> [ParticipantID] {
+        ids(.room) { $0.breakout == breakout }
+    }
+
+    /// Where a member in `breakout` is, as told to them (nil for the main room).
+    func breakoutRef(_ breakout: BreakoutID?) -> BreakoutRef? {
+        guard let breakout, let open = breakouts.breakout(breakout) else { return nil }
+        return BreakoutRef(
+            id: open.id, name: open.name, kind: open.kind, endsAt: open.kind == .planned ? breakouts.endsAt : nil)
+    }
+
+    /// The breakouts as staff see them.
+    var breakoutsView: BreakoutsView {
+        BreakoutsView(
+            plan: breakouts.plan.map { BreakoutView(id: $0.id, name: $0.name, kind: .planned, members: $0.members) },
+            open: breakouts.open.map {
+                BreakoutView(id: $0.id, name: $0.name, kind: $0.kind, members: spaceAudience($0.id))
+            },
+            endsAt: breakouts.endsAt)
     }
 
     // MARK: Audiences
@@ -172,7 +212,7 @@ public struct Room: Sendable {
     /// The ids of the seats in `placement` that pass `include`, in id order. Every event's
     /// audience comes from here, so it reads the seats in place (no `Seat` copies, which
     /// `ordered` makes): perf showed the copies and the sort of whole seats under chat load.
-    private func ids(_ placement: Placement, _ include: (Seat) -> Bool) -> [ParticipantID] {
+    func ids(_ placement: Placement, _ include: (Seat) -> Bool) -> [ParticipantID] {
         var out: [ParticipantID] = []
         out.reserveCapacity(seats.count)
         let values = seats.values
@@ -216,7 +256,7 @@ public struct Room: Sendable {
     mutating func memberChanged(_ id: ParticipantID, into fx: inout [Effect]) {
         guard let seat = seats[id] else { return }
         switch seat.placement {
-        case .room: publishMember(seat, audience: roomAudience, into: &fx) { .memberUpdated($0) }
+        case .room: publishMember(seat, audience: viewers(of: seat), into: &fx) { .memberUpdated($0) }
         case .waiting: publish(.waitingUpdated(waitingView(seat)), to: staffAudience, into: &fx)
         }
     }
@@ -239,6 +279,17 @@ public struct Room: Sendable {
 
     func attendance(_ kind: AttendanceRecord.Kind, _ seat: Seat, at: Instant, into fx: inout [Effect]) {
         fx.append(.attendance(AttendanceRecord(at: at, room: id, member: seat.party, kind: kind)))
+    }
+
+    /// A seat's entry into, or exit from, a breakout (it is still in the room).
+    func attendance(
+        _ kind: AttendanceRecord.Kind, _ seat: Seat, breakout: BreakoutID, at: Instant, into fx: inout [Effect]
+    ) {
+        fx.append(
+            .attendance(
+                AttendanceRecord(
+                    at: at, room: id, member: seat.party, kind: kind, breakout: breakout,
+                    breakoutName: breakouts.breakout(breakout)?.name)))
     }
 
     func graceTimer(_ id: ParticipantID) -> TimerID { TimerID(room: self.id, kind: .grace(id)) }

@@ -7,6 +7,8 @@ public struct Seat: Hashable, Sendable {
     var roleSetByStaff = false
     public var alias: String
     public var placement: Placement
+    /// The breakout an admitted seat is in (nil: the main room). A held seat keeps it.
+    public var breakout: BreakoutID?
     /// Nil while the seat is held for a dropped connection.
     public var connection: ConnectionID?
     public var heldSince: Instant?
@@ -59,7 +61,7 @@ public struct Seat: Hashable, Sendable {
             id: id, alias: alias, role: role, audio: audio, video: video, handRaisedAt: handRaisedAt,
             connected: isConnected, mediaGranted: mediaGranted, chatGranted: chatGranted,
             userID: staff ? userID : nil, location: staff ? location : nil,
-            consentVersion: staff ? consentVersion : nil)
+            consentVersion: staff ? consentVersion : nil, breakout: staff ? breakout : nil)
     }
 
     /// When a seat that is leaving for good left: when its connection dropped, if it was held.

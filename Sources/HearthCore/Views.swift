@@ -23,6 +23,8 @@ public struct MemberView: Hashable, Sendable {
     public var userID: UserID?
     public var location: String?
     public var consentVersion: String?
+    /// The breakout the member is in (nil: the main room).
+    public var breakout: BreakoutID?
 }
 
 /// A member in the waiting room, as staff see them (nobody else ever does).
@@ -83,6 +85,8 @@ public struct ChatMessage: Hashable, Sendable {
     /// Nil once staff deleted it (a tombstone).
     public var text: String?
     public var at: Instant
+    /// The breakout it was written in, for room chat there (nil: the main room, or not room chat).
+    public var breakout: BreakoutID? = nil
     public var deleted: Bool { text == nil }
 }
 
@@ -101,6 +105,10 @@ public struct RoomSnapshot: Hashable, Sendable {
     /// Staff only (nil for others).
     public var waiting: [WaitingView]?
     public var help: [HelpRequest]?
+    /// The breakout you are in (nil: the main room).
+    public var breakout: BreakoutRef? = nil
+    /// Staff only: the breakouts (nil for others, and while there is neither plan nor breakout).
+    public var breakouts: BreakoutsView? = nil
 }
 
 /// Who the connection is, as told to it.

@@ -158,6 +158,8 @@ private enum TimerKindBody: Codable {
     case opens
     case closes
     case idle
+    case breakoutsWarning
+    case breakoutsEnd
 
     init(_ kind: TimerID.Kind) {
         switch kind {
@@ -165,6 +167,8 @@ private enum TimerKindBody: Codable {
         case .opens: self = .opens
         case .closes: self = .closes
         case .idle: self = .idle
+        case .breakoutsWarning: self = .breakoutsWarning
+        case .breakoutsEnd: self = .breakoutsEnd
         }
     }
 
@@ -174,6 +178,8 @@ private enum TimerKindBody: Codable {
         case .opens: return .opens
         case .closes: return .closes
         case .idle: return .idle
+        case .breakoutsWarning: return .breakoutsWarning
+        case .breakoutsEnd: return .breakoutsEnd
         }
     }
 }
@@ -310,6 +316,18 @@ private struct SettingsChangeBody: Codable {
     }
 }
 
+private struct BreakoutPlanEntryBody: Codable {
+    var name: String
+    var members: [UInt32]
+
+    init(_ entry: BreakoutPlanEntry) {
+        name = entry.name
+        members = entry.members.map(\.rawValue)
+    }
+
+    var value: BreakoutPlanEntry { BreakoutPlanEntry(name: name, members: members.map(ParticipantID.init)) }
+}
+
 /// Every `ClientCommand` but `.signal`, which has no case here and so cannot be stored.
 private enum CommandBody: Codable {
     case setMedia(audio: Bool?, video: Bool?)
@@ -338,6 +356,14 @@ private enum CommandBody: Codable {
     case updateSettings(change: SettingsChangeBody)
     case acknowledgeHelp(member: UInt32)
     case end
+    case planBreakouts(breakouts: [BreakoutPlanEntryBody], automatic: Bool)
+    case openBreakouts(durationSeconds: Int?, warningSeconds: Int?)
+    case closeBreakouts
+    case closeBreakout(breakout: UInt32)
+    case moveToBreakout(member: UInt32, breakout: UInt32?)
+    case visitBreakout(breakout: UInt32?)
+    case broadcastToBreakouts(text: String)
+    case pullAside(member: UInt32)
 
     /// `command` is never `.signal` (a `JournaledCommand` cannot hold one).
     init(_ command: ClientCommand) {
@@ -370,6 +396,16 @@ private enum CommandBody: Codable {
         case .updateSettings(let change): self = .updateSettings(change: SettingsChangeBody(change))
         case .acknowledgeHelp(let id): self = .acknowledgeHelp(member: id.rawValue)
         case .end: self = .end
+        case .planBreakouts(let entries, let automatic):
+            self = .planBreakouts(breakouts: entries.map(BreakoutPlanEntryBody.init), automatic: automatic)
+        case .openBreakouts(let duration, let warning):
+            self = .openBreakouts(durationSeconds: duration, warningSeconds: warning)
+        case .closeBreakouts: self = .closeBreakouts
+        case .closeBreakout(let id): self = .closeBreakout(breakout: id.rawValue)
+        case .moveToBreakout(let pid, let id): self = .moveToBreakout(member: pid.rawValue, breakout: id?.rawValue)
+        case .visitBreakout(let id): self = .visitBreakout(breakout: id?.rawValue)
+        case .broadcastToBreakouts(let text): self = .broadcastToBreakouts(text: text)
+        case .pullAside(let pid): self = .pullAside(member: pid.rawValue)
         }
     }
 
@@ -402,6 +438,17 @@ private enum CommandBody: Codable {
         case .updateSettings(let change): return .updateSettings(try change.value())
         case .acknowledgeHelp(let member): return .acknowledgeHelp(ParticipantID(member))
         case .end: return .end
+        case .planBreakouts(let breakouts, let automatic):
+            return .planBreakouts(breakouts.map(\.value), automatic: automatic)
+        case .openBreakouts(let duration, let warning):
+            return .openBreakouts(durationSeconds: duration, warningSeconds: warning)
+        case .closeBreakouts: return .closeBreakouts
+        case .closeBreakout(let id): return .closeBreakout(BreakoutID(id))
+        case .moveToBreakout(let member, let id):
+            return .moveToBreakout(ParticipantID(member), id.map(BreakoutID.init))
+        case .visitBreakout(let id): return .visitBreakout(id.map(BreakoutID.init))
+        case .broadcastToBreakouts(let text): return .broadcastToBreakouts(text)
+        case .pullAside(let member): return .pullAside(ParticipantID(member))
         }
     }
 }

@@ -71,6 +71,11 @@ enum Schema {
                 sql: "INSERT INTO audit_head VALUES (1, 1, ?, 0, ?, 0)",
                 arguments: [AuditChain.genesis, AuditChain.genesis])
         }
+        // Breakouts: which breakout an enter-breakout/exit-breakout row is about, and its name.
+        migrator.registerMigration("v2-breakouts") { db in
+            try db.execute(sql: "ALTER TABLE attendance ADD COLUMN breakout INTEGER")
+            try db.execute(sql: "ALTER TABLE attendance ADD COLUMN breakout_name TEXT")
+        }
         return migrator
     }
 
@@ -112,9 +117,11 @@ enum Schema {
         guard let r = Role(rawValue: role), let k = AttendanceRecord.Kind(rawValue: kind),
             let m = UInt32(exactly: member)
         else { throw StoreError.corruptRecord(table: "attendance", id: id, reason: "unknown role, kind or member") }
+        let breakout: Int64? = row["breakout"]
         return AttendanceRecord(
             at: Instant(milliseconds: row["at"]), room: RoomID(row["room"]),
-            member: Party(userID: UserID(row["member_user"]), id: ParticipantID(m), role: r), kind: k)
+            member: Party(userID: UserID(row["member_user"]), id: ParticipantID(m), role: r), kind: k,
+            breakout: breakout.flatMap { UInt32(exactly: $0) }.map(BreakoutID.init), breakoutName: row["breakout_name"])
     }
 
     // MARK: Records to rows (on the writer thread, inside its transaction)
@@ -154,10 +161,13 @@ enum Schema {
     static func insertAttendance(_ r: AttendanceRecord, _ db: Database) throws {
         try db.cachedStatement(
             sql:
-                "INSERT INTO attendance (at, room, member_user, member_id, member_role, kind) VALUES (?, ?, ?, ?, ?, ?)"
+                """
+                INSERT INTO attendance (at, room, member_user, member_id, member_role, kind, breakout, breakout_name)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """
         ).execute(arguments: [
             r.at.milliseconds, r.room.rawValue, r.member.userID.rawValue, Int64(r.member.id.rawValue),
-            r.member.role.rawValue, r.kind.rawValue,
+            r.member.role.rawValue, r.kind.rawValue, r.breakout.map { Int64($0.rawValue) }, r.breakoutName,
         ])
     }
 }

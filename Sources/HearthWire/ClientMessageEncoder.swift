@@ -51,7 +51,7 @@ public enum ClientMessageEncoder {
         case .setMedia(let audio, let video):
             if let audio { o.set("audio", bool: audio) }
             if let video { o.set("video", bool: video) }
-        case .raiseHand, .requestHelp, .leave, .admitAll, .lowerAllHands, .setLocked, .end:
+        case .raiseHand, .requestHelp, .leave, .admitAll, .lowerAllHands, .setLocked, .end, .closeBreakouts:
             break
         case .lowerHand(let member):
             if let member { o.set("member", JSON.id(member)) }
@@ -68,9 +68,9 @@ public enum ClientMessageEncoder {
             o.set("payload", WireEncoder.embedded(payload))
         case .acknowledgeConsent(let version):
             o.set("version", string: version)
-        case .setLocation(let text), .messageWaitingRoom(let text):
+        case .setLocation(let text), .messageWaitingRoom(let text), .broadcastToBreakouts(let text):
             o.set("text", string: text)
-        case .admit(let member), .sendBack(let member), .acknowledgeHelp(let member):
+        case .admit(let member), .sendBack(let member), .acknowledgeHelp(let member), .pullAside(let member):
             o.set("member", JSON.id(member))
         case .deny(let member, let reason):
             o.set("member", JSON.id(member))
@@ -102,6 +102,26 @@ public enum ClientMessageEncoder {
             if let value = change.privateMessages { o.set("privateMessages", bool: value) }
             if let value = change.selfUnmute { o.set("selfUnmute", bool: value) }
             if let value = change.waitingRoom { o.set("waitingRoom", bool: value) }
+        case .planBreakouts(let entries, let automatic):
+            o.set(
+                "breakouts",
+                WireEncoder.array(entries) { entry in
+                    let e = ObjectBuilder()
+                    e.set("name", string: entry.name)
+                    e.set("members", WireEncoder.ids(entry.members))
+                    return e.object
+                })
+            if automatic { o.set("automatic", bool: true) }
+        case .openBreakouts(let duration, let warning):
+            if let duration { o.set("durationSeconds", integer: duration) }
+            if let warning { o.set("warningSeconds", integer: warning) }
+        case .closeBreakout(let breakout):
+            o.set("breakout", JSON.id(breakout))
+        case .moveToBreakout(let member, let breakout):
+            o.set("member", JSON.id(member))
+            o.set("breakout", breakout.flatMap { JSON.id($0) } ?? cj_null())
+        case .visitBreakout(let breakout):
+            o.set("breakout", breakout.flatMap { JSON.id($0) } ?? cj_null())
         }
     }
 }

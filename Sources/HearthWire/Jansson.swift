@@ -49,6 +49,8 @@ enum JSON {
     @inline(__always)
     static func id(_ id: MessageID) -> JSONPointer? { prefixedID(UInt8(ascii: "m"), id.rawValue) }
 
+    static func id(_ id: BreakoutID) -> JSONPointer? { prefixedID(UInt8(ascii: "b"), UInt64(id.rawValue)) }
+
     @inline(__always)
     static func integer<T: BinaryInteger>(_ value: T) -> JSONPointer? { json_integer(json_int_t(clamping: value)) }
 

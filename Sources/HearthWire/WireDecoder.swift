@@ -121,6 +121,18 @@ public enum WireDecoder {
                     waitingRoom: try f.optionalBool("waitingRoom")))
         case "acknowledge-help": return .acknowledgeHelp(try f.member("member"))
         case "end": return .end
+        case "breakouts-plan":
+            return .planBreakouts(try f.breakoutPlan("breakouts"), automatic: try f.bool("automatic", default: false))
+        case "breakouts-open":
+            return .openBreakouts(
+                durationSeconds: try f.optionalInt("durationSeconds"),
+                warningSeconds: try f.optionalInt("warningSeconds"))
+        case "breakouts-close": return .closeBreakouts
+        case "breakout-close": return .closeBreakout(try f.breakout("breakout"))
+        case "breakout-move": return .moveToBreakout(try f.member("member"), try f.nullableBreakout("breakout"))
+        case "breakout-visit": return .visitBreakout(try f.nullableBreakout("breakout"))
+        case "breakout-broadcast": return .broadcastToBreakouts(try f.string("text"))
+        case "pull-aside": return .pullAside(try f.member("member"))
         default: return nil
         }
     }
@@ -228,6 +240,48 @@ struct Fields {
         return try optionalMember(key)
     }
 
+    /// A breakout id (`b3`) in canonical form, fitting 32 bits.
+    func breakout(_ key: StaticString) throws(WireError) -> BreakoutID {
+        guard let value = value(key), let id = Self.breakout(value) else { throw bad }
+        return id
+    }
+
+    /// A breakout id that must be present but may be null (null: the main room).
+    func nullableBreakout(_ key: StaticString) throws(WireError) -> BreakoutID? {
+        guard json_object_get(object, key.cString) != nil else { throw bad }
+        guard value(key) != nil else { return nil }
+        return try breakout(key)
+    }
+
+    /// A JSON integer that fits `Int`, or nil when absent (range checks are the engine's).
+    func optionalInt(_ key: StaticString) throws(WireError) -> Int? {
+        guard let value = value(key) else { return nil }
+        guard cj_is_integer(value) != 0 else { throw bad }
+        return Int(json_integer_value(value))
+    }
+
+    /// `breakouts-plan`'s list: objects with a `name` and optional `members` (member ids).
+    /// At most `Room.maxBreakouts + 1` entries are read: a longer list is refused by the
+    /// engine all the same, without decoding the rest.
+    func breakoutPlan(_ key: StaticString) throws(WireError) -> [BreakoutPlanEntry] {
+        guard let list = value(key), cj_is_array(list) != 0 else { throw bad }
+        var entries: [BreakoutPlanEntry] = []
+        for i in 0..<min(json_array_size(list), Room.maxBreakouts + 1) {
+            guard let item = json_array_get(list, i), cj_is_object(item) != 0 else { throw bad }
+            let entry = Fields(object: item, rid: rid)
+            var members: [ParticipantID] = []
+            if let ids = entry.value("members") {
+                guard cj_is_array(ids) != 0 else { throw bad }
+                for j in 0..<json_array_size(ids) {
+                    guard let id = json_array_get(ids, j).flatMap(Self.participant) else { throw bad }
+                    members.append(id)
+                }
+            }
+            entries.append(BreakoutPlanEntry(name: try entry.string("name"), members: members))
+        }
+        return entries
+    }
+
     func messageID(_ key: StaticString) throws(WireError) -> MessageID {
         guard let value = value(key), let number = Self.number(value, prefix: UInt8(ascii: "m")) else { throw bad }
         return MessageID(number)
@@ -268,6 +322,12 @@ struct Fields {
     static func participant(_ value: JSONPointer) -> ParticipantID? {
         guard let number = number(value, prefix: UInt8(ascii: "p")), number <= UInt32.max else { return nil }
         return ParticipantID(UInt32(number))
+    }
+
+    /// A breakout id (`b3`) in canonical form, fitting 32 bits.
+    static func breakout(_ value: JSONPointer) -> BreakoutID? {
+        guard let number = number(value, prefix: UInt8(ascii: "b")), number <= UInt32.max else { return nil }
+        return BreakoutID(UInt32(number))
     }
 
     /// The number of a canonical wire id: the prefix, then `0` or digits without a leading zero.

@@ -120,8 +120,21 @@ public enum WireEncoder {
             o.set("banned", bool: banned)
         case .ended(let at):
             o.set("at", integer: at.milliseconds)
+        case .moved(let breakout, let room):
+            o.set("breakout", breakout.map(breakoutRef) ?? cj_null())
+            o.set("room", snapshot(room))
+        case .breakoutsUpdated(let view):
+            o.set("breakouts", breakoutsView(view))
+        case .breakoutsEnding(let endsAt):
+            o.set("endsAt", integer: endsAt.milliseconds)
+        case .breakoutBroadcast(let from, let fromAlias, let text, let at):
+            o.set("from", JSON.id(from))
+            o.set("fromAlias", string: fromAlias)
+            o.set("text", string: text)
+            o.set("at", integer: at.milliseconds)
         case .ack(let ack):
             if let id = ack.message { o.set("message", JSON.id(id)) }
+            if let id = ack.breakout { o.set("breakout", JSON.id(id)) }
             // Not `seq`: that key is the envelope's, and an ack is not a logged event.
             if let seq = ack.seq { o.set("messageSeq", integer: seq) }
             if let admitted = ack.admitted { o.set("admitted", ids(admitted)) }
@@ -168,6 +181,7 @@ public enum WireEncoder {
         if let user = view.userID { o.set("userId", string: user.rawValue) }
         o.set("location", optionalString: view.location)
         o.set("consentVersion", optionalString: view.consentVersion)
+        if let breakout = view.breakout { o.set("breakout", JSON.id(breakout)) }
         return o.object
     }
 
@@ -224,6 +238,32 @@ public enum WireEncoder {
         o.set("text", optionalString: message.text)
         o.set("deleted", bool: message.deleted)
         o.set("at", integer: message.at.milliseconds)
+        if let breakout = message.breakout { o.set("breakout", JSON.id(breakout)) }
+        return o.object
+    }
+
+    static func breakoutRef(_ ref: BreakoutRef) -> JSONPointer {
+        let o = ObjectBuilder()
+        o.set("id", JSON.id(ref.id))
+        o.set("name", string: ref.name)
+        o.set("kind", string: ref.kind.rawValue)
+        if let endsAt = ref.endsAt { o.set("endsAt", integer: endsAt.milliseconds) }
+        return o.object
+    }
+
+    static func breakoutsView(_ view: BreakoutsView) -> JSONPointer {
+        func breakout(_ b: BreakoutView) -> JSONPointer {
+            let o = ObjectBuilder()
+            o.set("id", JSON.id(b.id))
+            o.set("name", string: b.name)
+            o.set("kind", string: b.kind.rawValue)
+            o.set("members", ids(b.members))
+            return o.object
+        }
+        let o = ObjectBuilder()
+        o.set("plan", array(view.plan, breakout))
+        o.set("open", array(view.open, breakout))
+        if let endsAt = view.endsAt { o.set("endsAt", integer: endsAt.milliseconds) }
         return o.object
     }
 
@@ -244,6 +284,8 @@ public enum WireEncoder {
                     return h.object
                 })
         }
+        if let breakout = snapshot.breakout { o.set("breakout", breakoutRef(breakout)) }
+        if let breakouts = snapshot.breakouts { o.set("breakouts", breakoutsView(breakouts)) }
         return o.object
     }
 
