@@ -2,7 +2,7 @@ extension AttendanceLedger {
     /// Recomputes attendance from the audit trail alone: every membership change is audited
     /// (arrive, admit, deny, send-back, facilitator-away, leave, remove, ban, drop, resume,
     /// takeover, expire, end, and each breakout-move and breakout-visit with `from->to` as its
-    /// reason), so the intervals follow from it. Breakout names are not in the audit trail. A test checks that this
+    /// reason; `b1->b1` moved nobody), so the intervals follow from it. Breakout names are not in the audit trail. A test checks that this
     /// agrees with the ledger built from the attendance records.
     public init(auditRecords: [AuditRecord], until: Instant) {
         struct Presence {
@@ -58,7 +58,7 @@ extension AttendanceLedger {
                 record(.enterWaiting, p, r.at, r.room)
             case "breakout-move", "breakout-visit":
                 guard let s = subject, var p = present[s.id], let move = r.reason?.split(separator: ">"),
-                    move.count == 2
+                    move.count == 2, move[0] != move[1]
                 else { continue }
                 leaveBreakout(&p, r.at, r.room)
                 if let to = BreakoutID(wire: String(move[1])) {

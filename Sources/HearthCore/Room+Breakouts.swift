@@ -1,6 +1,6 @@
 /// Breakouts (docs/protocol.md §10): staff split the group into small rooms inside the
 /// session and bring it back. A member's breakout is `Seat.breakout`; who sees whom follows
-/// from it (`sees`, `viewers(of:)`); every move goes through `place`.
+/// from it (`sees`, `viewers(of:)`); every move goes through `relocate`.
 extension Room {
     /// Most breakouts in one plan.
     public static let maxBreakouts = 50
@@ -76,15 +76,17 @@ extension Room {
         audit(
             "breakouts-open", at: at, actor: actor, subject: nil,
             reason: "\(plan.count) breakouts" + (durationSeconds.map { ", \($0) s" } ?? ""), into: &fx)
+        var moves: [Move] = []
         for planned in plan {
             for pid in planned.members {
                 // Whoever left, was sent back, became staff or was pulled aside since the plan stays put.
                 guard let seat = seats[pid], seat.placement == .room, !seat.isStaff, !isPulledAside(seat) else {
                     continue
                 }
-                place(pid, in: planned.id, by: actor, action: "breakout-move", at: at, into: &fx)
+                moves.append(Move(seat, to: planned.id))
             }
         }
+        relocate(moves, by: actor, at: at, into: &fx)
         publishBreakouts(into: &fx)
         ack(actor, rid: rid, into: &fx)
     }
@@ -104,13 +106,13 @@ extension Room {
     ) throws(Refusal) {
         guard let breakout = breakouts.breakout(id) else { throw Refusal(.unknownBreakout) }
         audit("breakout-close", at: at, actor: actor, subject: nil, reason: id.description, into: &fx)
-        for pid in spaceAudience(id) {
-            // Back where they came from when pulled aside (if that is still open), else the main room.
-            let back = breakout.returns[pid].flatMap { breakouts.breakout($0) != nil && $0 != id ? $0 : nil }
-            place(
-                pid, in: back, by: actor, action: seats[pid]?.isStaff == true ? "breakout-visit" : "breakout-move",
-                at: at, into: &fx)
+        // Back where they came from when pulled aside (if that is still open), else the main room.
+        let moves = spaceAudience(id).compactMap { pid in
+            seats[pid].map {
+                Move($0, to: breakout.returns[pid].flatMap { breakouts.breakout($0) != nil && $0 != id ? $0 : nil })
+            }
         }
+        relocate(moves, by: actor, at: at, into: &fx)
         breakouts.open.removeAll { $0.id == id }
         if breakout.kind == .planned && !breakouts.plannedOpen { stopTimeLimit(into: &fx) }
         publishBreakouts(into: &fx)
@@ -123,10 +125,8 @@ extension Room {
     ) throws(Refusal) {
         let subject = try target(pid, in: .room, nonStaff: true)
         if let destination, breakouts.breakout(destination) == nil { throw Refusal(.unknownBreakout, subject: subject) }
-        if subject.breakout != destination {
-            place(pid, in: destination, by: actor, action: "breakout-move", at: at, into: &fx)
-            publishBreakouts(into: &fx)
-        }
+        relocate([Move(subject, to: destination)], by: actor, at: at, into: &fx)
+        if subject.breakout != destination { publishBreakouts(into: &fx) }
         ack(actor, rid: rid, into: &fx)
     }
 
@@ -134,10 +134,8 @@ extension Room {
         _ destination: BreakoutID?, by actor: Seat, rid: String?, at: Instant, into fx: inout [Effect]
     ) throws(Refusal) {
         if let destination, breakouts.breakout(destination) == nil { throw Refusal(.unknownBreakout) }
-        if actor.breakout != destination {
-            place(actor.id, in: destination, by: actor, action: "breakout-visit", at: at, into: &fx)
-            publishBreakouts(into: &fx)
-        }
+        relocate([Move(actor, to: destination)], by: actor, at: at, into: &fx)
+        if actor.breakout != destination { publishBreakouts(into: &fx) }
         ack(actor, rid: rid, into: &fx)
     }
 
@@ -165,8 +163,7 @@ extension Room {
         breakouts.open.append(Breakout(id: id, name: "Pull-aside", kind: .pullAside, returns: returns))
         breakouts.open.sort { $0.id < $1.id }
         audit("pull-aside", at: at, actor: actor, subject: subject, reason: id.description, into: &fx)
-        place(pid, in: id, by: actor, action: "breakout-move", at: at, into: &fx)
-        place(actor.id, in: id, by: actor, action: "breakout-visit", at: at, into: &fx)
+        relocate([Move(subject, to: id), Move(actor, to: id)], by: actor, at: at, into: &fx)
         publishBreakouts(into: &fx)
         ack(actor, rid: rid, Ack(breakout: id), into: &fx)
     }
@@ -189,41 +186,74 @@ extension Room {
 
     // MARK: Moving
 
-    /// Moves an admitted seat into `destination` (nil: the main room): its attendance, the
-    /// audit record, `moved` to it with its new roster, `member-left` to the members of the
-    /// room it left, `member-joined` to those of the room it entered, and `member-updated` to
-    /// staff (who see every room).
-    mutating func place(
-        _ pid: ParticipantID, in destination: BreakoutID?, by actor: Seat?, action: String, at: Instant,
-        into fx: inout [Effect]
-    ) {
-        guard var seat = seats[pid], seat.placement == .room, seat.breakout != destination else { return }
-        let origin = seat.breakout
-        let before = viewers(of: seat)
-        if let origin { attendance(.exitBreakout, seat, breakout: origin, at: at, into: &fx) }
-        seat.breakout = destination
-        seats[pid] = seat
-        if let destination { attendance(.enterBreakout, seat, breakout: destination, at: at, into: &fx) }
-        audit(
-            action, at: at, actor: actor, subject: seat,
-            reason: "\(origin?.description ?? "main")->\(destination?.description ?? "main")", into: &fx)
-        let staff = ids(.room) { $0.isStaff && $0.id != pid }
-        publish(.memberLeft(pid, reason: .moved), to: before.filter { $0 != pid && !staff.contains($0) }, into: &fx)
-        let after = viewers(of: seat).filter { $0 != pid && !staff.contains($0) }
-        publishMember(seat, audience: after, into: &fx) { .memberJoined($0) }
-        publishMember(seat, audience: staff, into: &fx) { .memberUpdated($0) }
-        publish(.moved(breakout: breakoutRef(destination), room: snapshot(for: seat)), to: [pid], into: &fx)
+    /// One seat to move, where to, and the audit action that records it.
+    struct Move {
+        var seat: ParticipantID
+        var destination: BreakoutID?
+        var action: String
+
+        /// A staff member moves themselves (`breakout-visit`); members are moved (`breakout-move`).
+        init(_ seat: Seat, to destination: BreakoutID?) {
+            self.seat = seat.id
+            self.destination = destination
+            self.action = seat.isStaff ? "breakout-visit" : "breakout-move"
+        }
+    }
+
+    /// Moves admitted seats, all at once: each one's attendance and audit record first; then,
+    /// with everyone in place, `moved` to each with the roster it now has, `member-left` to the
+    /// members of the room it left, `member-joined` to those of the room it entered (members
+    /// moved in the same batch learn each other from their `moved`), and `member-updated` to
+    /// staff (who see every room). A move to where the seat already is changes nothing but is
+    /// audited (`b1->b1`): every privileged command leaves a record.
+    mutating func relocate(_ moves: [Move], by actor: Seat?, at: Instant, into fx: inout [Effect]) {
+        var moved: [(id: ParticipantID, origin: BreakoutID?)] = []
+        for move in moves {
+            guard var seat = seats[move.seat], seat.placement == .room else { continue }
+            let origin = seat.breakout
+            audit(
+                move.action, at: at, actor: actor, subject: seat,
+                reason: "\(origin?.description ?? "main")->\(move.destination?.description ?? "main")", into: &fx)
+            guard origin != move.destination else { continue }
+            if let origin { attendance(.exitBreakout, seat, breakout: origin, at: at, into: &fx) }
+            seat.breakout = move.destination
+            seats[move.seat] = seat
+            if let destination = move.destination {
+                attendance(.enterBreakout, seat, breakout: destination, at: at, into: &fx)
+            }
+            moved.append((move.seat, origin))
+        }
+        let movedIDs = Set(moved.map(\.id))
+        for (id, origin) in moved {
+            guard let seat = seats[id] else { continue }
+            var left: [ParticipantID] = []
+            var joined: [ParticipantID] = []
+            var staff: [ParticipantID] = []
+            for other in ordered(.room) where !movedIDs.contains(other.id) {
+                if other.isStaff {
+                    staff.append(other.id)
+                } else if other.breakout == origin {
+                    left.append(other.id)
+                } else if other.breakout == seat.breakout {
+                    joined.append(other.id)
+                }
+            }
+            publish(.memberLeft(id, reason: .moved), to: left, into: &fx)
+            publishMember(seat, audience: joined, into: &fx) { .memberJoined($0) }
+            publishMember(seat, audience: staff, into: &fx) { .memberUpdated($0) }
+        }
+        for (id, _) in moved {
+            guard let seat = seats[id] else { continue }
+            publish(.moved(breakout: breakoutRef(seat.breakout), room: snapshot(for: seat)), to: [id], into: &fx)
+        }
     }
 
     /// Everyone in the breakouts that pass `include` returns to the main room; those
     /// breakouts close (and the time limit stops when no planned breakout is left).
     mutating func closeAll(where include: (Breakout) -> Bool, by actor: Seat?, at: Instant, into fx: inout [Effect]) {
         let closing = Set(breakouts.open.filter(include).map(\.id))
-        for seat in ordered(.room) where seat.breakout.map(closing.contains) == true {
-            place(
-                seat.id, in: nil, by: actor, action: seat.isStaff ? "breakout-visit" : "breakout-move", at: at,
-                into: &fx)
-        }
+        let moves = ordered(.room).filter { $0.breakout.map(closing.contains) == true }.map { Move($0, to: nil) }
+        relocate(moves, by: actor, at: at, into: &fx)
         breakouts.open.removeAll { closing.contains($0.id) }
         if !breakouts.plannedOpen { stopTimeLimit(into: &fx) }
         publishBreakouts(into: &fx)

@@ -29,14 +29,48 @@ final class AttendanceReportTests: XCTestCase {
             report.jsonText,
             #"{"room":"rep-1","participantCount":1,"endedAt":1795944562000,"members":[{"userId":"patient-7","#
                 + #""role":"participant","firstAdmitted":1795944560019,"lastLeft":1795944561059,"intervals":1,"#
-                + #""minutesInRoom":0.02,"minutesWaiting":0.0,"msInRoom":1040,"msWaiting":19}],"#
+                + #""minutesInRoom":0.02,"minutesWaiting":0.0,"msInRoom":1040,"msWaiting":19,"breakouts":[]}],"#
                 + #""matchesAuditTrail":false}"#)
         XCTAssertEqual(
             report.csvRows,
-            [["patient-7", "participant", "1795944560019", "1795944561059", "1", "0.02", "0.00", "1040", "19"]])
+            [
+                [
+                    "patient-7", "participant", "1795944560019", "1795944561059", "1", "0.02", "0.00", "1040", "19",
+                    "0", "",
+                ]
+            ])
         XCTAssertEqual(
             report.csvSummary, "# room rep-1: 1 participants; ended: 1795944562000; matches the audit trail: no")
         XCTAssertTrue(report.hasSessionRecords)
+    }
+
+    /// Time in breakouts is time in the room; the report says which breakout, by id and name.
+    func testBreakoutTimeIsReportedPerBreakoutWithItsName() throws {
+        let s = try store()
+        defer { s.close() }
+        let room = RoomID("rep-2")
+        let member = Party(userID: UserID("patient-7"), id: ParticipantID(2), role: .participant)
+        func add(_ at: Int64, _ kind: AttendanceRecord.Kind, _ b: UInt32? = nil, _ name: String? = nil) {
+            s.append(
+                AttendanceRecord(
+                    at: t0 + at, room: room, member: member, kind: kind, breakout: b.map(BreakoutID.init),
+                    breakoutName: name))
+        }
+        add(0, .enterRoom)
+        add(60_000, .enterBreakout, 1, "Pair, one")
+        add(180_000, .exitBreakout, 1, "Pair, one")
+        add(180_000, .enterBreakout, 4, "Pull-aside")
+        add(210_000, .exitBreakout, 4, "Pull-aside")
+        add(300_000, .enterBreakout, 1, "Pair, one")
+        add(330_000, .exitBreakout, 1, "Pair, one")
+        add(400_000, .exitRoom)
+        s.flush()
+        let report = try AttendanceReport(room: room, store: s, endedAt: t0 + 400_000, now: t0 + 500_000)
+        XCTAssertTrue(
+            report.jsonText.contains(
+                #""msInRoom":400000,"msWaiting":0,"breakouts":[{"id":"b1","name":"Pair, one","minutes":2.5,"ms":150000},"#
+                    + #"{"id":"b4","name":"Pull-aside","minutes":0.5,"ms":30000}]}"#), report.jsonText)
+        XCTAssertEqual(report.csvRows.first?.suffix(3), ["0", "180000", "b1=150000;b4=30000"])
     }
 
     func testARoomWithoutRecordsHasNoSessionRecordsAndRunsToNow() throws {

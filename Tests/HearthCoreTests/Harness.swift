@@ -107,6 +107,7 @@ struct Harness {
         }
     }
 
+    @discardableResult
     mutating func take(_ c: ConnectionID) -> [Message] {
         defer { inbox[c] = [] }
         return inbox[c] ?? []

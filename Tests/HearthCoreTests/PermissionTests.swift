@@ -5,7 +5,8 @@ import XCTest
 /// Every command for every role, allowed and refused, against the permission table.
 final class PermissionTests: XCTestCase {
     /// A room with an actor of `role` admitted, a target participant T (hand up, help open,
-    /// one chat message), a waiting member W and an observer O.
+    /// one chat message), a waiting member W, an observer O, a breakout plan (T in it) and a
+    /// member P pulled aside (breakout b2, the facilitator back in the main room).
     func fixture(_ role: Role) -> (
         Harness, actor: ConnectionID, t: ParticipantID, w: ParticipantID, o: ParticipantID, msg: MessageID
     ) {
@@ -18,6 +19,11 @@ final class PermissionTests: XCTestCase {
         h.join("o", .observer)
         h.send(f, .admit(h.pid("o")))
         h.join("w", .participant)
+        h.join("p", .participant)
+        h.send(f, .admit(h.pid("p")))
+        h.send(f, .planBreakouts([BreakoutPlanEntry(name: "A", members: [h.pid("t")])], automatic: false))
+        h.send(f, .pullAside(h.pid("p")))
+        h.send(f, .visitBreakout(nil))
         h.send(t, .raiseHand)
         h.send(t, .requestHelp)
         h.send(t, .chat(to: .room, text: "hello"))
@@ -59,6 +65,14 @@ final class PermissionTests: XCTestCase {
             (.updateSettings(SettingsChange(chatPolicy: .everyone)), .updateSettings),
             (.acknowledgeHelp(t), .acknowledgeHelp),
             (.end, .end),
+            (.planBreakouts([BreakoutPlanEntry(name: "B", members: [t])], automatic: true), .manageBreakouts),
+            (.openBreakouts(durationSeconds: 60, warningSeconds: nil), .manageBreakouts),
+            (.closeBreakouts, .manageBreakouts),
+            (.closeBreakout(BreakoutID(2)), .manageBreakouts),
+            (.moveToBreakout(t, BreakoutID(2)), .manageBreakouts),
+            (.visitBreakout(BreakoutID(2)), .manageBreakouts),
+            (.broadcastToBreakouts("two minutes left"), .manageBreakouts),
+            (.pullAside(t), .manageBreakouts),
         ]
     }
 
@@ -91,6 +105,7 @@ final class PermissionTests: XCTestCase {
         | `update-settings` | yes | yes | no | no | no |
         | `acknowledge-help` | yes | yes | no | no | no |
         | `end` | yes | no | no | no | no |
+        | `manage-breakouts` | yes | yes | no | no | no |
         """
 
     /// `pinnedTable` read into cells (parsed from the text, never from `Permissions`).
@@ -154,7 +169,7 @@ final class PermissionTests: XCTestCase {
                 checked += 1
             }
         }
-        XCTAssertEqual(checked, Role.allCases.count * 29)
+        XCTAssertEqual(checked, Role.allCases.count * 37)
     }
 
     func testTableShape() {

@@ -39,7 +39,11 @@ final class PropertyTests: XCTestCase {
         func bool() -> Bool { Bool.random(using: &rng) }
         // `end` is rare, so most sequences run long.
         if Int.random(in: 0..<120, using: &rng) == 0 { return .end }
-        switch Int.random(in: 0..<31, using: &rng) {
+        let breakouts = (1..<(w.h.room.breakouts.open.map(\.id.rawValue).max() ?? 1) + 2).map { BreakoutID($0) }
+        func breakout() -> BreakoutID? {
+            Int.random(in: 0..<4, using: &rng) == 0 ? nil : breakouts.randomElement(using: &rng)
+        }
+        switch Int.random(in: 0..<42, using: &rng) {
         case 0: return .setMedia(audio: bool(), video: bool())
         case 1: return .raiseHand
         case 2: return .lowerHand(nil)
@@ -71,6 +75,20 @@ final class PropertyTests: XCTestCase {
             return .updateSettings(
                 SettingsChange(chatPolicy: ChatPolicy.allCases.randomElement(using: &rng), waitingRoom: bool()))
         case 29: return .acknowledgeHelp(pid())
+        case 31, 32:
+            let entries = (0..<Int.random(in: 1...3, using: &rng)).map { i in
+                BreakoutPlanEntry(name: "b\(i)", members: bool() ? [pid()] : [])
+            }
+            return .planBreakouts(entries, automatic: bool())
+        case 33, 34:
+            return .openBreakouts(
+                durationSeconds: bool() ? Int.random(in: 1...120, using: &rng) : nil, warningSeconds: bool() ? 5 : nil)
+        case 35: return .closeBreakouts
+        case 36: return .closeBreakout(breakouts.randomElement(using: &rng)!)
+        case 37, 38: return .moveToBreakout(pid(), breakout())
+        case 39: return .visitBreakout(breakout())
+        case 40: return .broadcastToBreakouts("b")
+        case 41: return .pullAside(pid())
         default: return .setMedia(audio: false, video: nil)
         }
     }
@@ -82,6 +100,7 @@ final class PropertyTests: XCTestCase {
         let roll = Int.random(in: 0..<100, using: &w.rng)
         var resumedConnection: ConnectionID?
         var privilegedActor: (ClientCommand, Party)?
+        var sent: ClientCommand?
         if roll < 12 {
             let c = w.h.join(user, role)
             w.live[user] = c
@@ -100,6 +119,7 @@ final class PropertyTests: XCTestCase {
             w.h.fireTimers()
         } else if let c = w.live[user], w.h.closed[c] == nil {
             let command = randomCommand(&w)
+            sent = command
             if let seat = w.h.room.seat(of: c), command.requiredPermission?.isPrivileged == true,
                 seat.placement == .room
             {
@@ -110,6 +130,51 @@ final class PropertyTests: XCTestCase {
         // Forget connections the room closed.
         for (u, c) in w.live where w.h.closed[c] != nil { w.live[u] = nil }
         check(&w, before: before, resumed: resumedConnection, privileged: privilegedActor)
+        checkBreakouts(w, sent: sent, resumed: resumedConnection)
+    }
+
+    /// Breakouts: every admitted member is in the main room or in exactly one open breakout
+    /// (waiting members in none); nobody gets room chat, a signal or a roster entry from a room
+    /// they are not in (a resume's replay is history, told as it happened); after close-all
+    /// nobody is in a breakout.
+    func checkBreakouts(_ w: World, sent: ClientCommand?, resumed: ConnectionID?) {
+        let room = w.h.room
+        let open = Set(room.breakouts.open.map(\.id))
+        XCTAssertEqual(open.count, room.breakouts.open.count, "a breakout open twice")
+        for seat in room.seats.values {
+            if let b = seat.breakout {
+                XCTAssertEqual(seat.placement, .room, "a waiting member in a breakout")
+                XCTAssertTrue(open.contains(b), "\(seat.id) in \(b), which is not open")
+            }
+        }
+        if room.breakouts.endsAt != nil { XCTAssertTrue(room.breakouts.plannedOpen, "a time limit with nothing open") }
+        if sent == .closeBreakouts,
+            w.h.lastEffects.contains(where: {
+                if case .send(let m, _) = $0 { return m.event == .ack(Ack()) } else { return false }
+            })
+        {
+            XCTAssertTrue(room.seats.values.allSatisfy { $0.breakout == nil }, "someone in a breakout after close-all")
+        }
+        for effect in w.h.lastEffects {
+            guard case .send(let message, let to) = effect else { continue }
+            for c in to where c != resumed {
+                guard let r = room.seat(of: c), r.placement == .room else { continue }
+                func sameRoom(_ id: ParticipantID, _ what: String) {
+                    guard let other = room.seats[id], other.placement == .room, !r.isStaff else { return }
+                    XCTAssertEqual(other.breakout, r.breakout, "\(what) from another room reached \(r.id)")
+                }
+                switch message.event {
+                case .chat(let m) where m.to == .room:
+                    XCTAssertEqual(m.breakout, r.breakout, "room chat from another room reached \(r.id)")
+                case .signal(let from, _, _):
+                    XCTAssertEqual(room.seats[from]?.breakout, r.breakout, "a signal crossed rooms to \(r.id)")
+                case .memberJoined(let v), .memberUpdated(let v): sameRoom(v.id, "a roster entry")
+                case .moved(_, let snap), .admitted(let snap), .snapshot(let snap):
+                    for v in snap.members { sameRoom(v.id, "a snapshot entry") }
+                default: break
+                }
+            }
+        }
     }
 
     func check(_ w: inout World, before: Room, resumed: ConnectionID?, privileged: (ClientCommand, Party)?) {
@@ -210,6 +275,7 @@ final class PropertyTests: XCTestCase {
         var inRoom: [UserID: Instant] = [:]
         var waiting: [UserID: Instant] = [:]
         var lastExit: [UserID: Instant] = [:]
+        var inBreakout: [UserID: BreakoutID] = [:]
         for r in w.h.attendance {
             let u = r.member.userID
             XCTAssertGreaterThanOrEqual(r.at, w.h.room.createdAt)
@@ -235,6 +301,12 @@ final class PropertyTests: XCTestCase {
                 }
                 XCTAssertLessThanOrEqual(start, r.at)
                 lastExit[u] = r.at
+            case .enterBreakout:
+                XCTAssertNotNil(inRoom[u], "\(u) entered a breakout outside the room")
+                XCTAssertNil(inBreakout[u], "\(u) in two breakouts")
+                inBreakout[u] = r.breakout ?? BreakoutID(0)
+            case .exitBreakout:
+                XCTAssertEqual(inBreakout.removeValue(forKey: u), r.breakout, "\(u) left a breakout not entered")
             }
         }
         if w.endedAt != nil { XCTAssertTrue(inRoom.isEmpty && waiting.isEmpty, "attendance finalised at end") }
@@ -245,6 +317,11 @@ final class PropertyTests: XCTestCase {
         XCTAssertEqual(fromAudit.participantCount, ledger.participantCount)
         for member in ledger.members {
             for (a, b) in zip(member.inRoom, member.inRoom.dropFirst()) { XCTAssertLessThan(a.end, b.start) }
+            // Breakout time is room time.
+            for b in member.breakouts {
+                XCTAssertTrue(
+                    member.inRoom.contains { $0.start <= b.start && b.end <= $0.end }, "breakout time outside the room")
+            }
         }
     }
 
@@ -254,6 +331,8 @@ final class PropertyTests: XCTestCase {
         var ended = 0
         var endedIdle = 0
         var admitted = 0
+        var inBreakouts = 0
+        var timeLimits = 0
         for seed in 0..<UInt64(sequences) {
             var w = World(
                 h: Harness {
@@ -273,10 +352,14 @@ final class PropertyTests: XCTestCase {
             if w.endedAt != nil { ended += 1 }
             if w.h.audits.contains(where: { $0.action == "end" && $0.reason == "idle" }) { endedIdle += 1 }
             admitted += w.h.attendance.filter { $0.kind == .enterRoom }.count
+            inBreakouts += w.h.attendance.filter { $0.kind == .enterBreakout }.count
+            timeLimits += w.h.audits.filter { $0.action == "breakouts-close" && $0.reason == "time-limit" }.count
         }
         // The generator must actually reach the interesting states.
         XCTAssertGreaterThan(ended, sequences / 20)
         XCTAssertGreaterThan(endedIdle, 0, "no room emptied long enough to end by itself")
         XCTAssertGreaterThan(admitted, sequences * 5)
+        XCTAssertGreaterThan(inBreakouts, sequences / 5, "members rarely reached a breakout")
+        XCTAssertGreaterThan(timeLimits, sequences / 50, "time limits rarely ran out")
     }
 }

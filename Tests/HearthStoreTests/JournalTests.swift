@@ -56,6 +56,8 @@ final class JournalTests: XCTestCase {
                 at: Instant(milliseconds: -5)),
             .disconnected(connection: ConnectionID(2), room: room, at: Instant(milliseconds: 2_000)),
             .timerFired(TimerID(room: room, kind: .grace(ParticipantID(UInt32.max))), at: Instant(milliseconds: 3_000)),
+            .timerFired(TimerID(room: room, kind: .breakoutsWarning), at: Instant(milliseconds: 3_100)),
+            .timerFired(TimerID(room: room, kind: .breakoutsEnd), at: Instant(milliseconds: 3_200)),
             .createRoom(RoomID("room-2"), settings: unusualSettings(), at: Instant(milliseconds: 3_500)),
             .endRoom(RoomID("room-2"), at: Instant(milliseconds: 3_600)),
         ]
@@ -66,7 +68,7 @@ final class JournalTests: XCTestCase {
                 entries.append(entry)
             }
         }
-        XCTAssertEqual(entries.count, 8 + sampleCommands.count - 1)  // every sample but the signal
+        XCTAssertEqual(entries.count, 10 + sampleCommands.count - 1)  // every sample but the signal
         for entry in entries { store.append(entry) }
         store.flush()
         XCTAssertEqual(try store.replay(), entries)

@@ -59,6 +59,19 @@ let sampleCommands: [ClientCommand] = [
     .updateSettings(SettingsChange()),
     .acknowledgeHelp(p2),
     .end,
+    .planBreakouts(
+        [BreakoutPlanEntry(name: "Pair \"1\" ünï", members: [p1, p2]), BreakoutPlanEntry(name: "Empty")], automatic: true),
+    .planBreakouts([BreakoutPlanEntry(name: "By hand", members: [p2])], automatic: false),
+    .openBreakouts(durationSeconds: 600, warningSeconds: 0),
+    .openBreakouts(durationSeconds: nil, warningSeconds: nil),
+    .closeBreakouts,
+    .closeBreakout(BreakoutID(UInt32.max)),
+    .moveToBreakout(p2, BreakoutID(3)),
+    .moveToBreakout(p2, nil),
+    .visitBreakout(BreakoutID(1)),
+    .visitBreakout(nil),
+    .broadcastToBreakouts("Two minutes left"),
+    .pullAside(p2),
 ]
 
 /// The case index of a command. Exhaustive: a new `ClientCommand` case stops this compiling,
@@ -92,9 +105,17 @@ func caseIndex(_ command: ClientCommand) -> Int {
     case .updateSettings: return 24
     case .acknowledgeHelp: return 25
     case .end: return 26
+    case .planBreakouts: return 27
+    case .openBreakouts: return 28
+    case .closeBreakouts: return 29
+    case .closeBreakout: return 30
+    case .moveToBreakout: return 31
+    case .visitBreakout: return 32
+    case .broadcastToBreakouts: return 33
+    case .pullAside: return 34
     }
 }
-let commandCaseCount = 27
+let commandCaseCount = 35
 
 /// Settings with every field away from its default.
 func unusualSettings() -> RoomSettings {

@@ -51,6 +51,17 @@ public struct AttendanceReport: Sendable {
                 ("minutesInRoom", .number(Self.minutes(m.roomMilliseconds))),
                 ("minutesWaiting", .number(Self.minutes(m.waitingMilliseconds))),
                 ("msInRoom", .integer(m.roomMilliseconds)), ("msWaiting", .integer(m.waitingMilliseconds)),
+                (
+                    "breakouts",
+                    .array(
+                        Self.breakoutTotals(m).map { id, ms in
+                            .object([
+                                ("id", .string(id.description)),
+                                ("name", ledger.breakoutNames[id].map { .string($0) } ?? .null),
+                                ("minutes", .number(Self.minutes(ms))), ("ms", .integer(ms)),
+                            ])
+                        })
+                ),
             ])
         }
         return .object([
@@ -65,8 +76,19 @@ public struct AttendanceReport: Sendable {
 
     public static let csvHeader = [
         "userId", "role", "firstAdmitted", "lastLeft", "intervals", "minutesInRoom", "minutesWaiting", "msInRoom",
-        "msWaiting",
+        "msWaiting", "msInBreakouts", "breakoutMs",
     ]
+
+    /// Time per breakout, in order of first entry (a breakout visited twice is summed).
+    static func breakoutTotals(_ member: AttendanceLedger.Member) -> [(BreakoutID, Int64)] {
+        var order: [BreakoutID] = []
+        var total: [BreakoutID: Int64] = [:]
+        for interval in member.breakouts {
+            if total[interval.breakout] == nil { order.append(interval.breakout) }
+            total[interval.breakout, default: 0] += interval.milliseconds
+        }
+        return order.map { ($0, total[$0]!) }
+    }
 
     /// One CSV row per member (columns as ``csvHeader``; absent values empty).
     public var csvRows: [[String?]] {
@@ -76,7 +98,8 @@ public struct AttendanceReport: Sendable {
                 m.lastLeft.map { String($0.milliseconds) }, String(m.inRoom.count),
                 Self.twoDecimals(Self.minutes(m.roomMilliseconds)),
                 Self.twoDecimals(Self.minutes(m.waitingMilliseconds)), String(m.roomMilliseconds),
-                String(m.waitingMilliseconds),
+                String(m.waitingMilliseconds), String(m.breakouts.reduce(0) { $0 + $1.milliseconds }),
+                Self.breakoutTotals(m).map { "\($0.0)=\($0.1)" }.joined(separator: ";"),
             ]
         }
     }
