@@ -56,7 +56,8 @@ enum Samples {
     static let breakoutsOpen = BreakoutsView(
         plan: [],
         open: [
-            BreakoutView(id: BreakoutID(1), name: "Pair 1", kind: .planned, members: [ParticipantID(1), ParticipantID(2)]),
+            BreakoutView(
+                id: BreakoutID(1), name: "Pair 1", kind: .planned, members: [ParticipantID(1), ParticipantID(2)]),
             BreakoutView(id: BreakoutID(2), name: "Pair 2", kind: .planned, members: []),
             BreakoutView(
                 id: BreakoutID(3), name: "Pull-aside", kind: .pullAside, members: [ParticipantID(4), ParticipantID(6)]),
@@ -68,6 +69,12 @@ enum Samples {
             BreakoutView(id: BreakoutID(5), name: "Pair \"B\"", kind: .planned, members: []),
         ],
         open: [], endsAt: nil)
+    static let noBreakouts = BreakoutsView(plan: [], open: [], endsAt: nil)
+
+    /// The smallest snapshot of a member in a breakout: only themselves.
+    static let pairSnapshot = RoomSnapshot(
+        you: member(2, inBreakout: 1), room: state, members: [member(2)], chat: [], waiting: nil, help: nil,
+        breakout: breakoutRef)
 
     /// A staff member visiting a breakout: every member, with where each one is, and the breakouts.
     static let staffBreakoutSnapshot = RoomSnapshot(
@@ -77,7 +84,7 @@ enum Samples {
 
     /// A member in a breakout: its members only, and where they are (no `breakouts`).
     static let memberBreakoutSnapshot = RoomSnapshot(
-        you: member(2, staffView: true), room: state, members: [member(1, .facilitator), member(2)],
+        you: member(2, inBreakout: 1), room: state, members: [member(1, .facilitator), member(2)],
         chat: [chatInBreakout], waiting: nil, help: nil, breakout: breakoutRef)
 
     static let staffSnapshot = RoomSnapshot(
@@ -155,11 +162,12 @@ enum Samples {
         Message(seq: 50, event: .moved(breakout: nil, room: memberSnapshot)),
         Message(seq: 51, event: .breakoutsUpdated(breakoutsOpen)),
         Message(seq: 52, event: .breakoutsUpdated(breakoutsPlanned)),
-        Message(seq: 53, event: .breakoutsUpdated(BreakoutsView(plan: [], open: [], endsAt: nil))),
+        Message(seq: 53, event: .breakoutsUpdated(noBreakouts)),
         Message(seq: 54, event: .breakoutsEnding(endsAt: Instant(milliseconds: 1_700_000_600_000))),
         Message(
             seq: 55,
-            event: .breakoutBroadcast(from: ParticipantID(1), fromAlias: "Dr. K", text: "Two minutes left", at: t0 + 13)),
+            event: .breakoutBroadcast(from: ParticipantID(1), fromAlias: "Dr. K", text: "Two minutes left", at: t0 + 13)
+        ),
         Message(seq: 56, event: .memberLeft(ParticipantID(3), reason: .moved)),
         Message(seq: 57, event: .memberUpdated(member(3, inBreakout: 2))),
         Message(seq: 58, event: .chat(chatInBreakout)),
