@@ -40,6 +40,43 @@ final class ClientMessageEncoderTests: XCTestCase {
         XCTAssertEqual(
             text(.command(.signal(to: ParticipantID(2), kind: .ice, payload: #"{"candidate":"c"}"#), rid: nil)),
             #"{"type":"signal","to":"p2","kind":"ice","payload":{"candidate":"c"}}"#)
+        // Breakouts: members always listed, `automatic` only when true, null for the main room.
+        XCTAssertEqual(
+            text(
+                .command(
+                    .planBreakouts(
+                        [
+                            BreakoutPlanEntry(name: "Pair 1", members: [ParticipantID(2), ParticipantID(3)]),
+                            BreakoutPlanEntry(name: "Pair 2"),
+                        ], automatic: true), rid: "g1")),
+            #"{"type":"breakouts-plan","rid":"g1","breakouts":[{"name":"Pair 1","members":["p2","p3"]},"#
+                + #"{"name":"Pair 2","members":[]}],"automatic":true}"#)
+        XCTAssertEqual(
+            text(.command(.planBreakouts([BreakoutPlanEntry(name: "A")], automatic: false), rid: nil)),
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A","members":[]}]}"#)
+        XCTAssertEqual(
+            text(.command(.openBreakouts(durationSeconds: 600, warningSeconds: 0), rid: nil)),
+            #"{"type":"breakouts-open","durationSeconds":600,"warningSeconds":0}"#)
+        XCTAssertEqual(
+            text(.command(.openBreakouts(durationSeconds: nil, warningSeconds: nil), rid: nil)),
+            #"{"type":"breakouts-open"}"#)
+        XCTAssertEqual(text(.command(.closeBreakouts, rid: nil)), #"{"type":"breakouts-close"}"#)
+        XCTAssertEqual(
+            text(.command(.closeBreakout(BreakoutID(3)), rid: nil)), #"{"type":"breakout-close","breakout":"b3"}"#)
+        XCTAssertEqual(
+            text(.command(.moveToBreakout(ParticipantID(4), nil), rid: nil)),
+            #"{"type":"breakout-move","member":"p4","breakout":null}"#)
+        XCTAssertEqual(
+            text(.command(.moveToBreakout(ParticipantID(4), BreakoutID(2)), rid: nil)),
+            #"{"type":"breakout-move","member":"p4","breakout":"b2"}"#)
+        XCTAssertEqual(
+            text(.command(.visitBreakout(nil), rid: nil)), #"{"type":"breakout-visit","breakout":null}"#)
+        XCTAssertEqual(
+            text(.command(.visitBreakout(BreakoutID(1)), rid: nil)), #"{"type":"breakout-visit","breakout":"b1"}"#)
+        XCTAssertEqual(
+            text(.command(.broadcastToBreakouts("Back in 2"), rid: nil)),
+            #"{"type":"breakout-broadcast","text":"Back in 2"}"#)
+        XCTAssertEqual(text(.command(.pullAside(ParticipantID(4)), rid: nil)), #"{"type":"pull-aside","member":"p4"}"#)
         // Appending keeps what was there (a frame's headroom).
         var out: [UInt8] = [0, 0]
         ClientMessageEncoder.encode(.command(.raiseHand, rid: nil), appendingTo: &out)

@@ -98,6 +98,86 @@ final class ProtocolDocTests: XCTestCase {
         XCTAssertGreaterThan(items.count, 60)
         try SchemaValidator.assert(items)
     }
+
+    /// Section 10's examples are what the engine and the encoder produce: the sequences are
+    /// replayed here (same members, times and requests) and every `←` line of the section must
+    /// be one of the messages the room sent.
+    func testBreakoutExamplesAreTheEnginesOutput() throws {
+        let doc = try Repo.text(Repo.protocolDoc)
+        let start = try XCTUnwrap(doc.range(of: "\n## 10. Breakouts\n"))
+        let documented = doc[start.upperBound...].split(separator: "\n")
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { $0.hasPrefix("← {") }.map { String($0.dropFirst(2)) }
+        XCTAssertGreaterThan(documented.count, 30)
+
+        var settings = RoomSettings()
+        settings.consentVersion = "2024-06"
+        settings.requireLocation = true
+        var now = Instant(milliseconds: 1_732_871_000_000)
+        var room = Room(id: RoomID("r-7f3a9c"), settings: settings, at: now)
+        var sent: Set<String> = []
+        var timers: [TimerID.Kind: Instant] = [:]
+        func run(_ effects: [Effect]) {
+            for effect in effects {
+                switch effect {
+                case .send(let message, _): sent.insert(String(decoding: WireEncoder.encode(message), as: UTF8.self))
+                case .schedule(let timer, let at): timers[timer.kind] = at
+                default: break
+                }
+            }
+        }
+        func send(_ c: UInt64, _ command: ClientCommand, rid: String? = nil) {
+            run(room.handle(command, from: ConnectionID(c), rid: rid, at: now))
+            now = now + 1000
+        }
+        let names = ["Dr. Kim", "Sam", "Alex", "Jo", "Robin"]
+        for c in UInt64(1)...5 {
+            let user = c == 1 ? "u-1001" : "u-200\(c)"
+            run(
+                room.connect(
+                    ConnectionID(c),
+                    identity: Identity(
+                        userID: UserID(user), role: c == 1 ? .facilitator : .participant, alias: names[Int(c) - 1]),
+                    credential: ResumeCredential(secret: "secret-\(user)", hash: "hash-\(user)"), rid: "h1", at: now))
+            now = now + 1000
+            if c > 1 {
+                send(c, .acknowledgeConsent(version: "2024-06"))
+                send(c, .setLocation("Home"))
+            }
+        }
+        send(1, .admitAll, rid: "a1")
+        // 10.5: practice in pairs.
+        now = Instant(milliseconds: 1_732_872_000_000)
+        send(
+            1,
+            .planBreakouts(
+                [
+                    BreakoutPlanEntry(name: "Pair 1", members: [ParticipantID(2), ParticipantID(3)]),
+                    BreakoutPlanEntry(name: "Pair 2"),
+                ], automatic: true), rid: "g1")
+        now = Instant(milliseconds: 1_732_872_060_000)
+        send(1, .openBreakouts(durationSeconds: 600, warningSeconds: 60), rid: "g2")
+        send(2, .chat(to: .room, text: "Want to go first?"), rid: "k5")
+        let offer = #"{"type":"offer","sdp":"v=0\r\n"}"#
+        send(3, .signal(to: ParticipantID(4), kind: .offer, payload: offer), rid: "s9")
+        send(1, .signal(to: ParticipantID(2), kind: .offer, payload: offer), rid: "s8")
+        send(1, .visitBreakout(BreakoutID(1)), rid: "v1")
+        send(1, .visitBreakout(nil), rid: "v2")
+        send(1, .broadcastToBreakouts("Two minutes to go, then swap roles."), rid: "g3")
+        send(4, .requestHelp, rid: "c9")
+        for kind in [TimerID.Kind.breakoutsWarning, .breakoutsEnd] {
+            now = try XCTUnwrap(timers[kind], "\(kind) scheduled")
+            run(room.timerFired(kind, at: now))
+        }
+        // 10.6: a pull-aside.
+        now = now + 60_000
+        send(1, .pullAside(ParticipantID(4)), rid: "g4")
+        send(1, .closeBreakout(BreakoutID(3)), rid: "g5")
+
+        for line in documented {
+            XCTAssertTrue(sent.contains(line), "section 10 shows a message the engine did not send:\n\(line)")
+        }
+    }
 }
 
 /// The parts of the schema the tests read.

@@ -37,6 +37,55 @@ enum Samples {
         text: "Are you OK?", at: t0 + 6)
     static let chatDeleted = ChatMessage(
         id: MessageID(9), seq: 30, from: ParticipantID(4), fromAlias: "Alias 4", to: .staff, text: nil, at: t0 + 1)
+    /// Room chat written in a breakout: it carries the breakout's id.
+    static let chatInBreakout = ChatMessage(
+        id: MessageID(14), seq: 50, from: ParticipantID(2), fromAlias: "Alias 2", to: .room, text: "Your turn",
+        at: t0 + 12, breakout: BreakoutID(1))
+
+    /// A member view in the staff view of someone in a breakout.
+    static func member(_ n: UInt32, inBreakout breakout: UInt32) -> MemberView {
+        var view = member(n, staffView: true)
+        view.breakout = BreakoutID(breakout)
+        return view
+    }
+
+    static let breakoutRef = BreakoutRef(
+        id: BreakoutID(1), name: "Pair 1", kind: .planned, endsAt: Instant(milliseconds: 1_700_000_600_000))
+    static let pullAsideRef = BreakoutRef(id: BreakoutID(3), name: "Pull-aside", kind: .pullAside, endsAt: nil)
+
+    static let breakoutsOpen = BreakoutsView(
+        plan: [],
+        open: [
+            BreakoutView(
+                id: BreakoutID(1), name: "Pair 1", kind: .planned, members: [ParticipantID(1), ParticipantID(2)]),
+            BreakoutView(id: BreakoutID(2), name: "Pair 2", kind: .planned, members: []),
+            BreakoutView(
+                id: BreakoutID(3), name: "Pull-aside", kind: .pullAside, members: [ParticipantID(4), ParticipantID(6)]),
+        ],
+        endsAt: Instant(milliseconds: 1_700_000_600_000))
+    static let breakoutsPlanned = BreakoutsView(
+        plan: [
+            BreakoutView(id: BreakoutID(4), name: "Triad ✓", kind: .planned, members: [ParticipantID(2)]),
+            BreakoutView(id: BreakoutID(5), name: "Pair \"B\"", kind: .planned, members: []),
+        ],
+        open: [], endsAt: nil)
+    static let noBreakouts = BreakoutsView(plan: [], open: [], endsAt: nil)
+
+    /// The smallest snapshot of a member in a breakout: only themselves.
+    static let pairSnapshot = RoomSnapshot(
+        you: member(2, inBreakout: 1), room: state, members: [member(2)], chat: [], waiting: nil, help: nil,
+        breakout: breakoutRef)
+
+    /// A staff member visiting a breakout: every member, with where each one is, and the breakouts.
+    static let staffBreakoutSnapshot = RoomSnapshot(
+        you: member(1, inBreakout: 1), room: state,
+        members: [member(1, inBreakout: 1), member(2, inBreakout: 1), member(4, staffView: true)],
+        chat: [chatInBreakout], waiting: [], help: [], breakout: breakoutRef, breakouts: breakoutsOpen)
+
+    /// A member in a breakout: its members only, and where they are (no `breakouts`).
+    static let memberBreakoutSnapshot = RoomSnapshot(
+        you: member(2, inBreakout: 1), room: state, members: [member(1, .facilitator), member(2)],
+        chat: [chatInBreakout], waiting: nil, help: nil, breakout: breakoutRef)
 
     static let staffSnapshot = RoomSnapshot(
         you: member(1, .facilitator, staffView: true), room: state,
@@ -108,9 +157,25 @@ enum Samples {
         Message(event: .denied(reason: nil)),
         Message(event: .removed(reason: nil, banned: true)),
         Message(seq: 47, event: .ended(at: t0 + 3_600_000)),
+        Message(seq: 48, event: .moved(breakout: breakoutRef, room: memberBreakoutSnapshot)),
+        Message(seq: 49, event: .moved(breakout: pullAsideRef, room: staffBreakoutSnapshot)),
+        Message(seq: 50, event: .moved(breakout: nil, room: memberSnapshot)),
+        Message(seq: 51, event: .breakoutsUpdated(breakoutsOpen)),
+        Message(seq: 52, event: .breakoutsUpdated(breakoutsPlanned)),
+        Message(seq: 53, event: .breakoutsUpdated(noBreakouts)),
+        Message(seq: 54, event: .breakoutsEnding(endsAt: Instant(milliseconds: 1_700_000_600_000))),
+        Message(
+            seq: 55,
+            event: .breakoutBroadcast(from: ParticipantID(1), fromAlias: "Dr. K", text: "Two minutes left", at: t0 + 13)
+        ),
+        Message(seq: 56, event: .memberLeft(ParticipantID(3), reason: .moved)),
+        Message(seq: 57, event: .memberUpdated(member(3, inBreakout: 2))),
+        Message(seq: 58, event: .chat(chatInBreakout)),
+        Message(seq: 59, event: .snapshot(staffBreakoutSnapshot)),
         Message(rid: "c-1", event: .ack(Ack())),
         Message(rid: "c-2", event: .ack(Ack(message: MessageID(13), seq: 41))),
         Message(rid: "c-3", event: .ack(Ack(admitted: [ParticipantID(7), ParticipantID(8)]))),
+        Message(rid: "c-5", event: .ack(Ack(breakout: BreakoutID(3)))),
         Message(rid: "c-4", event: .error(.forbidden)),
         Message(event: .error(.internalError)),
     ]
@@ -141,9 +206,13 @@ enum Samples {
         case .ended: return 20
         case .ack: return 21
         case .error: return 22
+        case .moved: return 23
+        case .breakoutsUpdated: return 24
+        case .breakoutsEnding: return 25
+        case .breakoutBroadcast: return 26
         }
     }
-    static let caseCount = 23
+    static let caseCount = 27
 
     /// Every ServerEvent `type` string (from the samples, checked complete by `caseIndex`).
     static var eventTypes: [String] {
@@ -226,6 +295,46 @@ enum Samples {
         ),
         (#"{"type":"acknowledge-help","member":"p2"}"#, .acknowledgeHelp(ParticipantID(2))),
         (#"{"type":"end"}"#, .end),
+        (
+            #"{"type":"breakouts-plan","breakouts":[{"name":"Pair 1","members":["p2","p3"]},{"name":"Pair 2"}],"automatic":true}"#,
+            .planBreakouts(
+                [
+                    BreakoutPlanEntry(name: "Pair 1", members: [ParticipantID(2), ParticipantID(3)]),
+                    BreakoutPlanEntry(name: "Pair 2"),
+                ], automatic: true)
+        ),
+        (
+            #"{"type":"breakouts-plan","breakouts":[{"name":"Triad ✓","members":[]}],"automatic":false}"#,
+            .planBreakouts([BreakoutPlanEntry(name: "Triad ✓")], automatic: false)
+        ),
+        (
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A","members":null,"note":1}],"automatic":null}"#,
+            .planBreakouts([BreakoutPlanEntry(name: "A")], automatic: false)
+        ),
+        (#"{"type":"breakouts-plan","breakouts":[]}"#, .planBreakouts([], automatic: false)),
+        (
+            #"{"type":"breakouts-open","durationSeconds":600,"warningSeconds":60}"#,
+            .openBreakouts(durationSeconds: 600, warningSeconds: 60)
+        ),
+        (#"{"type":"breakouts-open"}"#, .openBreakouts(durationSeconds: nil, warningSeconds: nil)),
+        (
+            #"{"type":"breakouts-open","durationSeconds":null,"warningSeconds":0}"#,
+            .openBreakouts(durationSeconds: nil, warningSeconds: 0)
+        ),
+        (
+            // Out of range, but integers: the engine refuses them (invalid-argument), not the wire.
+            #"{"type":"breakouts-open","durationSeconds":-5,"warningSeconds":99999}"#,
+            .openBreakouts(durationSeconds: -5, warningSeconds: 99999)
+        ),
+        (#"{"type":"breakouts-close"}"#, .closeBreakouts),
+        (#"{"type":"breakout-close","breakout":"b2"}"#, .closeBreakout(BreakoutID(2))),
+        (#"{"type":"breakout-close","breakout":"b4294967295"}"#, .closeBreakout(BreakoutID(UInt32.max))),
+        (#"{"type":"breakout-move","member":"p4","breakout":"b1"}"#, .moveToBreakout(ParticipantID(4), BreakoutID(1))),
+        (#"{"type":"breakout-move","member":"p4","breakout":null}"#, .moveToBreakout(ParticipantID(4), nil)),
+        (#"{"type":"breakout-visit","breakout":"b0"}"#, .visitBreakout(BreakoutID(0))),
+        (#"{"type":"breakout-visit","breakout":null}"#, .visitBreakout(nil)),
+        (#"{"type":"breakout-broadcast","text":"Two minutes left"}"#, .broadcastToBreakouts("Two minutes left")),
+        (#"{"type":"pull-aside","member":"p4"}"#, .pullAside(ParticipantID(4))),
     ]
 
     /// Index of each command case: fails to compile when ClientCommand gains a case.
@@ -258,9 +367,17 @@ enum Samples {
         case .updateSettings: return 24
         case .acknowledgeHelp: return 25
         case .end: return 26
+        case .planBreakouts: return 27
+        case .openBreakouts: return 28
+        case .closeBreakouts: return 29
+        case .closeBreakout: return 30
+        case .moveToBreakout: return 31
+        case .visitBreakout: return 32
+        case .broadcastToBreakouts: return 33
+        case .pullAside: return 34
         }
     }
-    static let commandCaseCount = 27
+    static let commandCaseCount = 35
 
     /// Every command name (`lock` and `unlock` both), from the table above.
     static var commandNames: [String] {

@@ -49,6 +49,15 @@ final class SchemaTests: XCTestCase {
             #"{"type":"ended","seq":1,"at":"yesterday"}"#,
             #"{"type":"nonsense"}"#,
             #"{"type":"welcome","you":{"id":"p1","role":"facilitator","alias":"a","placement":"room"},"lastSeq":0,"iceServers":[]}"#,
+            // Breakouts: `moved` always says where (null: the main room); ids are canonical.
+            #"{"type":"moved","seq":1,"room":{"you":{"id":"p1","alias":"a","role":"guest","audio":false,"video":false,"connected":true,"mediaGranted":false,"chatGranted":false},"state":{"locked":false,"staffPresent":true,"chatPolicy":"everyone","privateMessages":false,"selfUnmute":true,"waitingRoom":true,"capacity":1},"members":[],"chat":[]}}"#,
+            #"{"type":"breakouts-ending","seq":1,"endsAt":"soon"}"#,
+            #"{"type":"breakouts","seq":1,"breakouts":{"plan":[],"open":[{"id":"b01","name":"A","kind":"planned","members":[]}]}}"#,
+            #"{"type":"breakouts","seq":1,"breakouts":{"plan":[],"open":[{"id":"b1","name":"A","kind":"secret","members":[]}]}}"#,
+            #"{"type":"breakouts","seq":1,"breakouts":{"open":[]}}"#,
+            #"{"type":"breakout-broadcast","seq":1,"from":"p1","text":"x","at":1}"#,
+            #"{"type":"ack","rid":"r","breakout":"3"}"#,
+            #"{"type":"member-left","seq":1,"member":"p3","reason":"moved","breakout":"b2"}"#,
         ]
         try SchemaValidator.assert(
             bad.enumerated().map { .init(definition: .server, json: $1, expectValid: false, label: "bad server \($0)") }
@@ -72,6 +81,13 @@ final class SchemaTests: XCTestCase {
             #"{"type":"spotlight"}"#, #"{"type":"ping","rid":""# + String(repeating: "x", count: 65) + #""}"#,
             #"{"type":"dance"}"#, #"{"type":"grant","member":"p1","media":true}"#,
             #"{"type":"signal","to":"p1","kind":"pranswer","payload":{}}"#, #"{"type":"mute","member":"p1","audio":1}"#,
+            #"{"type":"breakout-close","breakout":"b01"}"#, #"{"type":"breakout-close","breakout":7}"#,
+            #"{"type":"breakout-move","member":"p2"}"#, #"{"type":"breakout-visit"}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"members":["p2"]}]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A","members":["x2"]}]}"#,
+            #"{"type":"breakouts-plan","breakouts":{"name":"A"}}"#,
+            #"{"type":"breakouts-open","durationSeconds":"600"}"#,
+            #"{"type":"breakout-broadcast"}"#, #"{"type":"pull-aside","member":null}"#,
         ]
         for json in bad {
             if case .success = WireDecoder.decode(json) { XCTFail("decoder accepted \(json)") }
@@ -147,6 +163,42 @@ final class SchemaTests: XCTestCase {
         send(5, .leave)
         join(6, "pat2", .participant)
         run(room.timerFired(.grace(ParticipantID(99)), at: now))
+        // Breakouts: two pairs by hand and automatically, a time limit with its warning, chat
+        // and signalling inside a pair, a visit, a broadcast, a pull-aside, a drop and resume.
+        join(7, "m7", .participant)
+        join(8, "m8", .guest)
+        join(9, "m9", .participant)
+        for c: UInt64 in [7, 8, 9] {
+            send(c, .acknowledgeConsent(version: "v1"))
+            send(c, .setLocation("Home"))
+        }
+        send(1, .admitAll)
+        func pid(_ user: String) -> ParticipantID { room.seat(ofUser: UserID(user))!.id }
+        let (m7, m8, m9) = (pid("m7"), pid("m8"), pid("m9"))
+        send(
+            1,
+            .planBreakouts(
+                [BreakoutPlanEntry(name: "Pair 1", members: [m7]), BreakoutPlanEntry(name: "Pair 2")], automatic: true))
+        send(1, .openBreakouts(durationSeconds: 600, warningSeconds: 60))
+        send(7, .chat(to: .room, text: "in the pair"))
+        send(1, .chat(to: .room, text: "main room"))
+        send(1, .visitBreakout(room.seats[m7]?.breakout))
+        send(1, .chat(to: .member(m7), text: "visiting"))
+        send(1, .broadcastToBreakouts("Two minutes"))
+        send(1, .signal(to: m8, kind: .offer, payload: "{}"))
+        send(1, .pullAside(m9))
+        let pullAside = try XCTUnwrap(room.seats[m9]?.breakout)
+        run(room.disconnected(ConnectionID(9), at: now))
+        run(
+            room.resume(
+                ConnectionID(10), resumeHash: "hash-m9",
+                credential: ResumeCredential(secret: "secret-m9-2", hash: "hash-m9-2"), lastSeq: 1, rid: "res9", at: now
+            ))
+        run(room.timerFired(.breakoutsWarning, at: now))
+        run(room.timerFired(.breakoutsEnd, at: now + 600_000))
+        send(1, .closeBreakout(pullAside))
+        send(1, .moveToBreakout(m7, nil))
+        send(1, .closeBreakouts)  // breakouts-closed
         send(1, .end)
 
         let types = Set(sent.map(\.event.type))
@@ -154,6 +206,7 @@ final class SchemaTests: XCTestCase {
             "welcome", "resumed", "admitted", "snapshot", "waiting", "member-joined", "member-updated", "member-left",
             "waiting-updated", "waiting-left", "room-updated", "chat", "chat-deleted", "signal", "waiting-room-message",
             "unmute-requested", "help-requested", "help-acknowledged", "denied", "removed", "ended", "ack", "error",
+            "moved", "breakouts", "breakouts-ending", "breakout-broadcast",
         ] {
             XCTAssertTrue(types.contains(expected), "the scenario produced no \(expected)")
         }

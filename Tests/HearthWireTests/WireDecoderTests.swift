@@ -159,6 +159,76 @@ final class WireDecoderTests: XCTestCase {
         }
     }
 
+    /// Breakout commands: what the engine needs is decoded exactly; anything else is `bad-message`.
+    func testBreakoutCommandFieldErrors() {
+        let cases: [String] = [
+            // Breakout ids: canonical `b<n>` only, fitting 32 bits, and a string.
+            #"{"type":"breakout-close","breakout":"b01"}"#, #"{"type":"breakout-close","breakout":"x1"}"#,
+            #"{"type":"breakout-close","breakout":7}"#, #"{"type":"breakout-close","breakout":"b"}"#,
+            #"{"type":"breakout-close","breakout":"B1"}"#, #"{"type":"breakout-close","breakout":"b+1"}"#,
+            #"{"type":"breakout-close","breakout":"b-1"}"#, #"{"type":"breakout-close","breakout":" b1"}"#,
+            #"{"type":"breakout-close","breakout":"b1.0"}"#, #"{"type":"breakout-close","breakout":"p1"}"#,
+            #"{"type":"breakout-close","breakout":"b4294967296"}"#, #"{"type":"breakout-close","breakout":["b1"]}"#,
+            #"{"type":"breakout-close","breakout":null}"#, #"{"type":"breakout-close"}"#,
+            #"{"type":"breakout-visit","breakout":"b01"}"#, #"{"type":"breakout-visit","breakout":7}"#,
+            #"{"type":"breakout-visit","breakout":"main"}"#, #"{"type":"breakout-visit"}"#,
+            // breakout-move: the member and the `breakout` key (null for the main room) are both required.
+            #"{"type":"breakout-move","member":"p2"}"#, #"{"type":"breakout-move","breakout":"b1"}"#,
+            #"{"type":"breakout-move","member":"p2","breakout":"x1"}"#,
+            #"{"type":"breakout-move","member":"p2","breakout":7}"#,
+            #"{"type":"breakout-move","member":"p02","breakout":"b1"}"#,
+            #"{"type":"breakout-move","member":null,"breakout":"b1"}"#,
+            #"{"type":"breakout-move","member":"p2","breakout":false}"#,
+            // breakouts-plan: an array of objects, each with a string name and member ids.
+            #"{"type":"breakouts-plan"}"#, #"{"type":"breakouts-plan","breakouts":null}"#,
+            #"{"type":"breakouts-plan","breakouts":{"name":"A"}}"#, #"{"type":"breakouts-plan","breakouts":"A"}"#,
+            #"{"type":"breakouts-plan","breakouts":["A"]}"#, #"{"type":"breakouts-plan","breakouts":[{}]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"members":["p2"]}]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":null}]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":7}]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A"},null]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A","members":"p2"}]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A","members":["p02"]}]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A","members":["x2"]}]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A","members":[2]}]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A","members":["p2",null]}]}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A"}],"automatic":"yes"}"#,
+            #"{"type":"breakouts-plan","breakouts":[{"name":"A"}],"automatic":1}"#,
+            // breakouts-open: whole JSON integers only.
+            #"{"type":"breakouts-open","durationSeconds":600.5}"#,
+            #"{"type":"breakouts-open","durationSeconds":600.0}"#,
+            #"{"type":"breakouts-open","durationSeconds":"600"}"#, #"{"type":"breakouts-open","durationSeconds":true}"#,
+            #"{"type":"breakouts-open","durationSeconds":6e2}"#, #"{"type":"breakouts-open","warningSeconds":"60"}"#,
+            #"{"type":"breakouts-open","warningSeconds":1.5}"#, #"{"type":"breakouts-open","warningSeconds":[60]}"#,
+            // Texts and members.
+            #"{"type":"breakout-broadcast"}"#, #"{"type":"breakout-broadcast","text":null}"#,
+            #"{"type":"breakout-broadcast","text":5}"#, #"{"type":"pull-aside"}"#,
+            #"{"type":"pull-aside","member":"p"}"#, #"{"type":"pull-aside","member":4}"#,
+            #"{"type":"pull-aside","member":null}"#,
+        ]
+        for text in cases {
+            XCTAssertEqual(WireDecoder.decode(text), .failure(WireError(.badMessage)), text)
+            let withRID = #"{"rid":"e1","# + text.dropFirst()
+            XCTAssertEqual(WireDecoder.decode(withRID), .failure(WireError(.badMessage, rid: "e1")), withRID)
+        }
+    }
+
+    /// A plan's list is read up to one entry past `Room.maxBreakouts`: the engine refuses a
+    /// longer plan (invalid-argument) without the decoder building all of it.
+    func testLongBreakoutPlanIsCutForTheEngineToRefuse() throws {
+        let entries = (1...500).map { #"{"name":"B\#($0)","members":["p\#($0)"]}"# }.joined(separator: ",")
+        let decoded = WireDecoder.decode(#"{"type":"breakouts-plan","breakouts":["# + entries + "]}")
+        guard case .success(.command(.planBreakouts(let plan, automatic: false), rid: nil)) = decoded else {
+            return XCTFail("not decoded: \(decoded)")
+        }
+        XCTAssertEqual(plan.count, Room.maxBreakouts + 1)
+        XCTAssertEqual(plan.last, BreakoutPlanEntry(name: "B51", members: [ParticipantID(51)]))
+        // The whole message is still checked as JSON (a duplicate key anywhere is bad-json).
+        XCTAssertEqual(
+            WireDecoder.decode(#"{"type":"breakouts-plan","breakouts":[{"name":"A","name":"B"}]}"#),
+            .failure(WireError(.badJSON)))
+    }
+
     func testHugeIntegerIsBadMessage() {
         // Valid JSON whose number does not fit 64 bits: the parser stops, so no rid is known.
         for text in [

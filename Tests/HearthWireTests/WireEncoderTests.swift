@@ -63,6 +63,111 @@ final class WireEncoderTests: XCTestCase {
                 + #""audio":true,"video":false,"connected":false,"mediaGranted":false,"chatGranted":false}}"#)
     }
 
+    /// Breakout events and fields, byte for byte.
+    func testBreakoutShapes() {
+        let endsAt = Instant(milliseconds: 1_700_000_600_000)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 54, event: .breakoutsEnding(endsAt: endsAt)))),
+            #"{"type":"breakouts-ending","seq":54,"endsAt":1700000600000}"#)
+        XCTAssertEqual(
+            text(
+                WireEncoder.encode(
+                    Message(
+                        seq: 55,
+                        event: .breakoutBroadcast(
+                            from: ParticipantID(1), fromAlias: "Dr. K", text: "Two \"minutes\"\nleft", at: Samples.t0)))
+            ),
+            #"{"type":"breakout-broadcast","seq":55,"from":"p1","fromAlias":"Dr. K","text":"Two \"minutes\"\nleft","#
+                + #""at":1700000000000}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 51, event: .breakoutsUpdated(Samples.breakoutsOpen)))),
+            #"{"type":"breakouts","seq":51,"breakouts":{"plan":[],"open":["#
+                + #"{"id":"b1","name":"Pair 1","kind":"planned","members":["p1","p2"]},"#
+                + #"{"id":"b2","name":"Pair 2","kind":"planned","members":[]},"#
+                + #"{"id":"b3","name":"Pull-aside","kind":"pull-aside","members":["p4","p6"]}],"#
+                + #""endsAt":1700000600000}}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 52, event: .breakoutsUpdated(Samples.breakoutsPlanned)))),
+            #"{"type":"breakouts","seq":52,"breakouts":{"plan":["#
+                + #"{"id":"b4","name":"Triad ✓","kind":"planned","members":["p2"]},"#
+                + #"{"id":"b5","name":"Pair \"B\"","kind":"planned","members":[]}],"open":[]}}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 53, event: .breakoutsUpdated(Samples.noBreakouts)))),
+            #"{"type":"breakouts","seq":53,"breakouts":{"plan":[],"open":[]}}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 56, event: .memberLeft(ParticipantID(3), reason: .moved)))),
+            #"{"type":"member-left","seq":56,"member":"p3","reason":"moved"}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(rid: "g4", event: .ack(Ack(breakout: BreakoutID(3)))))),
+            #"{"type":"ack","rid":"g4","breakout":"b3"}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(rid: "c", event: .ack(Ack(breakout: BreakoutID(UInt32.max)))))),
+            #"{"type":"ack","rid":"c","breakout":"b4294967295"}"#)
+        // Staff see where each member is; the field is absent for the main room.
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 57, event: .memberUpdated(Samples.member(3, inBreakout: 2))))),
+            #"{"type":"member-updated","seq":57,"member":{"id":"p3","alias":"Alias 3","role":"participant","#
+                + #""audio":true,"video":false,"connected":true,"mediaGranted":false,"chatGranted":false,"#
+                + #""userId":"user-3","location":"Home, Portland OR","consentVersion":"2024-01","breakout":"b2"}}"#)
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 58, event: .chat(Samples.chatInBreakout)))),
+            #"{"type":"chat","seq":58,"message":{"id":"m14","seq":50,"from":"p2","fromAlias":"Alias 2","to":"room","#
+                + #""text":"Your turn","deleted":false,"at":1700000000012,"breakout":"b1"}}"#)
+    }
+
+    /// `moved` carries where the member is (null: the main room, the one null a server message
+    /// has outside a signalling payload) and the whole room as seen from there.
+    func testMovedShapes() throws {
+        let snapshot = Samples.pairSnapshot
+        let youAndMembers =
+            #""you":{"id":"p2","alias":"Alias 2","role":"participant","audio":true,"video":false,"handRaisedAt":1700000000002,"#
+            + #""connected":true,"mediaGranted":false,"chatGranted":false,"userId":"user-2","location":"Home, Portland OR","#
+            + #""consentVersion":"2024-01","breakout":"b1"},"#
+            + #""state":{"locked":false,"staffPresent":true,"spotlight":"p3","chatPolicy":"everyone","privateMessages":false,"#
+            + #""selfUnmute":true,"waitingRoom":true,"capacity":12},"#
+            + #""members":[{"id":"p2","alias":"Alias 2","role":"participant","audio":true,"video":false,"#
+            + #""handRaisedAt":1700000000002,"connected":true,"mediaGranted":false,"chatGranted":false}],"chat":[]"#
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 48, event: .moved(breakout: Samples.breakoutRef, room: snapshot)))),
+            #"{"type":"moved","seq":48,"breakout":{"id":"b1","name":"Pair 1","kind":"planned","endsAt":1700000600000},"#
+                + #""room":{"# + youAndMembers
+                + #","breakout":{"id":"b1","name":"Pair 1","kind":"planned","endsAt":1700000600000}}}"#)
+        var main = snapshot
+        main.you.breakout = nil
+        main.breakout = nil
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(seq: 50, event: .moved(breakout: nil, room: main)))),
+            #"{"type":"moved","seq":50,"breakout":null,"room":{"#
+                + youAndMembers.replacingOccurrences(of: #","breakout":"b1""#, with: "") + "}}")
+        // A pull-aside has no end time; staff get the breakouts in their snapshot.
+        let staff = try object(
+            WireEncoder.encode(
+                Message(seq: 49, event: .moved(breakout: Samples.pullAsideRef, room: Samples.staffBreakoutSnapshot))))
+        XCTAssertEqual(
+            staff["breakout"] as? NSDictionary,
+            ["id": "b3", "name": "Pull-aside", "kind": "pull-aside"] as NSDictionary)
+        let room = try XCTUnwrap(staff["room"] as? [String: Any])
+        XCTAssertNotNil(room["breakouts"])
+        XCTAssertEqual((room["members"] as? [[String: Any]])?.compactMap { $0["breakout"] as? String }, ["b1", "b1"])
+    }
+
+    /// Members never get the staff-only breakout fields.
+    func testMemberViewsOfBreakoutsHaveNoStaffFields() throws {
+        let moved = try object(
+            WireEncoder.encode(
+                Message(seq: 1, event: .moved(breakout: Samples.breakoutRef, room: Samples.memberBreakoutSnapshot))))
+        let room = try XCTUnwrap(moved["room"] as? [String: Any])
+        XCTAssertNil(room["breakouts"])
+        XCTAssertNil(room["waiting"])
+        for member in try XCTUnwrap(room["members"] as? [[String: Any]]) {
+            XCTAssertNil(member["breakout"])
+            XCTAssertNil(member["userId"])
+        }
+        // One's own view says where one is.
+        XCTAssertEqual((room["you"] as? [String: Any])?["breakout"] as? String, "b1")
+        XCTAssertEqual((room["breakout"] as? [String: Any])?["id"] as? String, "b1")
+    }
+
     func testEveryTypeIsTheEventType() throws {
         for message in Samples.events {
             let bytes = WireEncoder.encode(message, iceServers: Samples.iceServers)
