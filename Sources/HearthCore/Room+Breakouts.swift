@@ -112,9 +112,7 @@ extension Room {
                 Move($0, to: breakout.returns[pid].flatMap { breakouts.breakout($0) != nil && $0 != id ? $0 : nil })
             }
         }
-        relocate(moves, by: actor, at: at, into: &fx)
-        breakouts.open.removeAll { $0.id == id }
-        if breakout.kind == .planned && !breakouts.plannedOpen { stopTimeLimit(into: &fx) }
+        relocate(moves, closing: [id], by: actor, at: at, into: &fx)
         publishBreakouts(into: &fx)
         ack(actor, rid: rid, into: &fx)
     }
@@ -206,7 +204,13 @@ extension Room {
     /// moved in the same batch learn each other from their `moved`), and `member-updated` to
     /// staff (who see every room). A move to where the seat already is changes nothing but is
     /// audited (`b1->b1`): every privileged command leaves a record.
-    mutating func relocate(_ moves: [Move], by actor: Seat?, at: Instant, into fx: inout [Effect]) {
+    ///
+    /// `closing`: breakouts that close with this batch. They go from the open list once their
+    /// members are out (with their attendance, which names them) and before anyone is told, so
+    /// no `moved` shows a breakout as open that is already gone.
+    mutating func relocate(
+        _ moves: [Move], closing: Set<BreakoutID> = [], by actor: Seat?, at: Instant, into fx: inout [Effect]
+    ) {
         var moved: [(id: ParticipantID, origin: BreakoutID?)] = []
         for move in moves {
             guard var seat = seats[move.seat], seat.placement == .room else { continue }
@@ -222,6 +226,10 @@ extension Room {
                 attendance(.enterBreakout, seat, breakout: destination, at: at, into: &fx)
             }
             moved.append((move.seat, origin))
+        }
+        if !closing.isEmpty {
+            breakouts.open.removeAll { closing.contains($0.id) }
+            if !breakouts.plannedOpen { stopTimeLimit(into: &fx) }
         }
         let movedIDs = Set(moved.map(\.id))
         for (id, origin) in moved {
@@ -253,9 +261,7 @@ extension Room {
     mutating func closeAll(where include: (Breakout) -> Bool, by actor: Seat?, at: Instant, into fx: inout [Effect]) {
         let closing = Set(breakouts.open.filter(include).map(\.id))
         let moves = ordered(.room).filter { $0.breakout.map(closing.contains) == true }.map { Move($0, to: nil) }
-        relocate(moves, by: actor, at: at, into: &fx)
-        breakouts.open.removeAll { closing.contains($0.id) }
-        if !breakouts.plannedOpen { stopTimeLimit(into: &fx) }
+        relocate(moves, closing: closing, by: actor, at: at, into: &fx)
         publishBreakouts(into: &fx)
     }
 

@@ -99,7 +99,7 @@ extension Room {
         if let pid { subject = try target(pid, in: .room, nonStaff: false) }
         spotlight = pid
         audit("spotlight", at: at, actor: actor, subject: subject, into: &fx)
-        publish(.roomUpdated(roomState), to: roomAudience, into: &fx)
+        publishRoomState(into: &fx)
         ack(actor, rid: rid, into: &fx)
     }
 

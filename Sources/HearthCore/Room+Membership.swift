@@ -242,7 +242,7 @@ extension Room {
         help[pid] = nil
         if spotlight == pid {
             spotlight = nil
-            publish(.roomUpdated(roomState), to: roomAudience, into: &fx)
+            publishRoomState(into: &fx)
         }
         // A held seat left when its connection dropped, not when the room noticed.
         switch seat.placement {
@@ -266,7 +266,7 @@ extension Room {
                 moveToWaitingRoom(seat.id, reason: .facilitatorAway, at: at, into: &fx)
             }
         }
-        publish(.roomUpdated(roomState), to: roomAudience, into: &fx)
+        publishRoomState(into: &fx)
         for seat in ordered(.waiting) {
             publish(.waiting(waitingStatus(seat)), to: [seat.id], into: &fx)
         }
@@ -296,7 +296,7 @@ extension Room {
         publish(.memberLeft(pid, reason: reason), to: audience, into: &fx)
         if spotlight == pid {
             spotlight = nil
-            publish(.roomUpdated(roomState), to: roomAudience, into: &fx)
+            publishRoomState(into: &fx)
         }
         publish(.waitingUpdated(waitingView(seat)), to: staffAudience, into: &fx)
         publish(.waiting(waitingStatus(seat)), to: [pid], into: &fx)

@@ -86,7 +86,7 @@ extension Room {
     mutating func setLocked(_ value: Bool, by actor: Seat, rid: String?, at: Instant, into fx: inout [Effect]) {
         locked = value
         audit(value ? "lock" : "unlock", at: at, actor: actor, subject: nil, into: &fx)
-        publish(.roomUpdated(roomState), to: roomAudience, into: &fx)
+        publishRoomState(into: &fx)
         ack(actor, rid: rid, into: &fx)
     }
 
@@ -99,7 +99,7 @@ extension Room {
         if let v = change.selfUnmute { settings.selfUnmute = v }
         if let v = change.waitingRoom { settings.waitingRoom = v }
         audit("settings", at: at, actor: actor, subject: nil, reason: settingsDetail(change), into: &fx)
-        publish(.roomUpdated(roomState), to: roomAudience, into: &fx)
+        publishRoomState(into: &fx)
         ack(actor, rid: rid, into: &fx)
         admitAutomatically(at: at, into: &fx)
     }

@@ -120,6 +120,25 @@ public struct Room: Sendable {
         seats.values.filter { $0.placement == placement }.sorted { $0.id < $1.id }
     }
 
+    /// The room's shared state as `viewer` sees it: the spotlight only when the spotlit member
+    /// is in the viewer's roster (breakouts: an id from another room says nothing to them).
+    func roomState(for viewer: Seat) -> RoomStateView {
+        var state = roomState
+        if let spotlight, let spotlit = seats[spotlight], !sees(viewer, spotlit) { state.spotlight = nil }
+        return state
+    }
+
+    /// Tells every admitted member the room's state (each as they see it).
+    mutating func publishRoomState(into fx: inout [Effect]) {
+        let seeing = spotlight.flatMap { seats[$0] }.map { spotlit in viewers(of: spotlit) } ?? roomAudience
+        publish(.roomUpdated(roomState), to: seeing, into: &fx)
+        if seeing.count != roomAudience.count {
+            var hidden = roomState
+            hidden.spotlight = nil
+            publish(.roomUpdated(hidden), to: roomAudience.filter { !seeing.contains($0) }, into: &fx)
+        }
+    }
+
     var roomState: RoomStateView {
         RoomStateView(
             locked: locked, staffPresent: staffPresent, spotlight: spotlight,
@@ -160,7 +179,7 @@ public struct Room: Sendable {
         let chat = chatLog.suffix(settings.chatHistory).filter { $0.audience.contains(seat.id) }.map(\.message)
         let anyBreakouts = !breakouts.plan.isEmpty || !breakouts.open.isEmpty
         return RoomSnapshot(
-            you: seat.memberView(forStaff: true), room: roomState, members: members, chat: chat,
+            you: seat.memberView(forStaff: true), room: roomState(for: seat), members: members, chat: chat,
             waiting: staff ? ordered(.waiting).map(waitingView) : nil,
             help: staff ? help.map { HelpRequest(id: $0.key, at: $0.value) }.sorted { $0.id < $1.id } : nil,
             breakout: breakoutRef(seat.breakout), breakouts: staff && anyBreakouts ? breakoutsView : nil)

@@ -405,6 +405,34 @@ final class BreakoutTests: XCTestCase {
         XCTAssertNil(h.room.breakouts.breakout(aside))
     }
 
+    func testWhoeverAClosingBringsBackIsToldItIsClosed() {
+        var (h, f, co, _) = group()
+        openPairs(&h, f)
+        h.send(co, .pullAside(h.pid("u2")))
+        h.take(co)
+        h.send(co, .closeBreakout(BreakoutID(4)))
+        XCTAssertEqual(moves(h, co).last?.1.breakouts?.open.map(\.id), [1, 2, 3].map { BreakoutID($0) })
+        h.send(co, .visitBreakout(BreakoutID(2)))
+        h.take(co)
+        h.send(f, .closeBreakouts)
+        XCTAssertNil(moves(h, co).last?.1.breakouts, "nothing open, nothing planned: no staff view")
+    }
+
+    func testASpotlightInAnotherRoomIsNotShown() {
+        var (h, f, _, m) = group()
+        openPairs(&h, f)
+        for c in [f] + m { h.take(c) }
+        h.send(f, .spotlight(h.pid("u0")))
+        func spotlight(_ c: ConnectionID) -> ParticipantID?? {
+            h.events(c).compactMap { if case .roomUpdated(let s) = $0 { return s.spotlight } else { return nil } }.last
+        }
+        XCTAssertEqual(spotlight(m[1]), h.pid("u0"), "the pair sees it")
+        XCTAssertEqual(spotlight(f), h.pid("u0"), "staff see it")
+        XCTAssertEqual(spotlight(m[2]), .some(nil), "another pair is told the room state, without the id")
+        h.send(f, .moveToBreakout(h.pid("u2"), BreakoutID(1)))
+        XCTAssertEqual(moves(h, m[2]).last?.1.room.spotlight, h.pid("u0"), "in the spotlit member's room now")
+    }
+
     func testPullAsideOutlivesTheTimeLimitButNotCloseAll() {
         var (h, f, co, _) = group()
         openPairs(&h, f, duration: 600)
