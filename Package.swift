@@ -8,6 +8,7 @@ import PackageDescription
 //   HearthTransport  libwebsockets server: TLS, sessions, send queues, HTTP routes
 //   HearthAuth       join tokens (JWT), TURN credentials, resume secrets
 //   HearthStore      embedded SQLite (GRDB): the input journal, hash-chained audit, attendance
+//   HearthWebAssets  the web app and SDK (web/), embedded at build time (Plugins/EmbedWeb)
 //   HearthServer     the shell: runs the engine, executes its effects, config, metrics
 //   hearthd          the command-line entry point
 let package = Package(
@@ -55,10 +56,14 @@ let package = Package(
                 "HearthCore", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        // The web app and SDK (web/), embedded at build time by the EmbedWeb plugin.
+        .executableTarget(name: "embed-web"),
+        .plugin(name: "EmbedWeb", capability: .buildTool(), dependencies: ["embed-web"]),
+        .target(name: "HearthWebAssets", plugins: ["EmbedWeb"]),
         .target(
             name: "HearthServer",
             dependencies: [
-                "HearthCore", "HearthWire", "HearthTransport", "HearthAuth", "HearthStore",
+                "HearthCore", "HearthWire", "HearthTransport", "HearthAuth", "HearthStore", "HearthWebAssets",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

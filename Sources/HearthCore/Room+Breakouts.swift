@@ -254,6 +254,8 @@ extension Room {
             guard let seat = seats[id] else { continue }
             publish(.moved(breakout: breakoutRef(seat.breakout), room: snapshot(for: seat)), to: [id], into: &fx)
         }
+        // Who has the spotlit member in their roster changed: everyone learns the spotlight anew.
+        if let spotlight, movedIDs.contains(spotlight) { publishRoomState(into: &fx) }
     }
 
     /// Everyone in the breakouts that pass `include` returns to the main room; those

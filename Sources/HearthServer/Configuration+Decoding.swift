@@ -15,7 +15,7 @@ extension HearthConfiguration: ConfigurationSection {
             .value("listen", \.listen), .value("tls", \.tls), .value("dataDirectory", \.dataDirectory),
             .value("tokens", \.tokens), .value("dev", \.dev), .value("admin", \.admin), .value("ice", \.ice),
             .value("limits", \.limits), .value("rateLimits", \.rateLimits), .value("retention", \.retention),
-            .value("rooms", \.rooms), .value("allowedOrigins", \.allowedOrigins),
+            .value("rooms", \.rooms), .value("web", \.web), .value("allowedOrigins", \.allowedOrigins),
             .value("trustedProxies", \.trustedProxies), .value("logLevel", \.logLevel),
         ]
     }
@@ -49,6 +49,12 @@ extension HearthConfiguration.Tokens.Key: ConfigurationSection {
             .value("publicKey", \.publicKey),
         ]
     }
+}
+
+extension HearthConfiguration.Web: ConfigurationSection {
+    public init(from decoder: any Decoder) throws { try self.init(fields: decoder) }
+
+    static var fields: [Field] { [.value("root", \.root)] }
 }
 
 extension HearthConfiguration.Dev: ConfigurationSection {

@@ -43,6 +43,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     public var rateLimits = RateLimits()
     public var retention = Retention()
     public var rooms = RoomDefaults()
+    /// The web app at `/app/`.
+    public var web = Web()
     /// Browser `Origin`s allowed to open the WebSocket (`https://host[:port]`, or `*`).
     /// Empty: any `Origin` is accepted (native clients send none; list the clinic's web
     /// origins for browser deployments).
@@ -77,6 +79,15 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             self.privateKey = privateKey
             self.ciphers = ciphers
         }
+    }
+
+    public struct Web: Sendable, Codable, Equatable {
+        /// A directory with the layout of the repository's `web/` (`app/index.html`, `app/…`,
+        /// `sdk/…`) to serve at `/app/` instead of the files built into hearthd (a clinic's
+        /// branding). Read once at start. Nil: the built-in app.
+        public var root: String?
+
+        public init() {}
     }
 
     public struct Tokens: Sendable, Codable, Equatable {

@@ -46,7 +46,8 @@ public final class HearthServer: @unchecked Sendable {
         }
         host = RoomHost(
             configuration: configuration, verifier: verifier, store: store, recovered: recovery,
-            metrics: ServerMetrics(), logger: logger, version: Self.version)
+            metrics: ServerMetrics(), logger: logger, version: Self.version,
+            webApp: try configuration.web.root.map(WebApp.load(root:)) ?? .embedded())
         let t = try configuration.transportConfiguration(certificatePath: certificate, privateKeyPath: key)
         transport = try Transport(configuration: t, delegate: host, logger: logger)
         // Acks held in the host's AckGate go out as soon as the writer commits their journal entries.

@@ -24,6 +24,8 @@ final class RoomHost: TransportDelegate {
     let configuration: HearthConfiguration
     let store: Store
     let operations: OperationsAPI
+    /// The web app at `/app/` (built in, or `web.root`).
+    let webApp: WebApp
     /// Connection ids are `connectionBase + session id`: above every id in the journal, so a
     /// new connection is never taken for one from before a restart.
     let connectionBase: UInt64
@@ -44,7 +46,7 @@ final class RoomHost: TransportDelegate {
 
     init(
         configuration: HearthConfiguration, verifier: TokenVerifier, store: Store, recovered: Recovery,
-        metrics: ServerMetrics, logger: Logger, version: String
+        metrics: ServerMetrics, logger: Logger, version: String, webApp: WebApp = .embedded()
     ) {
         self.configuration = configuration
         self.verifier = verifier
@@ -55,6 +57,7 @@ final class RoomHost: TransportDelegate {
         self.engine = recovered.engine
         self.connectionBase = recovered.connectionBase
         self.operations = OperationsAPI(configuration: configuration)
+        self.webApp = webApp
         self.slots = AddressSlots(limit: configuration.limits.maxConnectionsPerAddress)
         self.authFailures = FailureBudget(configuration.rateLimits)
         self.connectionLimits = ConnectionStateMachine.Limits(
@@ -166,6 +169,7 @@ final class RoomHost: TransportDelegate {
             return operations.handle(
                 request, backend: OperationsAccess(host: self, transport: transport), now: Self.now())
         }
+        if let page = webApp.respond(to: request) { return .response(page) }
         return healthRoute(request, transport: transport)
     }
 

@@ -74,6 +74,7 @@ extension Worker {
         for (name, token) in [
             ("authorization", WSI_TOKEN_HTTP_AUTHORIZATION),
             ("content-type", WSI_TOKEN_HTTP_CONTENT_TYPE),
+            ("if-none-match", WSI_TOKEN_HTTP_IF_NONE_MATCH),
             ("origin", WSI_TOKEN_ORIGIN),
             ("user-agent", WSI_TOKEN_HTTP_USER_AGENT),
             ("x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR),

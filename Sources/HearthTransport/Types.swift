@@ -120,7 +120,7 @@ public struct HTTPRequest: Sendable {
     /// (`"a=1&b=x y"`); empty if none.
     public var query: String
     /// A subset of request headers, names lower-cased: `authorization`,
-    /// `content-type`, `origin`, `user-agent`, `x-forwarded-for`.
+    /// `content-type`, `if-none-match`, `origin`, `user-agent`, `x-forwarded-for`.
     public var headers: [String: String]
     /// Request body (POST/PUT/PATCH with a Content-Length, at most
     /// ``TransportConfiguration/maxHTTPBodyBytes``); empty otherwise.

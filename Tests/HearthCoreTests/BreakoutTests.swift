@@ -431,6 +431,12 @@ final class BreakoutTests: XCTestCase {
         XCTAssertEqual(spotlight(m[2]), .some(nil), "another pair is told the room state, without the id")
         h.send(f, .moveToBreakout(h.pid("u2"), BreakoutID(1)))
         XCTAssertEqual(moves(h, m[2]).last?.1.room.spotlight, h.pid("u0"), "in the spotlit member's room now")
+        // The spotlit member moves back: the main room sees the spotlight, pair 1 no longer.
+        h.take(m[1])
+        h.take(m[4])
+        h.send(f, .moveToBreakout(h.pid("u0"), nil))
+        XCTAssertEqual(spotlight(m[4]), .some(nil), "u4 (pair 3) is told, and still does not see it")
+        XCTAssertEqual(spotlight(m[1]), .some(nil), "pair 1 lost it")
     }
 
     func testPullAsideOutlivesTheTimeLimitButNotCloseAll() {
