@@ -498,3 +498,35 @@ def test_a_scheduled_room_opens_and_closes_by_itself(admin_server):
             assert ms() >= closes - slack, "ended early"
             assert await c.closed() == 4000
     run(go(), timeout=30)
+
+
+def test_a_room_shows_its_breakouts_and_who_is_in_them(admin_server):
+    api = admin_server.api
+    status, _ = api.call("POST", "/rooms", {"id": "api-breakouts", "settings": {"waitingRoom": False}})
+    assert status == 201
+
+    async def session():
+        fac = await Client.join(admin_server, "api-breakouts", "facilitator", "Dr. F", sub="bo-fac")
+        members = [await Client.join(admin_server, "api-breakouts", "participant", f"M{i}", sub=f"bo-{i}")
+                   for i in range(3)]
+        for m in members:
+            await m.expect("admitted")
+        ids = [m.welcome["you"]["id"] for m in members]
+        await fac.request("breakouts-plan", breakouts=[{"name": "Pair", "members": ids[:2]}])
+        await fac.request("breakouts-open", durationSeconds=600)
+        aside = await fac.request("pull-aside", member=ids[2])
+        status, room = api.call("GET", "/rooms/api-breakouts")
+        assert status == 200
+        assert [(b["name"], b["kind"], b["members"]) for b in room["state"]["breakouts"]] == \
+            [("Pair", "planned", ids[:2]), ("Pull-aside", "pull-aside", sorted([fac.welcome["you"]["id"], ids[2]]))]
+        assert room["state"]["breakouts"][1]["id"] == aside["breakout"]
+        assert room["state"]["breakoutsEndAt"] is not None
+        where = {m["id"]: m["breakout"] for m in room["members"]}
+        assert where[ids[0]] == where[ids[1]] == room["state"]["breakouts"][0]["id"]
+        assert where[ids[2]] == where[fac.welcome["you"]["id"]] == aside["breakout"]
+        await fac.request("breakouts-close")
+        status, room = api.call("GET", "/rooms/api-breakouts")
+        assert room["state"]["breakouts"] == [] and room["state"]["breakoutsEndAt"] is None
+        assert all(m["breakout"] is None for m in room["members"])
+
+    run(session())

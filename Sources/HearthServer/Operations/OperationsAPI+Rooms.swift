@@ -194,6 +194,21 @@ enum Rooms {
             ("spotlight", room.spotlight.map { .string($0.description) } ?? .null),
             ("admittedMembers", .integer(Int64(room.admittedMemberCount))),
             ("openHelpRequests", .integer(Int64(room.help.count))), ("lastSeq", .integer(Int64(room.seq))),
+            (
+                "breakouts",
+                .array(
+                    room.breakouts.open.map { b in
+                        .object([
+                            ("id", .string(b.id.description)), ("name", .string(b.name)),
+                            ("kind", .string(b.kind.rawValue)),
+                            (
+                                "members",
+                                .array(inRoom.filter { $0.breakout == b.id }.map { .string($0.id.description) })
+                            ),
+                        ])
+                    })
+            ),
+            ("breakoutsEndAt", room.breakouts.endsAt.map { .integer($0.milliseconds) } ?? .null),
         ])
         return .object(
             header(room) + [
@@ -216,6 +231,7 @@ enum Rooms {
             ("locationGiven", .bool(seat.location != nil)),
             ("waitingSince", waiting ? .integer((seat.waitingSince ?? room.createdAt).milliseconds) : .null),
             ("ready", waiting ? .bool(room.isReadyForAdmission(seat)) : .null),
+            ("breakout", seat.breakout.map { .string($0.description) } ?? .null),
         ])
     }
 }
