@@ -37,6 +37,8 @@ final class LoadClient {
     /// Breakout chat: sent, and received per sender slot (only from its own breakout).
     var bchatSent = 0
     var bchatFrom: [Int]
+    /// Per peer slot: offered to it this round.
+    var offered: [Bool]
     // Chat, as a recipient: per sender slot.
     var lastFrom: [UInt32]
     var receivedFrom: [UInt32]
@@ -88,6 +90,7 @@ final class LoadClient {
         peerICE = Array(repeating: 0, count: groupSize)
         peerDone = Array(repeating: false, count: groupSize)
         bchatFrom = Array(repeating: 0, count: groupSize)
+        offered = Array(repeating: false, count: groupSize)
         lastFrom = Array(repeating: 0, count: groupSize)
         receivedFrom = Array(repeating: 0, count: groupSize)
         ringSeq = Array(repeating: 0, count: Self.ringSize)

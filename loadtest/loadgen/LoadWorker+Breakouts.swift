@@ -7,8 +7,11 @@ import HearthCore
 
 // The `breakouts` scenario (loadtest/README.md): after the steady phase every facilitator plans
 // `plan.breakouts` breakouts (automatic assignment) and opens them. Each member, on its `moved`,
-// renegotiates media with the members its new roster shows (offer, answer and ICE per pair, as
-// at admission: the later arrival offers), then sends one chat in its breakout. When the whole
+// renegotiates media with the members its new roster shows (offer, answer and ICE per pair: of
+// two members the one with the higher id offers, and every member offers to the facilitator, so
+// each pair negotiates once whether the server moves members one by one, later ones arriving as
+// `member-joined`, or all at once, each `moved` carrying the whole roster), then sends one chat
+// in its breakout. When the whole
 // group is renegotiated and every breakout chat has arrived, the facilitator closes all; each
 // member's `moved` back brings the main room's roster and the whole group renegotiates there.
 // Measured per group: intended open -> every member renegotiated in its breakout, and close ->
@@ -72,8 +75,27 @@ extension LoadWorker {
                 if let peer = jstr(jget(m, "id")), peer != c.memberID { peers.append(peer) }
             }
         }
-        for p in peers { sendSignal(c, to: p, kind: .offer) }
+        for p in peers { offer(c, to: p) }
         renegotiated(c, now: now)  // a breakout of one has nobody to negotiate with
+    }
+
+    /// `member-joined` in a breakouts round: someone came into this member's room.
+    func joined(_ c: LoadClient, _ member: LoadJSON?) {
+        guard c.boRound > 0, c.slot != 0, let id = jstr(jget(member, "id")) else { return }
+        offer(c, to: id)
+    }
+
+    /// An offer to `peer` once per round, if this side is the one that offers: to the
+    /// facilitator always, to another member when this member's id is the higher.
+    func offer(_ c: LoadClient, to peer: String) {
+        guard let slot = c.group.slotByMember[peer], !c.offered[slot] else { return }
+        if slot != 0 {
+            guard let mine = Int(c.memberID.dropFirst()), let theirs = Int(peer.dropFirst()), mine > theirs else {
+                return
+            }
+        }
+        c.offered[slot] = true
+        sendSignal(c, to: peer, kind: .offer)
     }
 
     /// The facilitator's `breakouts` (staff view): once the breakouts are open, who is in which.
@@ -109,6 +131,7 @@ extension LoadWorker {
             c.peerPrimary[i] = false
             c.peerICE[i] = 0
             c.peerDone[i] = false
+            c.offered[i] = false
         }
         c.peersNegotiated = 0
     }

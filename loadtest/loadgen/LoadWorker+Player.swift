@@ -54,6 +54,7 @@ extension LoadWorker {
             if let room = jget(root, "room") { admitted(c, room: room, now: now) }
         case "member-joined":
             learn(g, jget(root, "member"))
+            joined(c, jget(root, "member"))
         case "signal":
             guard let from = jstr(jget(root, "from")), let kind = jstr(jget(root, "kind")) else {
                 failures.append("signal without from/kind")
