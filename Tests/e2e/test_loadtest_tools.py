@@ -140,3 +140,23 @@ def test_loadtest_run_refuses_a_port_in_use():
         with pytest.raises(BlockingIOError):
             busy.accept()  # nobody connected to the listener
     assert results.read_bytes() == before
+
+
+def test_loadgen_breakouts_renegotiates_in_every_breakout_and_back(server):
+    """The `breakouts` scenario in small: 3 groups of 10 open 4 breakouts each (automatic), every
+    member renegotiates and chats in its breakout, the facilitator closes them all and the group
+    renegotiates in the main room; nothing crosses rooms and nothing is lost."""
+    env = dict(os.environ, HEARTH_TOKEN_SECRET=DEV_SECRET)
+    r, summary, report = loadgen(server.port, "--groups", "3", "--group-size", "10", "--chat-rate", "0",
+                                 "--duration", "0.5", "--ice-per-pair", "4", "--sdp-bytes", "1000",
+                                 "--breakouts", "4", "--breakout-timeout", "20",
+                                 "--room-prefix", "lgb", env=env)  # rooms of its own on the module's server
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert summary.startswith("t: ok ") and " cross_room=0 " in summary, summary
+    step = report["steps"][-1]
+    assert step["breakoutGroupsOpened"] == step["breakoutGroupsRenegotiated"] == step["breakoutGroupsDone"] == 3
+    assert step["breakoutOpened"] and step["breakoutClosed"]
+    # 9 members in 4 breakouts (3, 2, 2, 2): one chat each, to everyone in its breakout.
+    assert step["breakoutChatSent"] == 27 and step["breakoutChatExpected"] == 3 * (9 + 4 + 4 + 4)
+    assert step["breakoutChatDelivered"] == step["breakoutChatExpected"] and step["breakoutChatLost"] == 0
+    assert step["breakoutCrossRoom"] == 0 and step["errorCodes"] == {}

@@ -3,6 +3,8 @@ enum EventKind: UInt8 {
     case connect, chat, hand, spotlight, muteAll, remove, slowStop, slowResume
     /// Reconnect storm: the drop instant (all stormed connections), a reconnect, a loop probe.
     case storm, reconnect, tick
+    /// Breakouts: a facilitator plans and opens its group's breakouts.
+    case breakoutsOpen
 }
 
 struct TimedEvent {

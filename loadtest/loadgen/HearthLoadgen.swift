@@ -43,6 +43,13 @@ struct Run: ParsableCommand {
     @Option(help: "Give up if the groups are not all ready after this long (seconds).") var setupTimeout = 120.0
     @Flag(help: "After the steady phase: mute-all, then remove one member, in every group.") var controlBurst = false
     @Option(help: "The control burst's intended times spread over this many seconds.") var controlSpread = 1.0
+    @Option(
+        help:
+            "Breakouts: after the steady phase each facilitator opens this many (automatic), members renegotiate and chat in them, then all return (0: off)."
+    )
+    var breakouts = 0
+    @Option(help: "Breakouts: fail if not every group is back and renegotiated after this long (seconds).")
+    var breakoutTimeout = 60.0
     @Option(help: "Slow consumers per group (they stop reading).") var slowPerGroup = 0
     @Option(help: "Slow consumers stop reading this long into the steady phase (seconds).") var slowAfter = 2.0
     @Option(help: "...and read again after this long (seconds).") var slowPause = 20.0
@@ -82,6 +89,19 @@ struct Run: ParsableCommand {
             throw ValidationError("--plain is for relay mode: hearthd speaks TLS only")
         }
         guard slowPerGroup < groupSize else { throw ValidationError("slow-per-group must be < group-size") }
+        if breakouts != 0 {
+            guard breakouts > 0, breakouts < groupSize, breakoutTimeout > 0 else {
+                throw ValidationError("breakouts: 0 < breakouts < group-size, breakout-timeout > 0")
+            }
+            // Renegotiation is the mesh's; hands, spotlight and the other bursts would mix their
+            // member-updated and room-updated with the moves'.
+            guard !relay, !noMesh, handRate == 0, controlRate == 0, !controlBurst, stormAt == 0, slowPerGroup == 0
+            else {
+                throw ValidationError(
+                    "breakouts run with the mesh, hand-rate 0, control-rate 0, no control burst, storm or slow consumers"
+                )
+            }
+        }
         guard sourceBase >= 1, sourceBase + sourceCount <= 255 else { throw ValidationError("bad source range") }
         if stormAt > 0 {
             guard stormAt < duration, stormGroups >= 0, stormGroups <= 1, stormJitter >= 0, stormTimeout > 0 else {
@@ -139,6 +159,8 @@ struct Run: ParsableCommand {
         plan.controlBurst = controlBurst
         plan.controlSpread = controlSpread
         plan.slowPerGroup = slowPerGroup
+        plan.breakouts = breakouts
+        plan.breakoutTimeout = breakoutTimeout
         plan.slowAfter = slowAfter
         plan.slowPause = slowPause
         plan.stormAt = stormAt
@@ -309,6 +331,7 @@ struct PlanSummary: Codable {
     var p99LimitMs: Double
     var stormAt: Double = 0
     var stormJitter: Double = 0
+    var breakouts = 0
 
     init(_ p: Plan) {
         label = p.label
@@ -323,6 +346,7 @@ struct PlanSummary: Codable {
         p99LimitMs = p.p99LimitMs
         stormAt = p.stormAt
         stormJitter = p.stormJitter
+        breakouts = p.breakouts
     }
 }
 
@@ -359,6 +383,19 @@ func report(
     }
     if s.slowStillOpen > 0 { problems.append("\(s.slowStillOpen) slow consumers were never cut off") }
     if s.unexpectedDeliveries > 0 { problems.append("\(s.unexpectedDeliveries) chat deliveries more than were owed") }
+    let breakouts = plan.breakouts > 0 && last
+    if breakouts {
+        if s.breakoutGroupsDone < s.groups {
+            problems.append(
+                "breakouts: only \(s.breakoutGroupsRenegotiated)/\(s.groups) groups renegotiated in their breakouts, "
+                    + "\(s.breakoutGroupsDone)/\(s.groups) back in the main room")
+        }
+        if s.breakoutCrossRoom > 0 { problems.append("\(s.breakoutCrossRoom) chats or signals delivered across rooms") }
+        if s.breakoutChatLost > 0 { problems.append("LOST \(s.breakoutChatLost) breakout chat deliveries") }
+        if s.breakoutChatDelivered != s.breakoutChatExpected {
+            problems.append("breakout chat: expected \(s.breakoutChatExpected), delivered \(s.breakoutChatDelivered)")
+        }
+    }
     let storm = s.stormClients > 0
     if storm {
         if s.stormResumed < s.stormClients {
@@ -403,6 +440,22 @@ func report(
     if plan.controlBurst && last {
         print("mute-all fanout  \(describe(s.muteAllFanout))  [per group: intended -> every member saw every mute]")
         print("remove fanout    \(describe(s.removeFanout))  [per group: intended -> everyone saw member-left]")
+    }
+    if breakouts {
+        print(
+            "breakouts        \(plan.breakouts) per group (automatic): opened in \(s.breakoutGroupsOpened) groups, "
+                + "renegotiated in their breakouts \(s.breakoutGroupsRenegotiated), back and renegotiated in the main room "
+                + "\(s.breakoutGroupsDone)")
+        print(
+            "open -> media    \(describe(s.breakoutOpened))  [per group: intended open -> every member renegotiated in its breakout]"
+        )
+        print(
+            "close -> media   \(describe(s.breakoutClosed))  [per group: close sent -> all renegotiated in the main room]"
+        )
+        print(
+            "breakout chat    sent \(s.breakoutChatSent), expected \(s.breakoutChatExpected), delivered \(s.breakoutChatDelivered), "
+                + "lost \(s.breakoutChatLost)")
+        print("across rooms     \(s.breakoutCrossRoom)  [chats and signals from someone not in the receiver's room]")
     }
     if plan.slowPerGroup > 0 {
         print(
@@ -469,6 +522,13 @@ func report(
                     + "healthz_max_ms=\(ms(s.healthDuring.max)) server_cpu_pct=\(formatFixed(s.stormServerCPU, 0)) "
                     + "generator_cpu_pct=\(formatFixed(s.stormGeneratorCPU, 0)) "
                     + "stall_gap_ms=\(formatFixed(s.unaffectedGapDuringMs, 1)) loop_lag_ms=\(formatFixed(s.loopLagDuringMs, 1))"
+                : "")
+            + (breakouts
+                ? " breakout_groups=\(s.breakoutGroupsDone) open_p50_ms=\(ms(s.breakoutOpened.valueAtPercentile(50))) "
+                    + "open_p99_ms=\(ms(s.breakoutOpened.valueAtPercentile(99))) "
+                    + "close_p50_ms=\(ms(s.breakoutClosed.valueAtPercentile(50))) "
+                    + "close_p99_ms=\(ms(s.breakoutClosed.valueAtPercentile(99))) cross_room=\(s.breakoutCrossRoom) "
+                    + "breakout_chat_lost=\(s.breakoutChatLost)"
                 : ""))
     fflush(nil)
     return problems.isEmpty

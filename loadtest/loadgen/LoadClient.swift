@@ -26,6 +26,19 @@ final class LoadClient {
     var peerDone: [Bool]
     var peersNegotiated = 0
     var negotiated = false
+    // Breakouts.
+    /// The room this client is in as the server told it (`moved`): a breakout's number (`b3`:
+    /// 3), 0 for the main room.
+    var room: UInt32 = 0
+    /// The breakouts round it plays (1: in its breakout, 2: back in the main room; 0: before)
+    /// and the last round it finished renegotiating.
+    var boRound = 0
+    var boDoneRound = 0
+    /// Breakout chat: sent, and received per sender slot (only from its own breakout).
+    var bchatSent = 0
+    var bchatFrom: [Int]
+    /// Per peer slot: offered to it this round.
+    var offered: [Bool]
     // Chat, as a recipient: per sender slot.
     var lastFrom: [UInt32]
     var receivedFrom: [UInt32]
@@ -76,6 +89,8 @@ final class LoadClient {
         peerPrimary = Array(repeating: false, count: groupSize)
         peerICE = Array(repeating: 0, count: groupSize)
         peerDone = Array(repeating: false, count: groupSize)
+        bchatFrom = Array(repeating: 0, count: groupSize)
+        offered = Array(repeating: false, count: groupSize)
         lastFrom = Array(repeating: 0, count: groupSize)
         receivedFrom = Array(repeating: 0, count: groupSize)
         ringSeq = Array(repeating: 0, count: Self.ringSize)

@@ -21,6 +21,19 @@ final class LoadGroup {
     var removedSlot = -1
     var removeRecipientsDone = 0
     var removeComplete = false
+    /// Breakouts: the round in progress (0: none yet, 1: open, 2: closed, back in the main room),
+    /// the staff view's assignment (member id -> breakout number), how many finished the
+    /// round's renegotiation, the breakout chat owed and received, and the intended times.
+    var boRound = 0
+    var assignment: [String: UInt32] = [:]
+    var boDone = 0
+    var bchatExpected = 0
+    var bchatReceived = 0
+    var renegotiated = false
+    var closeSent = false
+    var finished = false
+    var openIntended: UInt64 = 0
+    var closeIntended: UInt64 = 0
     /// Reconnect storm: every member of this group drops and resumes (false: an unaffected room).
     var stormed = false
 

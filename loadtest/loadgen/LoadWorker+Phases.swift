@@ -62,6 +62,8 @@ extension LoadWorker {
                     beginSteady(now: now)
                 } else if plan.controlBurst {
                     beginControl(now: now)
+                } else if plan.breakouts > 0 {
+                    beginBreakouts(now: now)
                 } else {
                     finish()
                 }
@@ -70,6 +72,8 @@ extension LoadWorker {
             if groups.allSatisfy({ $0.muteComplete && $0.removeComplete }) || now > controlDeadline {
                 finish()
             }
+        case .breakouts:
+            if groups.allSatisfy(\.finished) || now > breakoutDeadline { endBreakouts() }
         case .done:
             break
         }
@@ -208,6 +212,8 @@ extension LoadWorker {
                 c.stoppedReading = false
                 _ = lws_rx_flow_control(wsi, 1)
             }
+        case .breakoutsOpen:
+            openBreakouts(c, intended: e.at)
         case .storm:
             beginStorm(at: e.at)
         case .reconnect:

@@ -15,6 +15,8 @@ extension LoadWorker {
             failures.append("signal from an unknown member")
             return
         }
+        // Breakouts: the sender must be in the receiver's room (breakout or main room).
+        if c.boRound > 0 && connections[c.group.slots[peer]].room != c.room { stats.breakoutCrossRoom += 1 }
         switch kind {
         case "offer":
             c.peerPrimary[peer] = true
@@ -52,6 +54,7 @@ extension LoadWorker {
             if let room = jget(root, "room") { admitted(c, room: room, now: now) }
         case "member-joined":
             learn(g, jget(root, "member"))
+            joined(c, jget(root, "member"))
         case "signal":
             guard let from = jstr(jget(root, "from")), let kind = jstr(jget(root, "kind")) else {
                 failures.append("signal without from/kind")
@@ -90,6 +93,10 @@ extension LoadWorker {
                     stats.removeFanout.record(micros(now, g.removeIntended))
                 }
             }
+        case "moved":
+            moved(c, root, now: now)
+        case "breakouts":
+            if c.slot == 0 { staffView(c.group, root, now: now) }
         case "removed":
             c.gotRemoved = true
         case "room-updated":
@@ -166,7 +173,11 @@ extension LoadWorker {
         guard !c.peerDone[peer], c.peerPrimary[peer], c.peerICE[peer] >= icePerSide else { return }
         c.peerDone[peer] = true
         c.peersNegotiated += 1
-        if c.peersNegotiated == c.groupSize - 1 { connectionNegotiated(c, now: now) }
+        if c.boRound > 0 {
+            renegotiated(c, now: now)
+        } else if c.peersNegotiated == c.groupSize - 1 {
+            connectionNegotiated(c, now: now)
+        }
     }
 
     func connectionNegotiated(_ c: LoadClient, now: UInt64) {

@@ -125,7 +125,12 @@ extension LoadWorker {
 
     func chat(_ c: LoadClient, _ b: UnsafePointer<UInt8>, _ n: Int, now: UInt64) {
         let key = LoadWorker.textKey
-        guard let hit = LoadWorker.find(key, in: b, n) else { return }
+        guard let hit = LoadWorker.find(key, in: b, n) else {
+            if let hit = LoadWorker.find(LoadWorker.breakoutTextKey, in: b, n) {
+                breakoutChat(c, b, n, from: hit + LoadWorker.breakoutTextKey.count, now: now)
+            }
+            return
+        }
         var i = hit + key.count
         var fields: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         for f in 0..<4 {

@@ -16,7 +16,7 @@ import HearthWire
 /// the run's phases (`+Phases`), the protocol player (`+Player`), sending (`+Send`), receiving
 /// (`+Receive`), the reconnect storm (`+Storm`) and the per-step checks (`+Measurement`).
 final class LoadWorker {
-    enum RunPhase { case setup, steady, drain, control, done }
+    enum RunPhase { case setup, steady, drain, control, breakouts, done }
 
     let plan: Plan
     let index: Int
@@ -45,6 +45,7 @@ final class LoadWorker {
     var steadyEnd: UInt64 = 0
     var drainEnd: UInt64 = 0
     var controlDeadline: UInt64 = 0
+    var breakoutDeadline: UInt64 = 0
     var groupsReady = 0
     var rng: XorShift
     let pre = clws_pre()

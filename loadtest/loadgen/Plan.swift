@@ -57,6 +57,13 @@ struct Plan: Sendable {
     var stormGroups = 0.9
     var stormJitter = 0.0
     var stormTimeout = 60.0
+    /// Breakouts (`breakouts` scenario): after the steady phase every facilitator plans this many
+    /// breakouts (automatic assignment) and opens them, the groups' intended times spread over
+    /// `controlSpread` s; members renegotiate media and chat in their breakout, then the
+    /// facilitator closes them all and the whole group renegotiates in the main room (0: off).
+    var breakouts = 0
+    /// The breakouts phase fails if not every group is back and renegotiated after this long.
+    var breakoutTimeout = 60.0
     /// The server's pid (found by its listening port) for its CPU time over the storm; 0: unknown.
     var serverPid: Int32 = 0
     /// Source addresses: 127.0.0.(sourceBase ..< sourceBase + sourceCount).

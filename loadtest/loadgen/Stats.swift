@@ -29,6 +29,9 @@ struct Stats: Codable {
     var unaffectedDuring = newHistogram()  // ... intended in [drop, all back]
     var healthBefore = newHistogram()  // GET /healthz round trip every 10 ms, sent before the drop (steady phase)
     var healthDuring = newHistogram()  // ... sent between the drop and all back
+    // Breakouts (per group).
+    var breakoutOpened = newHistogram()  // intended open -> every member renegotiated in its breakout
+    var breakoutClosed = newHistogram()  // close sent -> the whole group renegotiated in the main room
 
     // Counters.
     var connections = 0
@@ -86,6 +89,16 @@ struct Stats: Codable {
     var stormInDoubt = 0
     var stormDroppedWithConnection = 0
     var unexpectedDeliveries = 0
+    // Breakouts counters.
+    var breakoutGroupsOpened = 0
+    var breakoutGroupsRenegotiated = 0
+    var breakoutGroupsDone = 0
+    /// Chats and signals received from someone not in the receiver's room (must stay 0).
+    var breakoutCrossRoom = 0
+    var breakoutChatSent = 0
+    var breakoutChatExpected = 0
+    var breakoutChatDelivered = 0
+    var breakoutChatLost = 0
     /// Seconds from the drop instant until the last client resumed / was back with its replay.
     var stormAllResumedSeconds = 0.0
     var stormAllBackSeconds = 0.0
@@ -154,6 +167,19 @@ struct Stats: Codable {
         seqViolations = o.seqViolations
         errorCodes = o.errorCodes
         closeCodes = o.closeCodes
+        // The breakouts phase comes after the last step too.
+        breakoutOpened = o.breakoutOpened
+        breakoutClosed = o.breakoutClosed
+        breakoutGroupsOpened = o.breakoutGroupsOpened
+        breakoutGroupsRenegotiated = o.breakoutGroupsRenegotiated
+        breakoutGroupsDone = o.breakoutGroupsDone
+        breakoutCrossRoom = o.breakoutCrossRoom
+        breakoutChatSent = o.breakoutChatSent
+        breakoutChatExpected = o.breakoutChatExpected
+        breakoutChatDelivered = o.breakoutChatDelivered
+        breakoutChatLost = o.breakoutChatLost
+        signalsSent = o.signalsSent
+        signalsReceived = o.signalsReceived
     }
 
     mutating func add(_ o: Stats) {
@@ -174,6 +200,16 @@ struct Stats: Codable {
         unaffectedBefore.add(o.unaffectedBefore)
         unaffectedDuring.add(o.unaffectedDuring)
         healthBefore.add(o.healthBefore)
+        breakoutOpened.add(o.breakoutOpened)
+        breakoutClosed.add(o.breakoutClosed)
+        breakoutGroupsOpened += o.breakoutGroupsOpened
+        breakoutGroupsRenegotiated += o.breakoutGroupsRenegotiated
+        breakoutGroupsDone += o.breakoutGroupsDone
+        breakoutCrossRoom += o.breakoutCrossRoom
+        breakoutChatSent += o.breakoutChatSent
+        breakoutChatExpected += o.breakoutChatExpected
+        breakoutChatDelivered += o.breakoutChatDelivered
+        breakoutChatLost += o.breakoutChatLost
         healthDuring.add(o.healthDuring)
         healthReconnects += o.healthReconnects
         healthWakeLagDuringMs = max(healthWakeLagDuringMs, o.healthWakeLagDuringMs)
