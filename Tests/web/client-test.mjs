@@ -23,7 +23,8 @@ function loadWs() {
 const URL_BASE = process.env.HEARTH_URL;
 const SECRET = process.env.HEARTH_SECRET ?? '';
 const GRACE_MS = Number(process.env.HEARTH_GRACE_MS ?? 4000);
-const needsServer = { skip: URL_BASE ? false : 'HEARTH_URL not set (run from Tests/web/test_sdk.py)' };
+// Each test is bounded: a hang (a promise that never settles) fails it instead of stalling the run.
+const needsServer = { skip: URL_BASE ? false : 'HEARTH_URL not set (run from Tests/web/test_sdk.py)', timeout: 20000 };
 
 // ---- helpers ----
 
@@ -109,7 +110,7 @@ test.afterEach(() => {
 
 // ---- without a server ----
 
-test('frames are split on newlines; every message is dispatched once, with seq tracking', () => {
+test('frames are split on newlines; every message is dispatched once, with seq tracking', { timeout: 5000 }, () => {
   /** A socket that delivers what the test pushes. */
   class FakeSocket extends EventTarget {
     constructor() {
