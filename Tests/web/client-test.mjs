@@ -237,19 +237,53 @@ test('a dropped socket resumes within the grace period with the stored secret; m
   await waitFor(() => f.model.hands().some((m) => m.id === pid), 'the raised hand');
 });
 
-test('a reload resumes from storage without a token; a spent secret falls back to hello', needsServer, async () => {
+/** A reloaded page: a new client and model over the same storage, without a token. */
+async function reload(room, storage) {
+  const client = new HearthClient({ room, url: `${URL_BASE}/v1/rooms/${room}`, storage, WebSocketImpl: TestSocket });
+  opened.push(client);
+  const model = new RoomModel(client);
+  const reply = await client.connect();
+  return { client, model, reply };
+}
+
+test('a reload resumes from storage without a token, with the room as it stands', needsServer, async () => {
   const room = newRoom();
   const f = await session(room, 'facilitator', 'Dr. Kim');
   const p = await session(room, 'participant', 'Sam');
-  const pid = p.client.me.id;
-  p.client.close(); // the tab goes away, its sessionStorage stays
-  await waitFor(() => f.model.waiting.get(pid)?.connected === false, 'the held seat');
+  const q = await session(room, 'participant', 'Alex');
+  const [pid, qid] = [p.client.me.id, q.client.me.id];
+  await f.client.request('admit-all');
+  await waitFor(() => p.model.members.size === 3 && f.model.members.size === 3, 'everyone admitted');
+  await f.client.request('chat', { to: 'room', text: 'Welcome' });
+  await waitFor(() => p.model.chat.length === 1 && q.model.chat.length === 1, 'the chat');
 
-  const again = new HearthClient({ room, url: `${URL_BASE}/v1/rooms/${room}`, storage: p.storage, WebSocketImpl: TestSocket });
-  opened.push(again);
-  const reply = await again.connect();
-  assert.equal(reply.type, 'resumed');
-  assert.equal(again.me.id, pid);
+  // A page that saved its room when it went away ('pagehide'), then more happened meanwhile.
+  p.model.save();
+  p.client.close();
+  await waitFor(() => f.model.members.get(pid)?.connected === false, 'the held seat');
+  await f.client.request('chat', { to: 'room', text: 'Meanwhile' });
+  const again = await reload(room, p.storage);
+  assert.equal(again.reply.type, 'resumed');
+  assert.equal(again.reply.gap, false);
+  assert.equal(again.client.me.id, pid);
+  await waitFor(() => again.model.chat.length === 2, 'the saved chat and the missed one');
+  assert.deepEqual(again.model.chat.map((c) => c.text), ['Welcome', 'Meanwhile']);
+  assert.deepEqual([...again.model.members.keys()].sort(), [f.client.me.id, pid, qid].sort());
+  assert.equal(again.model.placement, 'room');
+
+  // A page that saved nothing (it crashed): it resumes from seq 0, and the replay rebuilds the
+  // room (a participant's replay starts with the admission's snapshot).
+  q.client.close();
+  await waitFor(() => f.model.members.get(qid)?.connected === false, 'the held seat');
+  const fresh = await reload(room, q.storage);
+  assert.equal(fresh.reply.type, 'resumed');
+  await waitFor(() => fresh.model.members.size === 3 && fresh.model.chat.length === 2, 'the room rebuilt from the replay');
+  assert.equal(fresh.model.placement, 'room');
+});
+
+test('a spent or unknown secret falls back to hello', needsServer, async () => {
+  const room = newRoom();
+  await session(room, 'facilitator', 'Dr. Kim');
 
   // A secret the room does not know: resume-failed, close 4401, then hello with the token.
   const storage = new MemoryStorage();

@@ -592,6 +592,7 @@ export class HearthClient extends EventTarget {
     if (!this.storage) return;
     try {
       this.storage.removeItem(this.storageKey);
+      this.storage.removeItem(`${this.storageKey}:model`); // RoomModel's saved room
     } catch {
       // ignore
     }

@@ -120,12 +120,12 @@ export class Mesh extends EventTarget {
     this.sync();
   }
 
-  /** The members one should be connected to: the connected others of the roster, while admitted. */
+  /** The members one should be connected to: the connected others of the roster, while joined and admitted. */
   wanted() {
     const me = this.model.me?.id;
     /** @type {Set<MemberId>} */
     const ids = new Set();
-    if (this._closed || !me || this.model.placement !== 'room' || this.model.ended) return ids;
+    if (this._closed || !me || this.client.state !== 'joined' || this.model.placement !== 'room' || this.model.ended) return ids;
     for (const member of this.model.members.values()) {
       if (member.id !== me && member.connected) ids.add(member.id);
     }

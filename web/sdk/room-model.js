@@ -68,6 +68,83 @@ export class RoomModel extends EventTarget {
       const message = /** @type {CustomEvent<ServerMessage>} */ (event).detail;
       if (this.apply(message)) this.dispatchEvent(new CustomEvent('change', { detail: { type: message.type } }));
     });
+    this._restore();
+    // A reload resumes the seat, but `resumed` carries the room only after a gap: the room as it
+    // stood is saved when the page goes away, and the replay brings it up to date.
+    if (client.storage && typeof globalThis.addEventListener === 'function') {
+      globalThis.addEventListener('pagehide', () => this.save());
+    }
+  }
+
+  /** Where the model is saved: beside the client's seat (cleared with it). */
+  get storageKey() {
+    return `${this.client.storageKey}:model`;
+  }
+
+  /**
+   * Saves the room in the client's storage, with the seq it is up to, so that a new client and
+   * model (a reloaded page) resume from there. Done by itself on 'pagehide' in a browser.
+   */
+  save() {
+    const storage = this.client.storage;
+    if (!storage || !this.client.hasSeat || this.ended) return;
+    const saved = {
+      lastSeq: this.client.lastSeq,
+      me: this.me,
+      you: this.you,
+      placement: this.placement,
+      waitingStatus: this.waitingStatus,
+      waitingMessages: this.waitingMessages,
+      members: [...this.members.values()],
+      state: this.state,
+      chat: this.chat,
+      waiting: [...this.waiting.values()],
+      help: [...this.help],
+      breakout: this.breakout,
+      breakouts: this.breakouts,
+      breakoutsEndingAt: this.breakoutsEndingAt,
+      broadcasts: this.broadcasts,
+    };
+    try {
+      storage.setItem(this.storageKey, JSON.stringify(saved));
+    } catch {
+      // storage full: the resume replays from the start instead
+    }
+  }
+
+  /**
+   * Before the client connects: takes the saved room back and has the client resume from the seq
+   * it was saved at. Without a saved room, a stored seat resumes from 0, so the replay (or, past
+   * the room's replay window, the snapshot of a `gap`) rebuilds the room.
+   */
+  _restore() {
+    const storage = this.client.storage;
+    if (!storage || !this.client.hasSeat || this.client.state !== 'idle') return;
+    let saved = null;
+    try {
+      saved = JSON.parse(storage.getItem(this.storageKey) ?? 'null');
+    } catch {
+      saved = null;
+    }
+    if (!saved || typeof saved.lastSeq !== 'number' || saved.lastSeq > this.client.lastSeq) {
+      this.client.lastSeq = 0;
+      return;
+    }
+    this.me = saved.me;
+    this.you = saved.you;
+    this.placement = saved.placement;
+    this.waitingStatus = saved.waitingStatus;
+    this.waitingMessages = saved.waitingMessages ?? [];
+    this.members = new Map((saved.members ?? []).map((/** @type {MemberView} */ m) => [m.id, m]));
+    this.state = saved.state;
+    this.chat = saved.chat ?? [];
+    this.waiting = new Map((saved.waiting ?? []).map((/** @type {WaitingView} */ w) => [w.id, w]));
+    this.help = new Map(saved.help ?? []);
+    this.breakout = saved.breakout ?? null;
+    this.breakouts = saved.breakouts ?? null;
+    this.breakoutsEndingAt = saved.breakoutsEndingAt ?? null;
+    this.broadcasts = saved.broadcasts ?? [];
+    this.client.lastSeq = saved.lastSeq;
   }
 
   /** Whether this member is staff (facilitator or co-facilitator). */
