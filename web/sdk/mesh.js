@@ -124,14 +124,24 @@ export class Mesh extends EventTarget {
     this.sync();
   }
 
-  /** The members one should be connected to: the connected others of the roster, while joined and admitted. */
+  /**
+   * The members one should be connected to: the connected others of the roster who are in the
+   * same place (main room or breakout), while joined and admitted.
+   */
   wanted() {
     const me = this.model.me?.id;
     /** @type {Set<MemberId>} */
     const ids = new Set();
     if (this._closed || !me || this.client.state !== 'joined' || this.model.placement !== 'room' || this.model.ended) return ids;
+    // Staff see every admitted member, each with the breakout they are in (absent: the main
+    // room), but signal only those in the same place (section 10.1); everyone else's roster is
+    // their place already.
+    const staff = this.model.isStaff;
+    const here = this.model.breakout?.id;
     for (const member of this.model.members.values()) {
-      if (member.id !== me && member.connected) ids.add(member.id);
+      if (member.id === me || !member.connected) continue;
+      if (staff && member.breakout !== here) continue;
+      ids.add(member.id);
     }
     return ids;
   }
