@@ -101,8 +101,7 @@ def main():
             # Drops: the socket goes away again and again; the peers are made again every time.
             for i in range(5):
                 sam.evaluate("hearth.client.socket.close()")
-                sam.wait_for_function("hearth.client.state === 'reconnecting'", timeout=5000)
-                sam.wait_for_function("hearth.client.state === 'joined'", timeout=10000)
+                sam.wait_for_function(f"window.resumes === {i + 1} && hearth.client.state === 'joined'", timeout=10000)
                 media_flowing(pages, 2)
             print("resume: 5 drops, the mesh came back each time")
 

@@ -21,5 +21,7 @@ console.warn = (...args) => {
   warn(...args);
 };
 window.hearth = { client, model, mesh, stream };
+window.resumes = 0;
+client.addEventListener('resumed', () => window.resumes++);
 await client.connect();
 window.ready = true;
