@@ -1,5 +1,5 @@
 """The SDK's WebRTC mesh in real headless Chromium (Debian's, through Playwright) against a real
-hearthd: a full mesh of three pages with video on every pair, the video cap, five drops and
+hearthd: a full mesh of three pages with video on every pair, the video cap, three drops and
 resumes, receiver-side mute, and breakouts (pair mesh, a staff visit, back to one mesh).
 Tests/web/mesh_driver.py does the work, inside a loopback-only network namespace (`unshare -n`)
 when one can be made here, else on the host's loopback."""
