@@ -6,6 +6,7 @@
  * - Peers follow the roster: a member who joins (or reconnects) gets a new peer connection, one
  *   who leaves, drops (`connected: false`) or is no longer in the roster after a `moved` loses it.
  * - Polite side: of two members, the one whose id number is higher (`p7` is polite to `p3`).
+ *   The impolite side makes the first offer; the polite one offers first only after waiting.
  * - Signalling is never replayed: after `resumed` (and after a new `welcome`) every peer
  *   connection is closed and made again. A member whose peer sends an offer from a new peer
  *   connection (its DTLS fingerprint changed) makes a new one too.
