@@ -248,7 +248,11 @@ class Member:
         """Opens the join link and presses Join on the pre-join screen."""
         self.open()
         self.page.get_by_role("button", name="Join", exact=True).click()
-        self.wait_for("window.hearth && window.hearth.client.state === 'joined'")
+        try:
+            self.wait_for("window.hearth && window.hearth.client.state === 'joined'")
+        except Exception as e:
+            state = self.eval("window.hearth ? [window.hearth.client.state, window.hearth.client.why] : null")
+            raise AssertionError(f"{self.name} did not join: {state}; page: {self.page.inner_text('#main')[:300]!r}") from e
         return self
 
     def wait_for(self, expression, timeout=15000, arg=None):

@@ -69,7 +69,7 @@ def test_three_pages_full_mesh(members):
     for m in (fac, a, b):
         wait_media(m, 2)
     a.page.get_by_role("heading", name="Chat").wait_for()
-    a.page.get_by_label("Message").fill("Hello everyone")
+    a.page.get_by_role("textbox", name="Message").fill("Hello everyone")
     a.page.get_by_role("button", name="Send", exact=True).click()
     for m in (fac, b):
         m.page.locator("#chat-log li", has_text="Hello everyone").wait_for()

@@ -983,6 +983,17 @@ class Session {
 /** The app's own types for the panel. */
 export { Session };
 
+/** @param {string} room */
+function forgetSeq(room) {
+  const key = `hearth:${room}`;
+  try {
+    const seat = JSON.parse(sessionStorage.getItem(key) ?? 'null');
+    if (seat && typeof seat === 'object') sessionStorage.setItem(key, JSON.stringify({ ...seat, lastSeq: 0 }));
+  } catch {
+    // unreadable: the SDK will join with hello if it can
+  }
+}
+
 async function main() {
   const config = await loadConfig();
   const saved = readLink();
@@ -1001,7 +1012,11 @@ async function main() {
   /** @type {MediaStream | null} */
   let stream;
   if (saved.joined && hasSeat) {
-    stream = await getMedia(saved);   // a reload: back into the session at once
+    // A reload: back into the session at once. This page knows nothing of the room yet, so the
+    // resume asks for everything from the start (lastSeq 0): the server replays the seat's events
+    // or, past its replay window, sends a fresh snapshot (gap). Either way the model is whole.
+    forgetSeq(saved.room);
+    stream = await getMedia(saved);
   } else {
     stream = await preJoin(saved);
   }
