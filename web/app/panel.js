@@ -71,7 +71,7 @@ export class Panel {
         h('div', { id: 'bo-open-form' },
           h('p', {}, h('label', { for: 'bo-minutes' }, 'Time limit in minutes (empty: no limit)'), this.minutes),
           h('button', { type: 'button', id: 'bo-open', onclick: () => this.openBreakouts() }, 'Open breakouts')),
-        h('div', { id: 'bo-open' }),
+        h('div', { id: 'bo-open-now' }),
         h('form', {
           id: 'bo-broadcast-form', onsubmit: (/** @type {Event} */ e) => {
             e.preventDefault();
@@ -386,7 +386,7 @@ export class Panel {
         h('h4', {}, 'Planned'),
         h('ul', { class: 'list', id: 'bo-plan-list' }, ...plan.map((b) => h('li', {}, h('strong', {}, b.name), `: ${names(b.members)}`)))));
     }
-    const openEl = document.getElementById('bo-open');
+    const openEl = document.getElementById('bo-open-now');
     if (openEl) {
       const left = view?.endsAt ? ` Time left: ${clock(view.endsAt - Date.now())}.` : '';
       replace(openEl, open.length === 0 ? null : h('div', {},
