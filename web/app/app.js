@@ -647,7 +647,8 @@ class Session {
   }
 
   renderWaiting() {
-    const status = this.model.waitingStatus ?? {};
+    const status = this.model.waitingStatus;
+    if (!status) return;
     const reason = document.getElementById('wait-reason');
     if (reason) {
       let text = WAIT_REASONS[/** @type {keyof typeof WAIT_REASONS} */ (status.reason)] ?? 'Please wait.';
@@ -675,7 +676,7 @@ class Session {
               box.focus();
               return;
             }
-            this.client.request('consent', { version: status.consentVersion })
+            this.client.request('consent', { version: status.consentVersion ?? '' })
               .catch((/** @type {any} */ err) => announce('live-assertive', `Your agreement was not saved: ${err?.message ?? err}`));
           },
         }, 'I agree');
@@ -899,19 +900,18 @@ class Session {
   /** Where chat may go under the room's policy (docs/protocol.md 3.7). */
   chatTargets() {
     const me = this.me() ?? {};
-    const state = this.model.state ?? {};
     const staff = this.isStaff();
     /** @type {Array<{value: string, label: string}>} */
     const targets = [];
     const observer = me.role === 'observer';
-    const policy = state.chatPolicy ?? 'everyone';
+    const policy = this.model.state?.chatPolicy ?? 'everyone';
     if (staff || (policy === 'everyone' && (!observer || me.chatGranted))) targets.push({ value: 'room', label: 'Everyone' });
     if (staff || policy !== 'off') targets.push({ value: 'staff', label: 'Staff only' });
     for (const m of this.model.members.values()) {
       if (m.id === me.id) continue;
       const toStaff = STAFF.has(m.role);
       const ok = staff || (policy !== 'off' && toStaff)
-        || (policy === 'everyone' && !observer && state.privateMessages === true);
+        || (policy === 'everyone' && !observer && this.model.state?.privateMessages === true);
       if (ok) targets.push({ value: m.id, label: `${m.alias} (private)` });
     }
     return targets;
@@ -983,17 +983,6 @@ class Session {
 /** The app's own types for the panel. */
 export { Session };
 
-/** @param {string} room */
-function forgetSeq(room) {
-  const key = `hearth:${room}`;
-  try {
-    const seat = JSON.parse(sessionStorage.getItem(key) ?? 'null');
-    if (seat && typeof seat === 'object') sessionStorage.setItem(key, JSON.stringify({ ...seat, lastSeq: 0 }));
-  } catch {
-    // unreadable: the SDK will join with hello if it can
-  }
-}
-
 async function main() {
   const config = await loadConfig();
   const saved = readLink();
@@ -1012,10 +1001,7 @@ async function main() {
   /** @type {MediaStream | null} */
   let stream;
   if (saved.joined && hasSeat) {
-    // A reload: back into the session at once. This page knows nothing of the room yet, so the
-    // resume asks for everything from the start (lastSeq 0): the server replays the seat's events
-    // or, past its replay window, sends a fresh snapshot (gap). Either way the model is whole.
-    forgetSeq(saved.room);
+    // A reload: back into the session at once (the SDK resumes the seat and restores the room).
     stream = await getMedia(saved);
   } else {
     stream = await preJoin(saved);

@@ -12,6 +12,11 @@ const ROLES = [
 
 /**
  * @typedef {import('./app.js').Session} Session
+ * @typedef {import('../sdk/protocol').ClientType} ClientType
+ */
+/**
+ * @template {ClientType} T
+ * @typedef {import('../sdk/protocol').ClientFields<T>} ClientFields
  */
 
 export class Panel {
@@ -105,8 +110,9 @@ export class Panel {
 
   /**
    * Sends a staff command; says what happened.
-   * @param {string} type
-   * @param {Record<string, unknown>} fields
+   * @template {ClientType} T
+   * @param {T} type
+   * @param {ClientFields<T>} fields
    * @param {(ack: any) => string | void} [done]
    */
   act(type, fields, done) {
@@ -165,10 +171,8 @@ export class Panel {
       confirm: 'Deny', fields: [{ name: 'reason', label: 'Reason shown to them (optional)' }],
     });
     if (!values) return;
-    /** @type {Record<string, unknown>} */
-    const fields = { member: w.id };
-    if (values.reason) fields.reason = values.reason;
-    this.act('deny', fields, () => `${w.alias} was turned away.`);
+    const reason = String(values.reason ?? '').trim();
+    this.act('deny', reason ? { member: w.id, reason } : { member: w.id }, () => `${w.alias} was turned away.`);
   }
 
   /** @param {any} m */
@@ -181,10 +185,9 @@ export class Panel {
       ],
     });
     if (!values) return;
-    /** @type {Record<string, unknown>} */
-    const fields = { member: m.id, ban: values.ban === true };
-    if (values.reason) fields.reason = values.reason;
-    this.act('remove', fields, () => `${m.alias} was removed${values.ban ? ' and banned' : ''}.`);
+    const reason = String(values.reason ?? '').trim();
+    const ban = values.ban === true;
+    this.act('remove', reason ? { member: m.id, ban, reason } : { member: m.id, ban }, () => `${m.alias} was removed${values.ban ? ' and banned' : ''}.`);
   }
 
   renderHelp() {
@@ -221,7 +224,7 @@ export class Panel {
     const list = document.getElementById('people-list');
     if (!list) return;
     const myId = this.app.myId();
-    const state = this.model.state ?? {};
+    const spotlight = this.model.state?.spotlight;
     const fac = this.isFacilitator();
     const open = /** @type {any[]} */ (this.model.breakouts?.open ?? []);
     /** @type {any[]} */
@@ -232,7 +235,7 @@ export class Panel {
       const roleSelect = fac ? h('select', {
         'data-k': `role-${m.id}`, 'aria-label': `Role of ${m.alias}`,
         onchange: (/** @type {Event} */ e) => {
-          const role = /** @type {HTMLSelectElement} */ (e.target).value;
+          const role = /** @type {import('../sdk/protocol').Role} */ (/** @type {HTMLSelectElement} */ (e.target).value);
           this.act('set-role', { member: m.id, role }, () => `${m.alias} is now ${roleName(role)}.`);
         },
       }, ...ROLES.map(([value, label]) => h('option', { value, selected: value === m.role }, label))) : null;
@@ -257,7 +260,7 @@ export class Panel {
             ? h('button', { type: 'button', class: 'small', 'data-k': `mute-${m.id}`, 'aria-label': `Mute ${m.alias}`, onclick: () => this.act('mute', { member: m.id, audio: true }, () => `${m.alias} is muted.`) }, 'Mute')
             : h('button', { type: 'button', class: 'small', 'data-k': `unmute-${m.id}`, 'aria-label': `Ask ${m.alias} to unmute`, onclick: () => this.act('ask-unmute', { member: m.id, audio: true }, () => `${m.alias} was asked to unmute.`) }, 'Ask to unmute'),
           staff || !m.video ? null : h('button', { type: 'button', class: 'small', 'data-k': `camoff-${m.id}`, 'aria-label': `Turn off ${m.alias}'s camera`, onclick: () => this.act('mute', { member: m.id, audio: false, video: true }) }, 'Camera off'),
-          state.spotlight === m.id
+          spotlight === m.id
             ? h('button', { type: 'button', class: 'small', 'data-k': `spot-${m.id}`, 'aria-label': `Remove the spotlight from ${m.alias}`, onclick: () => this.act('spotlight', { member: null }) }, 'Remove spotlight')
             : h('button', { type: 'button', class: 'small', 'data-k': `spot-${m.id}`, 'aria-label': `Spotlight ${m.alias}`, onclick: () => this.act('spotlight', { member: m.id }) }, 'Spotlight'),
           staff ? null : h('button', { type: 'button', class: 'small', 'data-k': `back-${m.id}`, 'aria-label': `Send ${m.alias} to the waiting room`, onclick: () => this.act('send-back', { member: m.id }, () => `${m.alias} is back in the waiting room.`) }, 'To waiting room'),
@@ -288,11 +291,12 @@ export class Panel {
   renderSettings() {
     const el = document.getElementById('settings');
     if (!el) return;
-    const s = this.model.state ?? {};
+    const s = this.model.state;
+    if (!s) return;
     const sig = JSON.stringify(s);
     if (el.dataset.sig === sig) return;
     el.dataset.sig = sig;
-    /** @param {string} key @param {string} label */
+    /** @param {'privateMessages' | 'selfUnmute' | 'waitingRoom'} key @param {string} label */
     const box = (key, label) => h('p', { class: 'check' },
       h('input', {
         type: 'checkbox', id: `set-${key}`, 'data-k': `set-${key}`, checked: !!s[key],
@@ -306,7 +310,7 @@ export class Panel {
       h('p', {}, h('label', { for: 'set-chatPolicy' }, 'Who may chat'),
         h('select', {
           id: 'set-chatPolicy', 'data-k': 'set-chatPolicy',
-          onchange: (/** @type {Event} */ e) => this.act('settings', { chatPolicy: /** @type {HTMLSelectElement} */ (e.target).value }),
+          onchange: (/** @type {Event} */ e) => this.act('settings', { chatPolicy: /** @type {import('../sdk/protocol').ChatPolicy} */ (/** @type {HTMLSelectElement} */ (e.target).value) }),
         },
         h('option', { value: 'everyone', selected: s.chatPolicy === 'everyone' }, 'Everyone'),
         h('option', { value: 'staff-only', selected: s.chatPolicy === 'staff-only' }, 'Members may write to staff only'),
@@ -356,10 +360,8 @@ export class Panel {
   }
 
   openBreakouts() {
-    /** @type {Record<string, unknown>} */
-    const fields = {};
     const minutes = Number(this.minutes.value);
-    if (this.minutes.value && minutes > 0) fields.durationSeconds = Math.round(minutes * 60);
+    const fields = this.minutes.value && minutes > 0 ? { durationSeconds: Math.round(minutes * 60) } : {};
     this.act('breakouts-open', fields, () => 'The breakouts are open.');
   }
 
