@@ -80,20 +80,12 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    """Without chromium or Playwright: skipped, except under CI=true (then the browser fixture
+    fails every test with the reason)."""
     why = _missing()
-    if not why:
-        return
-    if IN_CI:
+    if why and not IN_CI:
         for item in items:
-            item.add_marker(pytest.mark.usefixtures("_require_browser"))
-        return
-    for item in items:
-        item.add_marker(pytest.mark.skip(reason=why))
-
-
-@pytest.fixture
-def _require_browser():
-    pytest.fail(f"browser tests cannot run: {_missing()}")
+            item.add_marker(pytest.mark.skip(reason=why))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,6 +202,9 @@ def server():
 
 @pytest.fixture(scope="session")
 def browser():
+    why = _missing()
+    if why:
+        pytest.fail(f"the browser tests cannot run (CI=true requires them): {why}")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         br = pw.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS, timeout=30000)
@@ -232,7 +227,7 @@ class Member:
         self.console = []
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
         self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
-        self.page.set_default_timeout(10000)
+        self.page.set_default_timeout(20000)
 
     def token(self):
         return mint(self.room, self.role, self.name, sub=self.sub, **self.claims)
