@@ -266,9 +266,9 @@ class Member:
     def stats(self):
         return self.eval("window.hearth.mesh.stats()")
 
-    def shot(self, name):
+    def shot(self, name, full_page=False):
         SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"))
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
     def close(self):
         try:

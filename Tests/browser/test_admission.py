@@ -56,7 +56,7 @@ def test_waiting_room_consent_location_admission(members):
     fpage.locator(".tile", has_text="Sam").wait_for()
     assert page.locator("#panel").count() == 0
     pat.shot("room-phone")
-    fac.shot("facilitator-panel")
+    fac.shot("facilitator-panel", full_page=True)
 
 
 def test_three_pages_full_mesh(members):
