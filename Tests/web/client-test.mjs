@@ -8,6 +8,13 @@ import { createRequire } from 'node:module';
 import { HearthClient, HearthError, RoomModel } from '../../web/sdk/index.js';
 
 const require = createRequire(import.meta.url);
+// node before 19 has no global CustomEvent (the SDK is written for browsers).
+globalThis.CustomEvent ??= class CustomEvent extends Event {
+  constructor(type, options = {}) {
+    super(type, options);
+    this.detail = options.detail ?? null;
+  }
+};
 /** Debian's node-ws lives in /usr/share/nodejs, which nodesource's node does not search. */
 function loadWs() {
   for (const name of ['ws', '/usr/share/nodejs/ws']) {

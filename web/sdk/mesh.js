@@ -13,6 +13,8 @@
  *   audio-only mode; receiver-side enforcement of mutes.
  */
 
+import { HearthError } from './hearth-client.js';
+
 /** @typedef {import('./protocol').MemberId} MemberId */
 /** @typedef {import('./protocol').ServerSignal} SignalMessage */
 /** @typedef {import('./hearth-client.js').HearthClient} HearthClient */
@@ -101,6 +103,8 @@ export class Mesh extends EventTarget {
     this._peers = new Map();
     /** @type {Map<MemberId, Promise<void>>} per member: signals are handled one after the other */
     this._queues = new Map();
+    /** @type {Map<MemberId, Promise<void>>} per member: signals are sent one after the other */
+    this._outQueues = new Map();
     /** whether one's own audio was on at the last change (to notice a staff mute) */
     this._ownAudio = false;
     this._closed = false;
@@ -120,14 +124,24 @@ export class Mesh extends EventTarget {
     this.sync();
   }
 
-  /** The members one should be connected to: the connected others of the roster, while joined and admitted. */
+  /**
+   * The members one should be connected to: the connected others of the roster who are in the
+   * same place (main room or breakout), while joined and admitted.
+   */
   wanted() {
     const me = this.model.me?.id;
     /** @type {Set<MemberId>} */
     const ids = new Set();
     if (this._closed || !me || this.client.state !== 'joined' || this.model.placement !== 'room' || this.model.ended) return ids;
+    // Staff see every admitted member, each with the breakout they are in (absent: the main
+    // room), but signal only those in the same place (section 10.1); everyone else's roster is
+    // their place already.
+    const staff = this.model.isStaff;
+    const here = this.model.breakout?.id;
     for (const member of this.model.members.values()) {
-      if (member.id !== me && member.connected) ids.add(member.id);
+      if (member.id === me || !member.connected) continue;
+      if (staff && member.breakout !== here) continue;
+      ids.add(member.id);
     }
     return ids;
   }
@@ -240,21 +254,21 @@ export class Mesh extends EventTarget {
     const current = () => this._peers.get(id) === peer;
 
     pc.onicecandidate = ({ candidate }) => {
-      if (current() && candidate) this.client.send('signal', { to: id, kind: 'ice', payload: candidate.toJSON() });
+      if (current() && candidate) this._sendSignal(peer, 'ice', candidate.toJSON());
     };
-    pc.onnegotiationneeded = async () => {
-      try {
-        peer.makingOffer = true;
-        await pc.setLocalDescription();
-        if (current() && pc.localDescription) {
-          this.client.send('signal', { to: id, kind: 'offer', payload: pc.localDescription.toJSON() });
+    // Offers go through the member's queue too: an offer made while a remote offer is being
+    // applied would otherwise become an answer (setLocalDescription follows the signalling state).
+    pc.onnegotiationneeded = () =>
+      this._enqueue(id, async () => {
+        if (!current() || pc.signalingState !== 'stable') return; // fires again once stable
+        try {
+          peer.makingOffer = true;
+          await pc.setLocalDescription();
+          this._sendDescription(peer);
+        } finally {
+          peer.makingOffer = false;
         }
-      } catch (error) {
-        console.warn('hearth mesh: offer failed', id, error);
-      } finally {
-        peer.makingOffer = false;
-      }
-    };
+      });
     pc.ontrack = ({ track }) => {
       if (!current()) return;
       for (const old of peer.stream.getTracks()) {
@@ -321,12 +335,59 @@ export class Mesh extends EventTarget {
 
   /** @param {SignalMessage} message */
   _signal(message) {
-    const id = message.from;
+    this._enqueue(message.from, () => this._handleSignal(message));
+  }
+
+  /**
+   * Runs `task` after everything queued for that member (signals in, offers out), so that ICE
+   * candidates wait for their description and descriptions never interleave.
+   * @param {MemberId} id
+   * @param {() => Promise<void>} task
+   */
+  _enqueue(id, task) {
     const previous = this._queues.get(id) ?? Promise.resolve();
-    const next = previous.then(() => this._handleSignal(message)).catch((error) => {
-      console.warn('hearth mesh: signal failed', id, error);
+    const next = previous.then(task).catch((error) => {
+      console.warn('hearth mesh: negotiation failed', id, error);
     });
     this._queues.set(id, next);
+  }
+
+  /**
+   * Sends one signal to a peer, in order after the previous ones: each waits for its `ack`, and
+   * one refused with `rate-limited` (the server's per-pair signalling budget, or a peer that reads
+   * slowly) is sent again after a pause, so an offer never arrives after its ICE candidates and
+   * nothing is lost. Any other refusal (the peer left or dropped, or we did) ends the attempt: the
+   * roster change or the resume that follows makes the peer connection again.
+   * @param {Peer} peer
+   * @param {import('./protocol').SignalKind} kind
+   * @param {unknown} payload
+   */
+  _sendSignal(peer, kind, payload) {
+    const previous = this._outQueues.get(peer.id) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      for (let attempt = 1; attempt <= 20; attempt++) {
+        if (this._peers.get(peer.id) !== peer) return; // that peer connection is gone
+        try {
+          await this.client.request('signal', { to: peer.id, kind, payload });
+          return;
+        } catch (error) {
+          if (!(error instanceof HearthError) || error.code !== 'rate-limited') return;
+          await new Promise((resolve) => setTimeout(resolve, 200 * Math.min(attempt, 5)));
+        }
+      }
+    });
+    this._outQueues.set(peer.id, next);
+  }
+
+  /**
+   * Sends the local description; its kind is its type (an offer or an answer).
+   * @param {Peer} peer
+   */
+  _sendDescription(peer) {
+    const description = peer.pc.localDescription;
+    if (this._peers.get(peer.id) !== peer || !description) return;
+    const kind = description.type === 'offer' ? 'offer' : 'answer';
+    this._sendSignal(peer, kind, description.toJSON());
   }
 
   /** @param {SignalMessage} message */
@@ -365,9 +426,7 @@ export class Mesh extends EventTarget {
     await pc.setRemoteDescription(description);
     if (description.type === 'offer') {
       await pc.setLocalDescription();
-      if (this._peers.get(id) === peer && pc.localDescription) {
-        this.client.send('signal', { to: id, kind: 'answer', payload: pc.localDescription.toJSON() });
-      }
+      this._sendDescription(peer);
     }
   }
 
