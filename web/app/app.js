@@ -145,7 +145,14 @@ function preJoin(saved) {
     const camOn = h('input', { type: 'checkbox', id: 'cam-on', checked: saved.cam !== false });
     const meter = h('meter', { id: 'mic-level', min: '0', max: '1', value: '0', 'aria-label': 'Microphone level' });
 
-    async function start() {
+    /** @type {Promise<void>} the current camera/microphone request */
+    let pending = Promise.resolve();
+    function start() {
+      pending = pending.then(open);
+      return pending;
+    }
+
+    async function open() {
       stopMedia(stream);
       stream = await getMedia(saved);
       video.srcObject = stream;
@@ -219,8 +226,13 @@ function preJoin(saved) {
         saved.mic = micOn.checked;
         saved.cam = camOn.checked;
         store(saved);
-        clearInterval(levelTimer);
-        resolve(stream);
+        join.disabled = true;
+        join.textContent = 'Joining…';
+        // Join with the camera and microphone once asking for them has finished.
+        void pending.then(() => {
+          clearInterval(levelTimer);
+          resolve(stream);
+        });
       },
     }, 'Join');
 
