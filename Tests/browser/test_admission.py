@@ -57,6 +57,13 @@ def test_waiting_room_consent_location_admission(members):
     assert page.locator("#panel").count() == 0
     pat.shot("room-phone")
     fac.shot("facilitator-panel", full_page=True)
+    # Every control has an accessible name; every form field a label.
+    for m in (fac, pat):
+        nameless = m.eval("""() => [...document.querySelectorAll('button, select, input, textarea')]
+            .filter((el) => !el.hidden && !(el.getAttribute('aria-label') || el.textContent.trim()
+                || (el.id && document.querySelector(`label[for="${el.id}"]`))))
+            .map((el) => el.outerHTML.slice(0, 80))""")
+        assert nameless == [], nameless
 
 
 def test_three_pages_full_mesh(members):
