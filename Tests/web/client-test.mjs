@@ -300,6 +300,16 @@ test('a spent or unknown secret falls back to hello', needsServer, async () => {
   const welcome = await other.connect();
   assert.equal(welcome.type, 'welcome');
   assert.notEqual(JSON.parse(storage.getItem(`hearth:${room}`)).secret, 'not-a-secret');
+
+  // Without a token to join again, the client stops and says why.
+  const lost = new MemoryStorage();
+  lost.setItem(`hearth:${room}`, JSON.stringify({ secret: 'not-a-secret', lastSeq: 0 }));
+  const stuck = new HearthClient({ room, url: `${URL_BASE}/v1/rooms/${room}`, storage: lost, WebSocketImpl: TestSocket });
+  opened.push(stuck);
+  await assert.rejects(stuck.connect(), (e) => e.code === 'resume-failed');
+  assert.equal(stuck.state, 'closed');
+  assert.equal(stuck.why, 'resume-failed');
+  assert.equal(lost.getItem(`hearth:${room}`), null, 'the dead seat is cleared');
 });
 
 test('close 4003 (removed with ban) stops for good and says why; leave clears storage', needsServer, async () => {

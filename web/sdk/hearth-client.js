@@ -148,6 +148,8 @@ export class HearthClient extends EventTarget {
     this._mode = 'hello';
     /** @type {string | null} the code of the last error a join or the server sent before a close */
     this._lastErrorCode = null;
+    /** whether the last resume failed (the next hello, without a token, stops with `resume-failed`) */
+    this._resumeFailed = false;
     /** @type {ServerMessage | null} the last words before a close (`ended`, `removed`, `denied`) */
     this._lastWords = null;
     this._attempt = 0;
@@ -305,7 +307,7 @@ export class HearthClient extends EventTarget {
     }
     if (this.socket !== socket) return;
     if (!token) {
-      this._stop(4401, 'no token', this._lastErrorCode === 'resume-failed' ? 'resume-failed' : 'expired');
+      this._stop(4401, 'no token', this._resumeFailed ? 'resume-failed' : 'expired');
       return;
     }
     this._write({ type: 'hello', rid: 'hello', token });
@@ -389,6 +391,7 @@ export class HearthClient extends EventTarget {
     this._saveSeat();
     this._attempt = 0;
     this._droppedAt = null;
+    this._resumeFailed = false;
     this._setState('joined');
     this._startPing();
     this._scheduleRefresh();
@@ -408,6 +411,7 @@ export class HearthClient extends EventTarget {
     if (this.state === 'closed') return;
     if (code === 4401 && this._lastErrorCode === 'resume-failed') {
       // The seat cannot be resumed: join again with hello (section 8).
+      this._resumeFailed = true;
       this._mode = 'hello';
       this._retry(0, code, reason);
       return;
