@@ -135,3 +135,36 @@ def test_end_for_everyone(members):
     for m in (fac, pat, waiting):
         assert m.eval("window.hearth.client.state") == "closed", (m.name, m.eval("[window.hearth.client.state, window.hearth.client.why]"))
         assert m.page.get_by_role("heading", name="Session ended").is_visible()
+
+
+def test_waiting_note_spotlight_private_talk_and_send_back(members):
+    room = new_room()
+    fac = members(room, "facilitator", "Dr. Rivera").join()
+    pat = members(room, "participant", "Sam").join()
+    main = pat.page.locator("#main")
+    fac.page.get_by_label("Message to the waiting room").fill("We start in 5 minutes.")
+    fac.page.get_by_role("button", name="Send to waiting room").click()
+    main.locator("#staff-notes li", has_text="We start in 5 minutes.").wait_for()
+
+    fac.page.get_by_role("button", name="Admit Sam").click()
+    pat.page.locator("#controls").wait_for()
+    sam = pat.my_id()
+    fac.page.get_by_role("button", name="Spotlight Sam").click()
+    pat.page.locator(f'.tile.spotlight[data-member="{sam}"]').wait_for()
+    assert pat.page.locator(".tile").first.get_attribute("data-member") == sam, "the spotlight comes first"
+    fac.page.get_by_role("button", name="Remove the spotlight from Sam").click()
+    pat.page.locator(".tile.spotlight").wait_for(state="detached")
+
+    # A private talk (pull-aside): both see where they are; then back.
+    fac.page.get_by_role("button", name="Talk privately with Sam").click()
+    pat.page.locator("#where", has_text="Private talk").wait_for()
+    fac.page.locator("#where", has_text="Private talk").wait_for()
+    fac.page.get_by_role("button", name="Close all breakouts").click()
+    pat.page.locator("#where", has_text="Main room").wait_for()
+
+    # Sent back to the waiting room: told why, and the room is gone from the page.
+    fac.page.get_by_role("button", name="Send Sam to the waiting room").click()
+    main.get_by_role("heading", name="Waiting room").wait_for()
+    main.get_by_text("moved you back to the waiting room").wait_for()
+    assert pat.page.locator(".tile").count() == 0
+    fac.page.locator("#wr-list li", has_text="Sam").wait_for()
