@@ -267,8 +267,8 @@ export class Panel {
           staff ? null : h('button', { type: 'button', class: 'small', 'data-k': `aside-${m.id}`, 'aria-label': `Talk privately with ${m.alias}`, onclick: () => this.act('pull-aside', { member: m.id }, () => `You are talking privately with ${m.alias}.`) }, 'Talk privately'),
           staff ? null : h('button', { type: 'button', class: 'small danger', 'data-k': `remove-${m.id}`, 'aria-label': `Remove ${m.alias}`, onclick: () => this.remove(m) }, 'Remove…')),
         h('div', { class: 'row' },
-          roleSelect,
-          moveSelect,
+          roleSelect ? h('label', { class: 'inline' }, 'Role ', roleSelect) : null,
+          moveSelect ? h('label', { class: 'inline' }, 'Place ', moveSelect) : null,
           fac && m.role === 'observer' ? this.grantBoxes(m) : null));
     })));
   }
