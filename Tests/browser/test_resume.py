@@ -63,3 +63,24 @@ def test_query_string_token_is_ignored(members, server):
     pat.page.get_by_role("heading", name="Open your join link").wait_for()
     assert "token" not in pat.page.url
     assert pat.eval("window.hearth === undefined")
+
+
+def test_server_restart_every_page_comes_back(members, server):
+    room = new_room()
+    fac = members(room, "facilitator", "Dr. Rivera").join()
+    pat = members(room, "participant", "Sam").join()
+    fac.page.get_by_role("button", name="Admit Sam").click()
+    wait_media(fac, 1)
+    ids = {m.name: m.my_id() for m in (fac, pat)}
+    for m in (fac, pat):
+        m.eval(COUNT_EVENTS)
+    assert server.stop() == 0
+    for m in (fac, pat):
+        m.page.locator("#conn", has_text="Reconnecting").wait_for()
+    server.start()
+    for m in (fac, pat):
+        m.wait_for("window.__events.resumed >= 1 && window.hearth.client.state === 'joined'", timeout=30000)
+        assert m.my_id() == ids[m.name]
+        assert m.eval("window.__events.welcome") == 0
+    wait_media(fac, 1)
+    wait_media(pat, 1)
