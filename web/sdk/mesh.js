@@ -77,6 +77,10 @@ class Peer {
     this.polite = polite;
     this.makingOffer = false;
     this.ignoreOffer = false;
+    /** whether the polite side gave up waiting for the first offer */
+    this.waited = false;
+    /** @type {any} */
+    this.waitTimer = undefined;
     /** the remote media, one stream per peer */
     this.stream = new MediaStream();
   }
@@ -97,6 +101,8 @@ export class Mesh extends EventTarget {
     this.iceTransportPolicy = options.iceTransportPolicy ?? 'all';
     this.videoBitrate = options.videoBitrate ?? defaultVideoBitrate;
     this.audioOnly = options.audioOnly ?? false;
+    /** how long the polite side waits for the other's first offer before it offers itself */
+    this.firstOfferWaitMs = 3000;
     /** @type {Map<MemberId, RTCPeerConnection>} the peer connections, by member id */
     this.peers = new Map();
     /** @type {Map<MemberId, Peer>} */
@@ -256,19 +262,19 @@ export class Mesh extends EventTarget {
     pc.onicecandidate = ({ candidate }) => {
       if (current() && candidate) this._sendSignal(peer, 'ice', candidate.toJSON());
     };
-    // Offers go through the member's queue too: an offer made while a remote offer is being
-    // applied would otherwise become an answer (setLocalDescription follows the signalling state).
-    pc.onnegotiationneeded = () =>
-      this._enqueue(id, async () => {
-        if (!current() || pc.signalingState !== 'stable') return; // fires again once stable
-        try {
-          peer.makingOffer = true;
-          await pc.setLocalDescription();
-          this._sendDescription(peer);
-        } finally {
-          peer.makingOffer = false;
+    pc.onnegotiationneeded = () => this._offer(peer);
+    if (peer.polite) {
+      // The polite side lets the other make the first offer (no glare, no rollback: Chromium
+      // may then send no ICE candidates for the answer). If none comes (the other side did not
+      // see us drop and come back), it offers itself; a glare is then resolved as usual.
+      peer.waitTimer = setTimeout(() => {
+        peer.waitTimer = undefined;
+        if (current() && !pc.remoteDescription) {
+          peer.waited = true;
+          this._offer(peer);
         }
-      });
+      }, this.firstOfferWaitMs);
+    }
     pc.ontrack = ({ track }) => {
       if (!current()) return;
       for (const old of peer.stream.getTracks()) {
@@ -293,10 +299,31 @@ export class Mesh extends EventTarget {
     return peer;
   }
 
+  /**
+   * Makes and sends an offer, in the member's queue (an offer made while a remote offer is being
+   * applied would otherwise become an answer: setLocalDescription follows the signalling state).
+   * @param {Peer} peer
+   */
+  _offer(peer) {
+    this._enqueue(peer.id, async () => {
+      const pc = peer.pc;
+      if (this._peers.get(peer.id) !== peer || pc.signalingState !== 'stable') return; // fires again once stable
+      if (peer.polite && !pc.remoteDescription && !peer.waited) return; // the first offer is the other's
+      try {
+        peer.makingOffer = true;
+        await pc.setLocalDescription();
+        this._sendDescription(peer);
+      } finally {
+        peer.makingOffer = false;
+      }
+    });
+  }
+
   /** @param {MemberId} id */
   _removePeer(id) {
     const peer = this._peers.get(id);
     if (!peer) return;
+    clearTimeout(peer.waitTimer);
     this._peers.delete(id);
     this.peers.delete(id);
     peer.pc.onicecandidate = peer.pc.onnegotiationneeded = peer.pc.ontrack = null;
