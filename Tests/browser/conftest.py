@@ -36,7 +36,7 @@ from hearth import Server, free_port, mint  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/lib/chromium/chromium")
 CHROME_ARGS = [
-    "--use-fake-device-for-media-stream",
+    "--use-fake-device-for-media-stream=fps=15",  # half the default frame rate: 2 cores, up to 4 pages
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
     "--ignore-certificate-errors",
