@@ -13,7 +13,11 @@ const client = new HearthClient({
   storage: sessionStorage,
 });
 const model = new RoomModel(client);
-const mesh = new Mesh(client, model, { localStream: stream });
+// `relay=1`: TURN only (Tests/web/turn_driver.py proves the server's TURN credentials work).
+const mesh = new Mesh(client, model, {
+  localStream: stream,
+  iceTransportPolicy: params.get('relay') === '1' ? 'relay' : 'all',
+});
 window.warnings = [];
 const warn = console.warn;
 console.warn = (...args) => {
