@@ -71,6 +71,6 @@ public struct Seat: Hashable, Sendable {
     }
 
     func selfView() -> SelfView {
-        SelfView(id: id, role: role, alias: alias, placement: placement)
+        SelfView(id: id, role: role, alias: alias, placement: placement, breakout: breakout)
     }
 }

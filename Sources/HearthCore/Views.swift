@@ -117,4 +117,6 @@ public struct SelfView: Hashable, Sendable {
     public var role: Role
     public var alias: String
     public var placement: Placement
+    /// The breakout you are in (nil: the main room or the waiting room).
+    public var breakout: BreakoutID? = nil
 }

@@ -164,6 +164,7 @@ public enum WireEncoder {
         o.set("role", string: view.role.rawValue)
         o.set("alias", string: view.alias)
         o.set("placement", string: view.placement.rawValue)
+        if let breakout = view.breakout { o.set("breakout", JSON.id(breakout)) }
         return o.object
     }
 

@@ -523,6 +523,8 @@ final class BreakoutTests: XCTestCase {
         XCTAssertFalse(
             replayed.contains { if case .chat(let msg) = $0 { return msg.text == "other pair" } else { return false } })
         XCTAssertEqual(breakout(h, "u0"), BreakoutID(1))
+        XCTAssertEqual(r.you.breakout, BreakoutID(1), "a resume without a snapshot still says where you are")
+        XCTAssertNil(r.room)
     }
 
     func testAHeldSeatMovedByCloseAllResumesIntoTheMainRoomWithTheMove() {

@@ -7,6 +7,12 @@ import HearthWire
 enum Samples {
     static let t0 = Instant(milliseconds: 1_700_000_000_000)
 
+    /// A `resumed` without a snapshot, in a breakout: `you` says where.
+    static let resumedInABreakout = Resumed(
+        you: SelfView(
+            id: ParticipantID(2), role: .participant, alias: "Sam", placement: .room, breakout: BreakoutID(3)),
+        resumeSecret: "s", seq: 9, gap: false, room: nil, waiting: nil, replayed: 0)
+
     static func member(_ n: UInt32, _ role: Role = .participant, staffView: Bool = false) -> MemberView {
         MemberView(
             id: ParticipantID(n), alias: "Alias \(n)", role: role, audio: true, video: false,
@@ -129,6 +135,7 @@ enum Samples {
                 Resumed(
                     you: SelfView(id: ParticipantID(7), role: .guest, alias: "Alias 7", placement: .waiting),
                     resumeSecret: "s3cr3t-jkl", seq: 99, gap: false, room: nil, waiting: waitingStatus, replayed: 3))),
+        Message(rid: "r3", event: .resumed(resumedInABreakout)),
         Message(seq: 18, event: .admitted(memberSnapshot)),
         Message(seq: 19, event: .snapshot(staffSnapshot)),
         Message(seq: 20, event: .waiting(waitingStatus)),

@@ -117,6 +117,13 @@ final class WireEncoderTests: XCTestCase {
 
     /// `moved` carries where the member is (null: the main room, the one null a server message
     /// has outside a signalling payload) and the whole room as seen from there.
+    func testTheSelfViewSaysWhichBreakout() {
+        XCTAssertEqual(
+            text(WireEncoder.encode(Message(rid: "r1", event: .resumed(Samples.resumedInABreakout)))),
+            #"{"type":"resumed","rid":"r1","you":{"id":"p2","role":"participant","alias":"Sam","placement":"room","#
+                + #""breakout":"b3"},"resumeSecret":"s","lastSeq":9,"gap":false,"replayed":0,"iceServers":[]}"#)
+    }
+
     func testMovedShapes() throws {
         let snapshot = Samples.pairSnapshot
         let youAndMembers =
