@@ -80,6 +80,8 @@ export interface SelfView {
   role: Role;
   alias: string;
   placement: Placement;
+  /** The breakout you are in (absent: the main or waiting room). */
+  breakout?: BreakoutId;
 }
 
 export interface MemberView {
