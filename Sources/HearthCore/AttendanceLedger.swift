@@ -26,9 +26,23 @@ public struct AttendanceLedger: Hashable, Sendable {
         public var lastLeft: Instant? { inRoom.last?.end }
         public var roomMilliseconds: Int64 { inRoom.reduce(0) { $0 + $1.milliseconds } }
         public var waitingMilliseconds: Int64 { waiting.reduce(0) { $0 + $1.milliseconds } }
+        /// Time per breakout, in milliseconds, in order of first entry (a breakout entered
+        /// twice is summed).
+        public var timeInBreakouts: [(breakout: BreakoutID, milliseconds: Int64)] {
+            var totals: [(breakout: BreakoutID, milliseconds: Int64)] = []
+            for interval in breakouts {
+                if let i = totals.firstIndex(where: { $0.breakout == interval.breakout }) {
+                    totals[i].milliseconds += interval.milliseconds
+                } else {
+                    totals.append((interval.breakout, interval.milliseconds))
+                }
+            }
+            return totals
+        }
+
         /// Time per breakout, in milliseconds.
         public var breakoutMilliseconds: [BreakoutID: Int64] {
-            breakouts.reduce(into: [:]) { $0[$1.breakout, default: 0] += $1.milliseconds }
+            Dictionary(uniqueKeysWithValues: timeInBreakouts.map { ($0.breakout, $0.milliseconds) })
         }
     }
 

@@ -66,22 +66,34 @@ def media_flowing(pages, peers, timeout=25.0):
     assert grown, f"video frames did not grow: {first} -> {second}"
 
 
-def main():
-    server = Server()
+def serve_page():
+    """Serves the test page and the SDK on loopback; returns (server, the page's URL)."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+
+
+def open_pages(browser, base, server, room, people, options=""):
+    """One page per (role, name), each in its own context, joined to `room`: {name: page}."""
+    pages = {}
+    for role, name in people:
+        page = browser.new_context().new_page()
+        page.on("pageerror", lambda e, n=name: print(f"{n}: page error: {e}"))
+        page.goto(f"{base}#server={server.url}&room={room}{options}&token={mint(room, role, name)}")
+        page.wait_for_function("window.ready === true", timeout=15000)
+        pages[name] = page
+    return pages
+
+
+def main():
+    server = Server()
+    httpd, base = serve_page()
     room = "mesh-1"
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            pages = {}
-            for role, name in [("facilitator", "Dr. Kim"), ("participant", "Sam"), ("participant", "Alex")]:
-                page = browser.new_context().new_page()
-                page.on("pageerror", lambda e, n=name: print(f"{n}: page error: {e}"))
-                page.goto(f"{base}#server={server.url}&room={room}&token={mint(room, role, name)}")
-                page.wait_for_function("window.ready === true", timeout=15000)
-                pages[name] = page
+            pages = open_pages(browser, base, server, room,
+                               [("facilitator", "Dr. Kim"), ("participant", "Sam"), ("participant", "Alex")])
             fac, sam, alex = pages["Dr. Kim"], pages["Sam"], pages["Alex"]
             ids = {n: p.evaluate("hearth.client.me.id") for n, p in pages.items()}
 

@@ -4,22 +4,19 @@ configured with), started here on loopback. Video must flow with the short-lived
 hearthd handed out in `welcome`: proof that the credentials work with a real TURN server, not
 just that they are well-formed. Run by test_turn.py (inside a loopback-only network namespace
 when it can make one). Exits non-zero on the first failed check."""
-import http.server
-import os
 import pathlib
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / "Tests" / "e2e"))
-from hearth import Server, mint  # noqa: E402
-from mesh_driver import ARGS, CHROMIUM, Files, media_flowing, poll  # noqa: E402
+from hearth import Server  # noqa: E402
+from mesh_driver import ARGS, CHROMIUM, media_flowing, open_pages, serve_page  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 SECRET = "turn-test-secret"
@@ -49,20 +46,13 @@ def main():
     assert coturn.poll() is None, f"coturn exited: {pathlib.Path(log.name).read_text()}"
     server = Server(ice={"servers": [{"urls": [f"turn:127.0.0.1:{port}?transport=udp"], "turn": True}],
                          "turnSecret": SECRET, "turnTTLSeconds": 600})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    httpd, base = serve_page()
     room = "turn-1"
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            pages = {}
-            for role, name in [("facilitator", "Dr. Kim"), ("participant", "Sam")]:
-                page = browser.new_context().new_page()
-                page.on("pageerror", lambda e, n=name: print(f"{n}: page error: {e}"))
-                page.goto(f"{base}#server={server.url}&room={room}&relay=1&token={mint(room, role, name)}")
-                page.wait_for_function("window.ready === true", timeout=15000)
-                pages[name] = page
+            pages = open_pages(browser, base, server, room, [("facilitator", "Dr. Kim"), ("participant", "Sam")],
+                               options="&relay=1")
             fac, sam = pages["Dr. Kim"], pages["Sam"]
             # The credentials are hearthd's, short-lived, for this TURN server only.
             ice = fac.evaluate("hearth.client.iceServers")

@@ -54,7 +54,7 @@ public struct AttendanceReport: Sendable {
                 (
                     "breakouts",
                     .array(
-                        Self.breakoutTotals(m).map { id, ms in
+                        m.timeInBreakouts.map { id, ms in
                             .object([
                                 ("id", .string(id.description)),
                                 ("name", ledger.breakoutNames[id].map { .string($0) } ?? .null),
@@ -79,17 +79,6 @@ public struct AttendanceReport: Sendable {
         "msWaiting", "msInBreakouts", "breakoutMs",
     ]
 
-    /// Time per breakout, in order of first entry (a breakout visited twice is summed).
-    static func breakoutTotals(_ member: AttendanceLedger.Member) -> [(BreakoutID, Int64)] {
-        var order: [BreakoutID] = []
-        var total: [BreakoutID: Int64] = [:]
-        for interval in member.breakouts {
-            if total[interval.breakout] == nil { order.append(interval.breakout) }
-            total[interval.breakout, default: 0] += interval.milliseconds
-        }
-        return order.map { ($0, total[$0]!) }
-    }
-
     /// One CSV row per member (columns as ``csvHeader``; absent values empty).
     public var csvRows: [[String?]] {
         ledger.members.map { m in
@@ -98,8 +87,8 @@ public struct AttendanceReport: Sendable {
                 m.lastLeft.map { String($0.milliseconds) }, String(m.inRoom.count),
                 Self.twoDecimals(Self.minutes(m.roomMilliseconds)),
                 Self.twoDecimals(Self.minutes(m.waitingMilliseconds)), String(m.roomMilliseconds),
-                String(m.waitingMilliseconds), String(m.breakouts.reduce(0) { $0 + $1.milliseconds }),
-                Self.breakoutTotals(m).map { "\($0.0)=\($0.1)" }.joined(separator: ";"),
+                String(m.waitingMilliseconds), String(m.timeInBreakouts.reduce(0) { $0 + $1.milliseconds }),
+                m.timeInBreakouts.map { "\($0.breakout)=\($0.milliseconds)" }.joined(separator: ";"),
             ]
         }
     }
