@@ -121,6 +121,9 @@ struct Session {
                 input: connection, room: room, before: b)
         case .refresh(_, let rid):
             if !slots[slot].joined { return shellError(.helloRequired, rid: rid) }
+        case .sfu(_, let rid):
+            // The media broker is not the engine's: only the shell's check applies here.
+            if !slots[slot].joined { return shellError(.helloRequired, rid: rid) }
         case .resume(let secret, let lastSeq, let rid):
             if slots[slot].joined { return shellError(.alreadyJoined, rid: rid) }
             slots[slot].joined = true

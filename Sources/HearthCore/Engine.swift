@@ -131,6 +131,7 @@ public struct Engine: Sendable {
         defer { rooms[id] = room }
         let wasEnded = room.isEnded
         var effects = body(&room)
+        room.settleMediaMode(into: &effects)
         if !wasEnded, case .ended(let endedAt) = room.phase { effects.append(.roomEnded(id, at: endedAt)) }
         return effects
     }

@@ -43,6 +43,8 @@ public enum ErrorCode: String, CaseIterable, Hashable, Sendable, Error {
     case serverBusy = "server-busy"
     case tokenReused = "token-reused"
     case internalError = "internal-error"
+    case sfuUnavailable = "sfu-unavailable"
+    case sfuStale = "sfu-stale"
 
     /// A short, fixed English message for the code: never contains client data.
     public var message: String {
@@ -87,6 +89,8 @@ public enum ErrorCode: String, CaseIterable, Hashable, Sendable, Error {
         case .serverBusy: return "The server cannot record new work right now; try again shortly."
         case .tokenReused: return "This invitation has already been used."
         case .internalError: return "Internal server error."
+        case .sfuUnavailable: return "Media goes peer to peer in this room, or the media server is unreachable."
+        case .sfuStale: return "That media session is over; use the latest sfu-session."
         }
     }
 }

@@ -54,12 +54,16 @@ public struct Room: Sendable {
     var chatLog: [StoredChat] = []
     /// Whether staff were present after the last input, to notice a change.
     var staffWasPresent = false
+    /// Whether media goes through the SFU: from the start with `media: sfu`; with `auto` from
+    /// the first input after which more than `meshLimit` members are admitted, for good.
+    public internal(set) var usesSFU = false
 
     public init(id: RoomID, settings: RoomSettings = RoomSettings(), at: Instant) {
         self.id = id
         self.settings = settings
         self.createdAt = at
         self.phase = (settings.opensAt.map { $0 <= at } ?? true) ? .open : .scheduled
+        self.usesSFU = settings.media == .sfu
     }
 
     /// The timers a room created ahead of its session needs: its opening and its closing.
@@ -144,7 +148,7 @@ public struct Room: Sendable {
             locked: locked, staffPresent: staffPresent, spotlight: spotlight,
             chatPolicy: settings.chatPolicy, privateMessages: settings.privateMessages,
             selfUnmute: settings.selfUnmute, waitingRoom: settings.waitingRoom,
-            capacity: settings.capacity)
+            capacity: settings.capacity, media: usesSFU ? .sfu : .mesh)
     }
 
     func waitingView(_ seat: Seat) -> WaitingView {

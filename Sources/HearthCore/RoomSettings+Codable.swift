@@ -2,3 +2,4 @@
 // server's configuration holds them typed and writes them back as these strings.
 extension ChatPolicy: Codable {}
 extension FacilitatorDropPolicy: Codable {}
+extension MediaMode: Codable {}

@@ -15,6 +15,16 @@ public enum FacilitatorDropPolicy: String, CaseIterable, Hashable, Sendable {
     case waitingRoom = "waiting-room"
 }
 
+/// How a room carries its members' media (docs/protocol.md §11).
+public enum MediaMode: String, CaseIterable, Hashable, Sendable {
+    /// Peer to peer: members relay offers, answers and candidates to each other (`signal`).
+    case mesh
+    /// Through the node's selective forwarding unit (Janus): each member sends once.
+    case sfu
+    /// Mesh until more than `meshLimit` members are admitted, then SFU for the rest of the session.
+    case auto
+}
+
 /// A room's settings: fixed at creation, some of them changeable by staff.
 public struct RoomSettings: Hashable, Sendable {
     /// Most non-staff members admitted at once (staff do not count).
@@ -54,6 +64,10 @@ public struct RoomSettings: Hashable, Sendable {
     public var maxLocationLength: Int = 500
     public var maxReasonLength: Int = 500
     public var maxSignalBytes: Int = 16_384
+    /// How the room carries media; `auto` switches to the SFU above `meshLimit` admitted members.
+    public var media: MediaMode = .mesh
+    /// With `media: auto`, the most admitted members (staff included) carried by a mesh.
+    public var meshLimit: Int = 4
 
     public init() {}
 }

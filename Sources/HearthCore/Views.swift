@@ -74,6 +74,8 @@ public struct RoomStateView: Hashable, Sendable {
     public var selfUnmute: Bool
     public var waitingRoom: Bool
     public var capacity: Int
+    /// How the room carries media now: `.mesh` or `.sfu` (never `.auto`).
+    public var media: MediaMode = .mesh
 }
 
 public struct ChatMessage: Hashable, Sendable {

@@ -15,7 +15,7 @@ extension HearthConfiguration: ConfigurationSection {
             .value("listen", \.listen), .value("tls", \.tls), .value("dataDirectory", \.dataDirectory),
             .value("tokens", \.tokens), .value("dev", \.dev), .value("admin", \.admin), .value("ice", \.ice),
             .value("limits", \.limits), .value("rateLimits", \.rateLimits), .value("retention", \.retention),
-            .value("rooms", \.rooms), .value("web", \.web), .value("allowedOrigins", \.allowedOrigins),
+            .value("rooms", \.rooms), .value("web", \.web), .value("sfu", \.sfu), .value("allowedOrigins", \.allowedOrigins),
             .value("trustedProxies", \.trustedProxies), .value("logLevel", \.logLevel),
         ]
     }
@@ -55,6 +55,14 @@ extension HearthConfiguration.Web: ConfigurationSection {
     public init(from decoder: any Decoder) throws { try self.init(fields: decoder) }
 
     static var fields: [Field] { [.value("root", \.root)] }
+}
+
+extension HearthConfiguration.SFU: ConfigurationSection {
+    public init(from decoder: any Decoder) throws { try self.init(fields: decoder) }
+
+    static var fields: [Field] {
+        [.value("janusSocket", \.janusSocket), .value("apiSecret", \.apiSecret), .value("adminKey", \.adminKey)]
+    }
 }
 
 extension HearthConfiguration.Dev: ConfigurationSection {
@@ -140,7 +148,8 @@ extension HearthConfiguration.RoomDefaults: ConfigurationSection {
             .choice("chatPolicy", \.chatPolicy, "chat policy"), .value("privateMessages", \.privateMessages),
             .value("selfUnmute", \.selfUnmute), .value("graceSeconds", \.graceSeconds),
             .choice("facilitatorDrop", \.facilitatorDrop, "policy"), .value("replayWindow", \.replayWindow),
-            .value("idleCloseSeconds", \.idleCloseSeconds),
+            .value("idleCloseSeconds", \.idleCloseSeconds), .choice("media", \.media, "media mode"),
+            .value("meshLimit", \.meshLimit),
         ]
     }
 }

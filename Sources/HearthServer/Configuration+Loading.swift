@@ -94,6 +94,8 @@ extension HearthConfiguration {
         if !turnOverridden {
             ice.turnSecret = try resolve(ice.turnSecret, key: "ice.turnSecret")
         }
+        sfu.apiSecret = try resolve(sfu.apiSecret, key: "sfu.apiSecret")
+        sfu.adminKey = try resolve(sfu.adminKey, key: "sfu.adminKey")
 
         // Admin keys: HEARTH_ADMIN_SECRET, then env: indirection.
         var adminOverride: Int? = nil

@@ -21,6 +21,8 @@ extension HearthConfiguration {
         s.graceMilliseconds = Int64(rooms.graceSeconds) * 1000
         s.facilitatorDrop = rooms.facilitatorDrop
         s.idleCloseMilliseconds = Int64(rooms.idleCloseSeconds) * 1000
+        s.media = sfu.isEnabled ? rooms.media : .mesh
+        s.meshLimit = rooms.meshLimit
         s.replayWindow = rooms.replayWindow
         s.maxChatLength = limits.maxChatLength
         s.maxSignalBytes = limits.maxSignalBytes

@@ -158,6 +158,20 @@ extension HearthConfiguration {
         }
         if ice.turnTTLSeconds <= 0 { throw .invalidValue(key: "ice.turnTTLSeconds", problem: "must be positive") }
 
+        // SFU.
+        if let socket = sfu.janusSocket {
+            if !socket.hasPrefix("/") { throw .invalidValue(key: "sfu.janusSocket", problem: "must be an absolute path") }
+            if (sfu.apiSecret ?? "").isEmpty {
+                throw .invalidValue(key: "sfu.apiSecret", problem: "is needed with sfu.janusSocket (Janus's api_secret)")
+            }
+            if (sfu.adminKey ?? "").isEmpty {
+                throw .invalidValue(key: "sfu.adminKey", problem: "is needed with sfu.janusSocket (the VideoRoom's admin_key)")
+            }
+        } else if rooms.media == .sfu {
+            throw .invalidValue(key: "rooms.media", problem: "sfu needs sfu.janusSocket (a media server)")
+        }
+        if rooms.meshLimit < 1 { throw .invalidValue(key: "rooms.meshLimit", problem: "must be at least 1") }
+
         // Limits: all positive.
         let positive: [(String, Int)] = [
             ("maxMessageBytes", limits.maxMessageBytes), ("sendQueueMaxMessages", limits.sendQueueMaxMessages),

@@ -45,6 +45,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     public var rooms = RoomDefaults()
     /// The web app at `/app/`.
     public var web = Web()
+    /// The SFU mode's media server (docs/deploy.md, "SFU"). Without `janusSocket` every room uses the mesh.
+    public var sfu = SFU()
     /// Browser `Origin`s allowed to open the WebSocket (`https://host[:port]`, or `*`).
     /// Empty: any `Origin` is accepted (native clients send none; list the clinic's web
     /// origins for browser deployments).
@@ -79,6 +81,20 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             self.privateKey = privateKey
             self.ciphers = ciphers
         }
+    }
+
+    public struct SFU: Sendable, Codable, Equatable {
+        /// The Unix socket of Janus's API (its `pfunix` transport, `SOCK_SEQPACKET`), on this
+        /// machine. Nil: no SFU; rooms use the mesh.
+        public var janusSocket: String?
+        /// Janus's `general.api_secret` (may be `env:NAME`).
+        public var apiSecret: String?
+        /// The VideoRoom plugin's `admin_key`, which room creation needs (may be `env:NAME`).
+        public var adminKey: String?
+
+        public init() {}
+
+        public var isEnabled: Bool { janusSocket != nil }
     }
 
     public struct Web: Sendable, Codable, Equatable {
@@ -252,6 +268,11 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var replayWindow: Int = 512
         /// How long a room with no seat (none live, none held) stays open before it ends by itself.
         public var idleCloseSeconds: Int = 1800
+        /// `mesh`, `sfu` or `auto` (mesh up to `meshLimit` admitted members, then SFU). Without
+        /// `sfu.janusSocket`, `sfu` is refused and `auto` means `mesh`.
+        public var media: MediaMode = .auto
+        /// With `media: auto`, the most admitted members (staff included) a mesh carries.
+        public var meshLimit: Int = 4
 
         public init() {}
     }
@@ -348,6 +369,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
             copy.admin.keys[index].secret = mask
         }
         if copy.ice.turnSecret != nil { copy.ice.turnSecret = mask }
+        if copy.sfu.apiSecret != nil { copy.sfu.apiSecret = mask }
+        if copy.sfu.adminKey != nil { copy.sfu.adminKey = mask }
         return copy
     }
 

@@ -55,6 +55,10 @@ public final class HearthServer: @unchecked Sendable {
         store.onCommit = { [transport] ticket in
             transport.post { t in hostRef.value.releaseAcks(upTo: ticket, transport: t) }
         }
+        // Janus's messages come in on the link's reader thread; the broker lives on the loop's.
+        host.onJanusEvent = { [transport] generation, event in
+            transport.post { t in hostRef.value.janusEvent(event, generation: generation, transport: t) }
+        }
     }
 
     /// Black-box tests only (README, "Tests"): with `HEARTH_TEST_HOOKS=1`, the store's writer

@@ -51,6 +51,8 @@ extension RoomHost {
                 return
             }
             dispatch(.command(command, from: connection(session), rid: rid), room: room, at: at, transport: transport)
+        case .relaySFU(let message, let rid):
+            relaySFU(message, rid: rid, from: session, room: room, transport: transport)
         case .applyDisconnected:
             dispatch(.disconnected(connection(session)), room: room, at: at, transport: transport)
         case .close(let code, let reason):
@@ -107,6 +109,7 @@ extension RoomHost {
         case .refresh: return "refresh"
         case .resume: return "resume"
         case .command(let command, _): return command.name
+        case .sfu(let message, _): return message.type
         }
     }
 }

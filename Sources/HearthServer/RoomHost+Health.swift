@@ -12,8 +12,10 @@ extension RoomHost {
             let accepting = store.acceptsNewWork
             let status = accepting ? "ok" : "backlogged"
             let journal = #"{"queued":\#(store.queued),"limit":\#(store.queueLimit),"status":"\#(status)"}"#
+            // The media server's state, with the SFU mode on; its loss degrades media, not the node.
+            let sfuState = sfu.map { #","sfu":"\#($0.isUp ? "up" : "down")""# } ?? ""
             let body =
-                #"{"status":"\#(status)","version":"\#(version)","uptimeSeconds":\#(uptime),"connections":\#(connections.count),"rooms":\#(engine.rooms.count),"journal":\#(journal)}"#
+                #"{"status":"\#(status)","version":"\#(version)","uptimeSeconds":\#(uptime),"connections":\#(connections.count),"rooms":\#(engine.rooms.count),"journal":\#(journal)\#(sfuState)}"#
             return .response(HTTPResponse(status: accepting ? 200 : 503, contentType: "application/json", text: body))
         case ("GET", "/metrics"):
             updateGauges(transport)
@@ -43,6 +45,7 @@ extension RoomHost {
         metrics.membersInRoom.record(inRoom)
         metrics.membersWaiting.record(waiting)
         metrics.journalQueued.record(store.queued)
+        if let sfu { metrics.sfuUp.record(sfu.isUp ? 1 : 0) }
         metrics.addressesConnected.record(slots.addressCount)
         metrics.addressesFailingAuthentication.record(authFailures.addressCount)
         metrics.sendQueueDrops.increment(by: Int(transport.counters.queueOverflowCloses) - reportedDrops)

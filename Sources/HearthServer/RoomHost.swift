@@ -43,6 +43,16 @@ final class RoomHost: TransportDelegate {
     /// Single-use (guest) token ids already used, until their token expires.
     var usedTokenIDs: [String: Instant] = [:]
     let connectionLimits: ConnectionStateMachine.Limits
+    /// The SFU mode's control plane over Janus (nil: no media server configured; `RoomHost+SFU.swift`).
+    var sfu: SFUBroker?
+    /// The open link to Janus, and which one it is (events of an older link are ignored).
+    var janus: JanusLink?
+    var janusGeneration: UInt64 = 0
+    var nextJanusAttempt = Instant(milliseconds: 0)
+    var lastJanusKeepalive = Instant(milliseconds: 0)
+    var janusWasUp = false
+    /// How the link's reader thread hands events to the loop thread (set by `HearthServer`).
+    var onJanusEvent: (@Sendable (UInt64, JanusLink.Event) -> Void)?
 
     init(
         configuration: HearthConfiguration, verifier: TokenVerifier, store: Store, recovered: Recovery,
@@ -67,6 +77,7 @@ final class RoomHost: TransportDelegate {
             requireRefresh: configuration.tokens.requireRefresh,
             leewayMilliseconds: Int64(configuration.tokens.leewaySeconds) * 1000)
         for (timer, at) in recovered.timers { timers.schedule(timer, at: at) }
+        if configuration.sfu.isEnabled { sfu = Self.broker(configuration.sfu, now: Self.now()) }
     }
 
     static func roomSettings(_ c: HearthConfiguration) -> RoomSettings { c.roomSettings }
@@ -184,6 +195,7 @@ final class RoomHost: TransportDelegate {
             drive(session, at: now, transport: transport) { $0.tick(now: now) }
         }
         if now - lastRetention >= 3_600_000 { applyRetention(now: now) }
+        if sfu != nil { tickSFU(now: now, transport: transport) }
         if now - lastGaugeUpdate >= 1000 {
             updateGauges(transport)
             store.closeAuthenticationFailureInterval(at: now)
@@ -195,6 +207,7 @@ final class RoomHost: TransportDelegate {
     func transportWillStop(_ transport: Transport) {
         logger.info("stopping: telling every client to reconnect", metadata: ["connections": "\(connections.count)"])
         store.flush()
+        janus?.shutDown()
     }
 
     // MARK: Operations
@@ -228,6 +241,7 @@ final class RoomHost: TransportDelegate {
         let effects = engine.apply(input, at: at)
         metrics.dispatch.recordNanoseconds(Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000))
         run(effects, ticket: ticket, transport: transport)
+        if sfu != nil { syncSFU(room, transport: transport) }
     }
 
     /// Performs the engine's effects, in order. Acks (and closes) of an input whose journal

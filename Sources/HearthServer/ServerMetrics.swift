@@ -16,6 +16,8 @@ final class ServerMetrics {
     let membersWaiting: Gauge
     /// Records waiting for the store's writer (the bound is `limits.journalQueueMaxEntries`).
     let journalQueued: Gauge
+    /// 1 while the SFU's media server (Janus) is connected and ready, 0 otherwise (only with `sfu`).
+    let sfuUp: Gauge
     let bytesIn: Counter
     let bytesOut: Counter
     let sendQueueDrops: Counter
@@ -44,6 +46,7 @@ final class ServerMetrics {
         membersInRoom = Gauge(label: "hearth_members", dimensions: [("placement", "room")], factory: factory)
         membersWaiting = Gauge(label: "hearth_members", dimensions: [("placement", "waiting")], factory: factory)
         journalQueued = Gauge(label: "hearth_journal_queued", factory: factory)
+        sfuUp = Gauge(label: "hearth_sfu_up", factory: factory)
         bytesIn = Counter(label: "hearth_bytes_in_total", factory: factory)
         bytesOut = Counter(label: "hearth_bytes_out_total", factory: factory)
         sendQueueDrops = Counter(label: "hearth_send_queue_drops_total", factory: factory)

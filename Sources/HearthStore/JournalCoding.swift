@@ -222,6 +222,8 @@ private struct SettingsBody: Codable {
     var opensAt: Int64?
     var closesAt: Int64?
     var idleCloseMilliseconds: Int64?
+    var media: String?
+    var meshLimit: Int?
 
     init(_ s: RoomSettings) {
         capacity = s.capacity
@@ -244,6 +246,8 @@ private struct SettingsBody: Codable {
         opensAt = s.opensAt?.milliseconds
         closesAt = s.closesAt?.milliseconds
         idleCloseMilliseconds = s.idleCloseMilliseconds
+        media = s.media.rawValue
+        meshLimit = s.meshLimit
     }
 
     func value() throws -> RoomSettings {
@@ -268,6 +272,8 @@ private struct SettingsBody: Codable {
         s.opensAt = opensAt.map(Instant.init(milliseconds:))
         s.closesAt = closesAt.map(Instant.init(milliseconds:))
         if let idleCloseMilliseconds { s.idleCloseMilliseconds = idleCloseMilliseconds }
+        if let media { s.media = try raw(media) }
+        if let meshLimit { s.meshLimit = meshLimit }
         return s
     }
 }

@@ -36,6 +36,24 @@ public enum ClientMessageEncoder {
         case .command(let command, let rid):
             envelope(root, command.name, rid)
             fields(of: command, into: root)
+        case .sfu(let sfu, let rid):
+            envelope(root, sfu.type, rid)
+            root.set("session", integer: sfu.session)
+            switch sfu {
+            case .publish(_, let sdp), .subscribe(_, let sdp):
+                root.set("sdp", string: sdp)
+            case .candidate(_, let peer, let candidate):
+                root.set("pc", string: peer.rawValue)
+                if let candidate {
+                    let c = ObjectBuilder()
+                    c.set("candidate", string: candidate.candidate)
+                    c.set("sdpMid", optionalString: candidate.sdpMid)
+                    if let index = candidate.sdpMLineIndex { c.set("sdpMLineIndex", integer: index) }
+                    root.set("candidate", c.object)
+                } else {
+                    root.set("candidate", cj_null())
+                }
+            }
         }
         out.reserveCapacity(out.count + 128)
         JSON.dump(root.object, flags: cj_compact_flags(), appendingTo: &out)

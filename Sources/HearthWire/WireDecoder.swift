@@ -66,6 +66,16 @@ public enum WireDecoder {
             return .resume(secret: try fields.string("secret"), lastSeq: try fields.unsigned("lastSeq"), rid: rid)
         case "ping":
             return .ping(rid: rid)
+        case "sfu-publish":
+            return .sfu(.publish(session: try fields.unsigned("session"), sdp: try fields.sdp("sdp")), rid: rid)
+        case "sfu-subscribe":
+            return .sfu(.subscribe(session: try fields.unsigned("session"), sdp: try fields.sdp("sdp")), rid: rid)
+        case "sfu-candidate":
+            return .sfu(
+                .candidate(
+                    session: try fields.unsigned("session"), peer: try fields.enumeration("pc", SFUPeer.self),
+                    try fields.candidate("candidate")),
+                rid: rid)
         default:
             guard let command = try command(type, fields) else { throw WireError(.unknownType, rid: rid) }
             return .command(command, rid: rid)
@@ -308,6 +318,28 @@ struct Fields {
         guard let raw = try optionalString(key) else { return nil }
         guard let value = E(rawValue: raw) else { throw bad }
         return value
+    }
+
+    /// An SDP: a non-empty string of at most 64 KiB.
+    func sdp(_ key: StaticString) throws(WireError) -> String {
+        let text = try string(key)
+        guard !text.isEmpty, text.utf8.count <= 65_536 else { throw bad }
+        return text
+    }
+
+    /// An ICE candidate object, or JSON `null` (end of candidates); the key must be present.
+    func candidate(_ key: StaticString) throws(WireError) -> SFUCandidate? {
+        guard let raw = json_object_get(object, key.cString) else { throw bad }
+        if cj_is_null(raw) != 0 { return nil }
+        guard cj_is_object(raw) != 0 else { throw bad }
+        let f = Fields(object: raw, rid: rid)
+        let candidate = try f.string("candidate")
+        guard candidate.utf8.count <= 1024 else { throw bad }
+        let mid = try f.optionalString("sdpMid")
+        guard (mid?.utf8.count ?? 0) <= 32 else { throw bad }
+        let index = try f.optionalInt("sdpMLineIndex")
+        guard (0...255).contains(index ?? 0) else { throw bad }
+        return SFUCandidate(candidate: candidate, sdpMid: mid, sdpMLineIndex: index)
     }
 
     /// Any JSON value (null included), as compact JSON text for the engine to relay.

@@ -222,6 +222,7 @@ public enum WireEncoder {
         o.set("selfUnmute", bool: state.selfUnmute)
         o.set("waitingRoom", bool: state.waitingRoom)
         o.set("capacity", integer: state.capacity)
+        o.set("media", string: state.media.rawValue)
         return o.object
     }
 

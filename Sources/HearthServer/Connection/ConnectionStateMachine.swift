@@ -35,6 +35,8 @@ struct ConnectionStateMachine {
         case verifyRefresh(token: String, rid: String?)
         /// Journal and apply the command as an engine input.
         case applyCommand(ClientCommand, rid: String?)
+        /// Hand an SFU message to the media broker (never journaled).
+        case relaySFU(SFUClientMessage, rid: String?)
         /// Journal and apply `disconnected` for this connection.
         case applyDisconnected
         case close(code: UInt16, reason: String)
@@ -110,6 +112,11 @@ struct ConnectionStateMachine {
             guard isJoined else { return refused(.helloRequired, rid: rid) }
             guard withinBudget(command, signal: signal, at: now) else { return rateLimited(rid: rid) }
             return [.applyCommand(command, rid: rid)]
+        case .sfu(let message, let rid):
+            guard isJoined else { return refused(.helloRequired, rid: rid) }
+            // Offers, answers and candidates to the media server count as signalling.
+            guard budget.allow(.signal, now: now) else { return rateLimited(rid: rid) }
+            return [.relaySFU(message, rid: rid)]
         }
     }
 
