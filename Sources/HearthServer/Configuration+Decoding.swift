@@ -15,7 +15,8 @@ extension HearthConfiguration: ConfigurationSection {
             .value("listen", \.listen), .value("tls", \.tls), .value("dataDirectory", \.dataDirectory),
             .value("tokens", \.tokens), .value("dev", \.dev), .value("admin", \.admin), .value("ice", \.ice),
             .value("limits", \.limits), .value("rateLimits", \.rateLimits), .value("retention", \.retention),
-            .value("rooms", \.rooms), .value("web", \.web), .value("sfu", \.sfu), .value("allowedOrigins", \.allowedOrigins),
+            .value("rooms", \.rooms), .value("web", \.web), .value("sfu", \.sfu),
+            .value("allowedOrigins", \.allowedOrigins),
             .value("trustedProxies", \.trustedProxies), .value("logLevel", \.logLevel),
         ]
     }

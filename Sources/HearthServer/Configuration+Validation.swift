@@ -160,12 +160,16 @@ extension HearthConfiguration {
 
         // SFU.
         if let socket = sfu.janusSocket {
-            if !socket.hasPrefix("/") { throw .invalidValue(key: "sfu.janusSocket", problem: "must be an absolute path") }
+            if !socket.hasPrefix("/") {
+                throw .invalidValue(key: "sfu.janusSocket", problem: "must be an absolute path")
+            }
             if (sfu.apiSecret ?? "").isEmpty {
-                throw .invalidValue(key: "sfu.apiSecret", problem: "is needed with sfu.janusSocket (Janus's api_secret)")
+                throw .invalidValue(
+                    key: "sfu.apiSecret", problem: "is needed with sfu.janusSocket (Janus's api_secret)")
             }
             if (sfu.adminKey ?? "").isEmpty {
-                throw .invalidValue(key: "sfu.adminKey", problem: "is needed with sfu.janusSocket (the VideoRoom's admin_key)")
+                throw .invalidValue(
+                    key: "sfu.adminKey", problem: "is needed with sfu.janusSocket (the VideoRoom's admin_key)")
             }
         } else if rooms.media == .sfu {
             throw .invalidValue(key: "rooms.media", problem: "sfu needs sfu.janusSocket (a media server)")

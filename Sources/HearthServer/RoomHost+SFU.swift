@@ -101,7 +101,9 @@ extension RoomHost {
                 metrics.refusal(code.rawValue)
                 send(WireEncoder.encodeError(code, rid: rid), type: "error", to: [session], transport: transport)
             case .janusError(let request, let code, let reason):
-                logger.warning("media server refused a request", metadata: ["request": "\(request)", "code": "\(code)", "reason": "\(reason)"])
+                logger.warning(
+                    "media server refused a request",
+                    metadata: ["request": "\(request)", "code": "\(code)", "reason": "\(reason)"])
             }
         }
     }

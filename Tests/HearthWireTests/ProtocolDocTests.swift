@@ -34,9 +34,10 @@ final class ProtocolDocTests: XCTestCase {
     func testEveryMessageTypeIsDocumented() throws {
         let doc = try Repo.text(Repo.protocolDoc)
         let schema = try Schema.load()
-        let serverTypes = Samples.eventTypes + ["pong"]
-        XCTAssertEqual(serverTypes.count, Samples.caseCount + 1)
-        let clientTypes = Samples.commandNames + ["hello", "refresh", "resume", "ping"]
+        let serverTypes = Samples.eventTypes + ["pong"] + SFUSamples.server.map(\.type)
+        XCTAssertEqual(serverTypes.count, Samples.caseCount + 1 + SFUSamples.serverCaseCount)
+        let clientTypes =
+            Samples.commandNames + ["hello", "refresh", "resume", "ping"] + Set(SFUSamples.client.map(\.type)).sorted()
         XCTAssertEqual(Set(Samples.commands.map { Samples.commandIndex($0.command) }).count, Samples.commandCaseCount)
         for (side, types) in [("server", serverTypes), ("client", clientTypes)] {
             for type in types {
@@ -105,7 +106,8 @@ final class ProtocolDocTests: XCTestCase {
     func testBreakoutExamplesAreTheEnginesOutput() throws {
         let doc = try Repo.text(Repo.protocolDoc)
         let start = try XCTUnwrap(doc.range(of: "\n## 10. Breakouts\n"))
-        let documented = doc[start.upperBound...].split(separator: "\n")
+        let end = doc.range(of: "\n## 11. ", range: start.upperBound..<doc.endIndex)?.lowerBound ?? doc.endIndex
+        let documented = doc[start.upperBound..<end].split(separator: "\n")
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { $0.hasPrefix("← {") }.map { String($0.dropFirst(2)) }
         XCTAssertGreaterThan(documented.count, 30)

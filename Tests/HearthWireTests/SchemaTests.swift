@@ -50,7 +50,7 @@ final class SchemaTests: XCTestCase {
             #"{"type":"nonsense"}"#,
             #"{"type":"welcome","you":{"id":"p1","role":"facilitator","alias":"a","placement":"room"},"lastSeq":0,"iceServers":[]}"#,
             // Breakouts: `moved` always says where (null: the main room); ids are canonical.
-            #"{"type":"moved","seq":1,"room":{"you":{"id":"p1","alias":"a","role":"guest","audio":false,"video":false,"connected":true,"mediaGranted":false,"chatGranted":false},"state":{"locked":false,"staffPresent":true,"chatPolicy":"everyone","privateMessages":false,"selfUnmute":true,"waitingRoom":true,"capacity":1},"members":[],"chat":[]}}"#,
+            #"{"type":"moved","seq":1,"room":{"you":{"id":"p1","alias":"a","role":"guest","audio":false,"video":false,"connected":true,"mediaGranted":false,"chatGranted":false},"state":{"locked":false,"staffPresent":true,"chatPolicy":"everyone","privateMessages":false,"selfUnmute":true,"waitingRoom":true,"capacity":1,"media":"mesh"},"members":[],"chat":[]}}"#,
             #"{"type":"breakouts-ending","seq":1,"endsAt":"soon"}"#,
             #"{"type":"breakouts","seq":1,"breakouts":{"plan":[],"open":[{"id":"b01","name":"A","kind":"planned","members":[]}]}}"#,
             #"{"type":"breakouts","seq":1,"breakouts":{"plan":[],"open":[{"id":"b1","name":"A","kind":"secret","members":[]}]}}"#,

@@ -131,7 +131,7 @@ final class WireEncoderTests: XCTestCase {
             + #""connected":true,"mediaGranted":false,"chatGranted":false,"userId":"user-2","location":"Home, Portland OR","#
             + #""consentVersion":"2024-01","breakout":"b1"},"#
             + #""state":{"locked":false,"staffPresent":true,"spotlight":"p3","chatPolicy":"everyone","privateMessages":false,"#
-            + #""selfUnmute":true,"waitingRoom":true,"capacity":12},"#
+            + #""selfUnmute":true,"waitingRoom":true,"capacity":12,"media":"mesh"},"#
             + #""members":[{"id":"p2","alias":"Alias 2","role":"participant","audio":true,"video":false,"#
             + #""handRaisedAt":1700000000002,"connected":true,"mediaGranted":false,"chatGranted":false}],"chat":[]"#
         XCTAssertEqual(

@@ -150,7 +150,8 @@ def test_room_lifecycle(admin_server):
                 "facilitatorDrop": "hold", "maxWaiting": 5}
     status, room = api.call("POST", "/rooms", {"id": "api-1", "settings": settings})
     assert status == 201 and room["id"] == "api-1" and room["phase"] == "open"
-    assert room["settings"] == {**settings, "consentText": None, "opensAt": None, "closesAt": None}
+    assert room["settings"] == {**settings, "consentText": None, "opensAt": None, "closesAt": None,
+                                "media": "mesh", "meshLimit": 4}
     assert room["members"] == [] and room["waiting"] == []
     status, error = api.call("POST", "/rooms", {"id": "api-1"})
     assert (status, error["code"]) == (409, "room-exists")

@@ -56,6 +56,13 @@ enum Rooms {
             case "settings":
                 guard case .object(let s) = value else { throw .invalidSettings("settings must be an object.") }
                 try apply(s, to: &settings)
+                if !backend.sfuEnabled {
+                    // Without a media server, `auto` means the mesh and `sfu` cannot be had.
+                    if settings.media == .sfu {
+                        throw .invalidSettings("settings.media sfu needs a media server (sfu.janusSocket).")
+                    }
+                    settings.media = .mesh
+                }
             default:
                 throw .badRequest("Unknown field \(key) (expected id, settings).")
             }
@@ -120,6 +127,8 @@ enum Rooms {
                 s.facilitatorDrop = FacilitatorDropPolicy(
                     rawValue: try choice(value, key, FacilitatorDropPolicy.allCases.map(\.rawValue)))!
             case "maxWaiting": s.maxWaiting = try integer(value, key, 1...10_000)
+            case "media": s.media = MediaMode(rawValue: try choice(value, key, MediaMode.allCases.map(\.rawValue)))!
+            case "meshLimit": s.meshLimit = try integer(value, key, 1...10_000)
             case "consentText":
                 switch value {
                 case .null: s.consentText = nil
@@ -139,7 +148,7 @@ enum Rooms {
                 throw .invalidSettings(
                     "Unknown setting \(key) (expected capacity, waitingRoom, consentVersion, consentText, "
                         + "requireLocation, chatPolicy, privateMessages, selfUnmute, graceSeconds, facilitatorDrop, "
-                        + "maxWaiting, opensAt, closesAt).")
+                        + "maxWaiting, opensAt, closesAt, media, meshLimit).")
             }
         }
         if let opens = s.opensAt, let closes = s.closesAt, closes <= opens {
@@ -180,6 +189,7 @@ enum Rooms {
             ("consentText", s.consentText.map(JSONValue.string) ?? .null),
             ("opensAt", s.opensAt.map { .integer($0.milliseconds) } ?? .null),
             ("closesAt", s.closesAt.map { .integer($0.milliseconds) } ?? .null),
+            ("media", .string(s.media.rawValue)), ("meshLimit", .integer(Int64(s.meshLimit))),
         ])
     }
 
@@ -194,6 +204,7 @@ enum Rooms {
             ("spotlight", room.spotlight.map { .string($0.description) } ?? .null),
             ("admittedMembers", .integer(Int64(room.admittedMemberCount))),
             ("openHelpRequests", .integer(Int64(room.help.count))), ("lastSeq", .integer(Int64(room.seq))),
+            ("media", .string(room.usesSFU ? "sfu" : "mesh")),
             (
                 "breakouts",
                 .array(

@@ -14,6 +14,8 @@ struct OperationsAccess {
 
     var rooms: [RoomID: Room] { host.rooms }
     var defaultRoomSettings: RoomSettings { host.defaultRoomSettings }
+    /// Whether a media server is configured (rooms may use the SFU).
+    var sfuEnabled: Bool { host.sfu != nil }
     var store: Store { host.recordStore }
 
     func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant) -> Bool {

@@ -63,7 +63,9 @@ final class JanusLink: Sendable {
     func send(_ message: [UInt8]) -> Bool {
         fd.withLock { fd in
             guard fd >= 0 else { return false }
-            let sent = message.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            let sent = message.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+            }
             if sent == message.count { return true }
             shutdown(fd, Int32(SHUT_RDWR))
             return false

@@ -199,7 +199,8 @@ struct SFUBroker {
             }
             return [
                 .janus(
-                    janusRequest("trickle", session: session, handle: handle, extra: [("candidate", value)],
+                    janusRequest(
+                        "trickle", session: session, handle: handle, extra: [("candidate", value)],
                         pending: .request("trickle")))
             ]
         }
@@ -258,7 +259,8 @@ struct SFUBroker {
             link = .attachingControl(session: id)
             return [
                 .janus(
-                    janusRequest("attach", session: id, extra: [("plugin", .string("janus.plugin.videoroom"))],
+                    janusRequest(
+                        "attach", session: id, extra: [("plugin", .string("janus.plugin.videoroom"))],
                         pending: .attachControl))
             ]
         case .attachControl:
@@ -347,7 +349,9 @@ struct SFUBroker {
         let kind: String = if case .string(let k)? = data?["videoroom"] { k } else { "" }
         let sdp: String? = if case .string(let s)? = reply["jsep"]?["sdp"] { s } else { nil }
         if let data, let error = pluginError(.object([("plugindata", .object([("data", data)]))])) {
-            var actions: [Action] = [.janusError(request: "\(peer.rawValue) \(kind)", code: error.code, reason: error.reason)]
+            var actions: [Action] = [
+                .janusError(request: "\(peer.rawValue) \(kind)", code: error.code, reason: error.reason)
+            ]
             if peer == .subscribe {
                 members[key]?.subscriber.busy = false
                 actions += syncSubscriptions(key)
@@ -467,7 +471,8 @@ struct SFUBroker {
         members[key] = member
         return [
             .janus(
-                janusRequest("attach", session: session, extra: [("plugin", .string("janus.plugin.videoroom"))],
+                janusRequest(
+                    "attach", session: session, extra: [("plugin", .string("janus.plugin.videoroom"))],
                     pending: .attach(key, .publish, mediaSession: member.session)))
         ]
     }
@@ -485,7 +490,8 @@ struct SFUBroker {
             members[key] = member
             return [
                 .janus(
-                    janusRequest("attach", session: session, extra: [("plugin", .string("janus.plugin.videoroom"))],
+                    janusRequest(
+                        "attach", session: session, extra: [("plugin", .string("janus.plugin.videoroom"))],
                         pending: .attach(key, .subscribe, mediaSession: member.session)))
             ]
         }
@@ -553,7 +559,8 @@ struct SFUBroker {
         var actions: [Action] = []
         for handle in [member.publisher.handle, member.subscriber.handle].compactMap({ $0 }) {
             handles[handle] = nil
-            actions.append(.janus(janusRequest("detach", session: session, handle: handle, pending: .request("detach"))))
+            actions.append(
+                .janus(janusRequest("detach", session: session, handle: handle, pending: .request("detach"))))
         }
         return actions
     }
