@@ -35,9 +35,20 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("tls-cert"), help: "TLS certificate (PEM).") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("data-dir"), help: "Data directory (records).") var dataDir: String?
+    @Option(
+        name: .customLong("janus-socket"),
+        help:
+            "Janus's API socket (overrides sfu.janusSocket); its secrets from HEARTH_JANUS_API_SECRET and HEARTH_JANUS_ADMIN_KEY."
+    ) var janusSocket: String?
 
     func run() throws {
         var config = try options.load()
+        if let janusSocket {
+            let environment = ProcessInfo.processInfo.environment
+            config.sfu.janusSocket = janusSocket
+            config.sfu.apiSecret = environment["HEARTH_JANUS_API_SECRET"] ?? config.sfu.apiSecret
+            config.sfu.adminKey = environment["HEARTH_JANUS_ADMIN_KEY"] ?? config.sfu.adminKey
+        }
         if let listen { config.listen = listen }
         if let tlsCert { config.tls.certificate = tlsCert }
         if let tlsKey { config.tls.privateKey = tlsKey }

@@ -460,6 +460,7 @@ final class ConfigurationTests: XCTestCase {
         "HEARTH_JOIN_KEY_2025_01": "a-production-secret-of-at-least-32-bytes",
         "HEARTH_TURN_SECRET": "coturn-static-auth-secret",
         "HEARTH_ADMIN_KEY_2025_01": "an-operations-secret-of-at-least-32-bytes",
+        "HEARTH_JANUS_API_SECRET": "janus-api-secret", "HEARTH_JANUS_ADMIN_KEY": "janus-admin-key",
     ]
 
     var examplePath: String {
@@ -493,6 +494,25 @@ final class ConfigurationTests: XCTestCase {
             old, .invalidValue(key: "tokens.keys[0].publicKey", problem: HearthConfiguration.examplePublicKeyProblem))
     }
 
+    func testTheSFUSectionIsCheckedAndWithoutItRoomsUseTheMesh() throws {
+        var config = HearthConfiguration.embeddedDefault
+        XCTAssertEqual(config.roomSettings.media, .mesh, "auto without a media server is the mesh")
+        config.rooms.media = .sfu
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("rooms.media")) }
+        config.sfu.janusSocket = "relative/janus.sock"
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("sfu.janusSocket")) }
+        config.sfu.janusSocket = "/run/janus.sock"
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("sfu.apiSecret")) }
+        config.sfu.apiSecret = "s"
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("sfu.adminKey")) }
+        config.sfu.adminKey = "k"
+        XCTAssertNoThrow(try config.validate())
+        XCTAssertEqual(config.roomSettings.media, .sfu)
+        config.rooms.meshLimit = 0
+        XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("rooms.meshLimit")) }
+        XCTAssertFalse(config.redacted.description.contains("\"s\""))
+    }
+
     func testExampleFileLoadsOnceItsKeyIsSet() throws {
         let text = try String(contentsOfFile: examplePath, encoding: .utf8)
         let placeholder = "publicKey: \"REPLACE-WITH-YOUR-BACKEND-ED25519-PUBLIC-KEY\""
@@ -516,6 +536,11 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(config.tokens.keys[1].publicKey?.hasPrefix("-----BEGIN PUBLIC KEY-----") == true)
         XCTAssertEqual(config.ice.turnSecret, "coturn-static-auth-secret")
         XCTAssertEqual(config.ice.servers.filter(\.turn).count, 1)
+        XCTAssertEqual(config.sfu.janusSocket, "/run/janus/hearth.sock")
+        XCTAssertEqual(config.sfu.apiSecret, "janus-api-secret")
+        XCTAssertEqual(config.sfu.adminKey, "janus-admin-key")
+        XCTAssertEqual(config.roomSettings.media, .auto)
+        XCTAssertEqual(config.roomSettings.meshLimit, 4)
         XCTAssertEqual(config.rooms.consentVersion, "2025-01")
         XCTAssertEqual(config.allowedOrigins, ["https://groups.example.org"])
         XCTAssertNotNil(config.tls.certificate)
