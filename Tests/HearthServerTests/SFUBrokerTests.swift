@@ -243,6 +243,17 @@ final class SFUBrokerTests: XCTestCase {
         XCTAssertTrue(rig.janusErrors.isEmpty, "\(rig.janusErrors)")
     }
 
+    func testALateArrivalSubscribesAtOnceToThoseAlreadyPublishing() {
+        var (rig, _, _) = twoPublishing()
+        rig.run(rig.broker.plan(room, [p1: seat(c1), p2: seat(c2), p3: seat(c3)]))
+        let messages = rig.take(c3)
+        let s3 = session(messages)!.0
+        let streams = messages.compactMap { m -> [SFUStream]? in
+            if case .offer(let s, _, let streams) = m, s == s3 { return streams } else { return nil }
+        }.last
+        XCTAssertEqual(Set(streams?.map(\.member) ?? []), [p1, p2], "before p3 publishes anything")
+    }
+
     func testTheRosterDecidesWhatJanusForwards() {
         var rig = Rig()
         rig.run(rig.broker.linkUp())

@@ -364,7 +364,9 @@ struct SFUBroker {
                 member.publisher.busy = true
                 member.announced = true
                 members[key] = member
+                // The newcomer subscribes at once to every publisher already up in its space.
                 return [.send(.session(member.session, publish: true), to: member.plan.connection)]
+                    + syncSubscriptions(key)
             }
             if case .string("ok")? = data?["configured"], let sdp {
                 member.mids = [:]
