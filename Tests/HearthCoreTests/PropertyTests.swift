@@ -1,5 +1,6 @@
-import HearthCore
 import XCTest
+
+@testable import HearthCore
 
 /// A small deterministic generator, so a failing sequence can be replayed from its seed.
 struct SplitMix64: RandomNumberGenerator {
@@ -186,6 +187,31 @@ final class PropertyTests: XCTestCase {
         XCTAssertEqual(Set(connections).count, connections.count)
         // Capacity holds.
         XCTAssertLessThanOrEqual(room.admittedMemberCount, room.settings.capacity)
+        // The SFU carries exactly the admitted, connected members, each in their own space, and
+        // forwards only what the roster shows on; `auto` never goes back to the mesh.
+        let plan = room.sfuPlan
+        if before.usesSFU && !before.isEnded { XCTAssertTrue(room.usesSFU, "left the SFU") }
+        if room.usesSFU && !room.isEnded {
+            let carried = room.seats.values.filter { $0.placement == .room && $0.connection != nil }
+            XCTAssertEqual(Set(plan.keys), Set(carried.map(\.id)), "the SFU plan is not the admitted, connected seats")
+            for seat in carried {
+                let entry = plan[seat.id]
+                XCTAssertEqual(entry?.connection, seat.connection)
+                XCTAssertEqual(entry?.space, seat.breakout)
+                XCTAssertEqual(entry?.publish, seat.may(.publishMedia))
+                if entry?.audio == true {
+                    XCTAssertTrue(seat.audio && seat.may(.publishMedia), "forwarding muted audio")
+                }
+                if entry?.video == true {
+                    XCTAssertTrue(seat.video && seat.may(.publishMedia), "forwarding muted video")
+                }
+            }
+        } else {
+            XCTAssertTrue(plan.isEmpty, "an SFU plan for a mesh or ended room")
+        }
+        if room.settings.media == .auto && !room.isEnded && room.admittedCount > room.settings.meshLimit {
+            XCTAssertTrue(room.usesSFU, "auto above the mesh limit")
+        }
         // A banned user never returns.
         w.bannedUsers.formUnion(room.banned)
         for user in w.bannedUsers { XCTAssertNil(room.seat(ofUser: user), "banned \(user) came back") }
@@ -340,6 +366,8 @@ final class PropertyTests: XCTestCase {
                     $0.capacity = Int(seed % 5) + 2
                     $0.waitingRoom = seed % 4 != 0
                     $0.facilitatorDrop = seed % 5 == 0 ? .waitingRoom : .hold
+                    $0.media = [.mesh, .sfu, .auto][Int(seed % 3)]
+                    $0.meshLimit = 3
                     $0.replayWindow = 16
                     $0.privateMessages = seed % 2 == 0
                     $0.idleCloseMilliseconds = seed % 3 == 1 ? 30_000 : 1_800_000
