@@ -24,6 +24,7 @@ static const uint64_t CLWS_OPT_LIBEV = LWS_SERVER_OPTION_LIBEV;
 static const uint64_t CLWS_OPT_FAIL_UPON_UNABLE_TO_BIND = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
 static const uint64_t CLWS_OPT_DISABLE_IPV6 = LWS_SERVER_OPTION_DISABLE_IPV6;
 static const uint64_t CLWS_OPT_DISABLE_OS_CA_CERTS = LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+static const uint64_t CLWS_OPT_UNIX_SOCK = LWS_SERVER_OPTION_UNIX_SOCK;
 
 /* OpenSSL protocol exclusions (SSL_OP_* are function-like macros in OpenSSL 3). */
 static const long CLWS_SSL_OP_NO_OLD_TLS =

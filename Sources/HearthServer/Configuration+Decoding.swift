@@ -12,7 +12,8 @@ extension HearthConfiguration: ConfigurationSection {
 
     static var fields: [Field] {
         [
-            .value("listen", \.listen), .value("tls", \.tls), .value("dataDirectory", \.dataDirectory),
+            .value("listen", \.listen), .value("internalListen", \.internalListen), .value("tls", \.tls),
+            .value("dataDirectory", \.dataDirectory),
             .value("tokens", \.tokens), .value("dev", \.dev), .value("admin", \.admin), .value("ice", \.ice),
             .value("limits", \.limits), .value("rateLimits", \.rateLimits), .value("retention", \.retention),
             .value("rooms", \.rooms), .value("web", \.web), .value("sfu", \.sfu),

@@ -20,6 +20,7 @@ extension HearthConfiguration {
         t.allowedOrigins = allowedOrigins
         t.trustedProxies = trustedProxies.compactMap(IPNetwork.init)
         if let ciphers = tls.ciphers { t.tls12Ciphers = ciphers }
+        t.internalSocketPath = internalListen.map { String($0.dropFirst("unix:".count)) }
         return t
     }
 }

@@ -32,6 +32,9 @@ import Yams
 public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringConvertible {
     /// `HOST:PORT` to listen on; IPv6 hosts in brackets (`[::1]:8443`).
     public var listen: String = "127.0.0.1:8443"
+    /// A second, plaintext listener for a reverse proxy on the same machine: `unix:/path`
+    /// only (never TCP). Its `X-Forwarded-For` names the client (docs/deploy.md, "A cluster").
+    public var internalListen: String?
     public var tls = TLS()
     public var dataDirectory: String = "./data"
     public var tokens = Tokens()
@@ -342,6 +345,13 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         for origin in allowedOrigins
         where origin != "*" && !(origin.hasPrefix("https://") || origin.hasPrefix("http://")) {
             throw .invalidValue(key: "allowedOrigins", problem: "\"\(origin)\" is not an http(s):// origin or *")
+        }
+        if let internalListen {
+            guard internalListen.hasPrefix("unix:/"), internalListen.utf8.count <= 5 + 107 else {
+                throw .invalidValue(
+                    key: "internalListen",
+                    problem: "must be unix:/absolute/path (at most 107 bytes): plaintext is never served on TCP")
+            }
         }
         for proxy in trustedProxies where IPNetwork(proxy) == nil {
             throw .invalidValue(

@@ -91,6 +91,20 @@ public enum ClientAddress {
     /// proxy, the leftmost is the client; when the header is missing, or the entry found is not
     /// an IP address, the nearest trusted hop is kept (a broken proxy chain is not trusted
     /// further).
+    /// The client behind a proxy on the internal Unix socket (trusted by the socket's
+    /// permissions): the rightmost `X-Forwarded-For` hop that is not itself a trusted proxy;
+    /// `unix` when the proxy sent none.
+    public static func resolve(fromTrustedSocket forwardedFor: String?, trustedProxies: [IPNetwork]) -> String {
+        guard let forwardedFor else { return "unix" }
+        var client: IPAddress?
+        for entry in forwardedFor.split(separator: ",").reversed() {
+            guard let hop = parseHop(entry) else { break }
+            client = hop
+            if !trustedProxies.contains(where: { $0.contains(hop) }) { break }
+        }
+        return client?.description ?? "unix"
+    }
+
     public static func resolve(peer: String, forwardedFor: String?, trustedProxies: [IPNetwork]) -> String {
         guard !trustedProxies.isEmpty, let peerAddress = IPAddress(peer),
             trustedProxies.contains(where: { $0.contains(peerAddress) }),

@@ -68,8 +68,8 @@ extension Worker {
         // index would be HTTP/2's `:path`, which cannot come with HTTP/2 off.
         let method = m >= 0 && m < Worker.methodNames.count ? Worker.methodNames[m] : "GET"
         // Routes see the path as sent, never lws's decoded and normalised one (RequestLine.swift).
-        let line = RequestLine.take(wsi)
-        let path = line.map { String($0.path) } ?? ""
+        let requested = requestPath(wsi)
+        let path = requested ?? ""
         var headers: [String: String] = [:]
         for (name, token) in [
             ("authorization", WSI_TOKEN_HTTP_AUTHORIZATION),
@@ -101,7 +101,7 @@ extension Worker {
         exchanges[id] = ex
         // One request per connection: the next one's request line would not be seen as sent.
         ex.closeAfterResponse = true
-        if line == nil {
+        if requested == nil {
             counters.unreadableRequestLines += 1
             logger.info("http request refused: request line not readable as sent")
             return respond(wsi, ex, HTTPResponse(status: 400, text: "bad request line\n"))

@@ -65,8 +65,20 @@ enum LwsHeaders {
 }
 
 extension Worker {
+    /// The request's path as sent (TLS: the observed request line), or, on the internal Unix
+    /// socket, as a proxy that refuses non-canonical paths forwarded it. Nil when unreadable.
+    func requestPath(_ wsi: OpaquePointer) -> String? {
+        if let internalVhost, lws_get_vhost(wsi) == internalVhost { return RequestLine.parsedPath(wsi) }
+        return RequestLine.take(wsi).map { String($0.path) }
+    }
+
     /// The client's address: the TCP peer, or the address a trusted proxy forwarded.
     func clientAddress(_ wsi: OpaquePointer) -> String {
+        if let internalVhost, lws_get_vhost(wsi) == internalVhost {
+            return ClientAddress.resolve(
+                fromTrustedSocket: LwsHeaders.value(wsi, WSI_TOKEN_X_FORWARDED_FOR),
+                trustedProxies: configuration.trustedProxies)
+        }
         let peer = LwsHeaders.peerAddress(wsi)
         guard !configuration.trustedProxies.isEmpty else { return peer }
         return ClientAddress.resolve(

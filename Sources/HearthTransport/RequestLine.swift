@@ -89,6 +89,20 @@ struct RequestLine: Equatable {
     /// The first request line of `wsi`'s connection, once: later calls (a second request on
     /// the connection), a line that was too long or not read in full, and connections without
     /// TLS or carried in HTTP/2 get nil.
+    /// The path of a request on the internal (plaintext Unix socket) listener: there is no TLS
+    /// to observe, so it is the path as libwebsockets parsed it, decoded and normalised. The
+    /// proxy in front must let through only paths that decoding leaves as they are (no `%`,
+    /// `//`, `/./`, `/../`): deploy/cluster/haproxy.cfg refuses the others, so the path it
+    /// routed on is the path served here.
+    static func parsedPath(_ wsi: OpaquePointer) -> String? {
+        var uri: UnsafeMutablePointer<CChar>?
+        var length: Int32 = 0
+        guard lws_http_get_uri_and_method(wsi, &uri, &length) >= 0, let uri, length > 0 else { return nil }
+        let path = String(decoding: UnsafeRawBufferPointer(start: uri, count: Int(length)), as: UTF8.self)
+        guard path.hasPrefix("/"), path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return path
+    }
+
     static func take(_ wsi: OpaquePointer) -> RequestLine? {
         guard lws_get_network_wsi(wsi) == wsi, let ssl = lws_get_ssl(wsi) else { return nil }
         var bytes: UnsafePointer<CChar>?

@@ -53,6 +53,10 @@ public struct TransportConfiguration: Sendable {
     public static let defaultTLS12Ciphers =
         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
         + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+    /// A second listener in plaintext on this Unix socket path, for a reverse proxy on the same
+    /// machine (HAProxy terminates TLS): the socket's permissions (0660, its directory's) decide
+    /// who may connect, and the proxy's `X-Forwarded-For` names the client. Never on TCP.
+    public var internalSocketPath: String?
     /// Largest HTTP request body accepted (bigger requests get 413).
     public var maxHTTPBodyBytes: Int = 65_536
     /// libwebsockets' own log mask (`LLL_ERR` = 1, `LLL_WARN` = 2,

@@ -93,9 +93,9 @@ extension Worker {
         }
         counters.sessionsOpened += 1
         // The path as sent; empty (an unknown endpoint) when it could not be read.
-        let line = RequestLine.take(wsi)
-        if line == nil { counters.unreadableRequestLines += 1 }
-        let path = line.map { String($0.path) } ?? ""
+        let requested = requestPath(wsi)
+        if requested == nil { counters.unreadableRequestLines += 1 }
+        let path = requested ?? ""
         let peer = clientAddress(wsi)
         logger.debug("session open", metadata: ["session": "\(s.id)", "peer": "\(peer)"])
         delegate?.transportDidOpen(s.id, path: path, peerAddress: peer, transport: transport)

@@ -43,6 +43,8 @@ final class Worker {
     var nextSerial: UInt64 = 1
     var nextExchange: UInt64 = 1
     private var context: OpaquePointer?
+    /// The plaintext vhost on `internalSocketPath`, if configured.
+    private(set) var internalVhost: OpaquePointer?
     private var loop: UnsafeMutableRawPointer?
     enum State { case starting, running, stopping, tearingDown }
     private(set) var state = State.starting
@@ -93,6 +95,30 @@ final class Worker {
     static func from(_ wsi: OpaquePointer) -> Worker? {
         guard let ctx = lws_get_context(wsi), let user = lws_context_user(ctx) else { return nil }
         return Unmanaged<Worker>.fromOpaque(user).takeUnretainedValue()
+    }
+
+    /// The plaintext listener on a Unix socket for a proxy on this machine (mode 0660).
+    private func createInternalVhost(
+        _ ctx: OpaquePointer, path: String, protocols: UnsafeMutablePointer<lws_protocols>,
+        pvo: UnsafeMutablePointer<lws_protocol_vhost_options>, retry: UnsafeMutablePointer<lws_retry_bo_t>,
+        cs: (String) -> UnsafePointer<CChar>
+    ) -> Bool {
+        unlink(path)  // a socket left by a previous run
+        var info = lws_context_creation_info()
+        info.iface = cs(path)
+        info.port = 0
+        info.protocols = UnsafePointer(protocols)
+        info.pvo = UnsafePointer(pvo)
+        info.vhost_name = cs("hearth-internal")
+        info.server_string = cs("hearth")
+        info.options = CLWS_OPT_UNIX_SOCK | CLWS_OPT_VALIDATE_UTF8 | CLWS_OPT_FAIL_UPON_UNABLE_TO_BIND
+        info.retry_and_idle_policy = UnsafePointer(retry)
+        info.user = Unmanaged.passUnretained(self).toOpaque()
+        guard let vhost = lws_create_vhost(ctx, &info) else { return false }
+        chmod(path, 0o660)
+        internalVhost = vhost
+        logger.info("internal listener (plaintext, Unix socket)", metadata: ["path": "\(path)"])
+        return true
     }
 
     // MARK: - Thread body
@@ -201,6 +227,16 @@ final class Worker {
             return
         }
         context = ctx
+        if let path = configuration.internalSocketPath {
+            guard createInternalVhost(ctx, path: path, protocols: protocols, pvo: pvo, retry: retry, cs: cs) else {
+                lws_context_destroy(ctx)
+                context = nil
+                clws_ev_loop_destroy(loop)
+                self.loop = nil
+                failStartup("cannot listen on the internal Unix socket \(path) (see the hearth.lws log)")
+                return
+            }
+        }
 
         // The evlib plugin is dlopen()ed by lws: check it really is in.
         let plugin = dlopen("libwebsockets-evlib_ev.so", RTLD_NOLOAD | RTLD_LAZY)

@@ -494,6 +494,18 @@ final class ConfigurationTests: XCTestCase {
             old, .invalidValue(key: "tokens.keys[0].publicKey", problem: HearthConfiguration.examplePublicKeyProblem))
     }
 
+    func testTheInternalListenerIsAUnixSocketOnly() throws {
+        var config = HearthConfiguration.embeddedDefault
+        for bad in ["127.0.0.1:9000", "unix:relative.sock", "tcp:/x", "unix:/" + String(repeating: "x", count: 120)] {
+            config.internalListen = bad
+            XCTAssertThrowsError(try config.validate(), bad) { XCTAssertTrue("\($0)".contains("internalListen")) }
+        }
+        config.internalListen = "unix:/run/hearth/n1.sock"
+        XCTAssertNoThrow(try config.validate())
+        let transport = try config.transportConfiguration(certificatePath: "c", privateKeyPath: "k")
+        XCTAssertEqual(transport.internalSocketPath, "/run/hearth/n1.sock")
+    }
+
     func testTheSFUSectionIsCheckedAndWithoutItRoomsUseTheMesh() throws {
         var config = HearthConfiguration.embeddedDefault
         XCTAssertEqual(config.roomSettings.media, .mesh, "auto without a media server is the mesh")

@@ -34,6 +34,19 @@ final class ClientAddressTests: XCTestCase {
         XCTAssertFalse(v6.contains(try XCTUnwrap(IPAddress("2001:db8:fffe::1"))))
     }
 
+    func testBehindTheInternalSocketTheClientIsTheLastUntrustedHop() {
+        let proxies = [IPNetwork("10.0.0.0/8")!]
+        XCTAssertEqual(ClientAddress.resolve(fromTrustedSocket: "198.51.100.7", trustedProxies: []), "198.51.100.7")
+        // The proxy appends the address it saw: a client's own entries to the left are not believed.
+        XCTAssertEqual(
+            ClientAddress.resolve(fromTrustedSocket: "203.0.113.1, 198.51.100.7", trustedProxies: []), "198.51.100.7")
+        // A second proxy hop (listed as trusted) is looked through.
+        XCTAssertEqual(
+            ClientAddress.resolve(fromTrustedSocket: "198.51.100.7, 10.1.2.3", trustedProxies: proxies), "198.51.100.7")
+        XCTAssertEqual(ClientAddress.resolve(fromTrustedSocket: nil, trustedProxies: proxies), "unix")
+        XCTAssertEqual(ClientAddress.resolve(fromTrustedSocket: "garbage", trustedProxies: proxies), "unix")
+    }
+
     func testAnUntrustedPeerIsTheClientWhateverTheHeaderSays() {
         XCTAssertEqual(client("192.0.2.1", "198.51.100.7"), "192.0.2.1")
         XCTAssertEqual(client("192.0.2.1", nil), "192.0.2.1")
