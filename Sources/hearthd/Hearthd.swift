@@ -36,6 +36,10 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("tls-key"), help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .customLong("data-dir"), help: "Data directory (records).") var dataDir: String?
     @Option(
+        name: .customLong("internal-listen"),
+        help: "Plaintext listener for a proxy on this machine: unix:/path only (overrides internalListen).")
+    var internalListen: String?
+    @Option(
         name: .customLong("janus-socket"),
         help:
             "Janus's API socket (overrides sfu.janusSocket); its secrets from HEARTH_JANUS_API_SECRET and HEARTH_JANUS_ADMIN_KEY."
@@ -53,6 +57,7 @@ struct Serve: ParsableCommand {
         if let tlsCert { config.tls.certificate = tlsCert }
         if let tlsKey { config.tls.privateKey = tlsKey }
         if let dataDir { config.dataDirectory = dataDir }
+        if let internalListen { config.internalListen = internalListen }
         do { try config.validate() } catch { throw ValidationError("configuration: \(error)") }
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
