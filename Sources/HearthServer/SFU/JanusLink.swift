@@ -2,10 +2,12 @@ import Foundation
 import Synchronization
 
 /// The byte pipe to Janus: its Unix-socket API transport (`pfunix`, SOCK_SEQPACKET, one JSON
-/// message per datagram). Opened and written on the event-loop thread, never blocking it
-/// (`MSG_DONTWAIT`: a full socket buffer counts as a lost link); read by a thread of its own,
-/// which hands every message, and the end of the link, to `onEvent` (the server posts them to
-/// the event-loop thread). Knows nothing of what the messages mean: that is `SFUBroker`'s.
+/// message per datagram). Opened on the event-loop thread, which only queues what it sends (a
+/// writer thread of the link's own does the blocking writes, so a burst larger than the socket
+/// buffer, e.g. every breakout of every room opening at once, waits for Janus instead of
+/// blocking the loop); read by a thread of its own, which hands every message, and the end of
+/// the link, to `onEvent` (the server posts them to the event-loop thread). Knows nothing of
+/// what the messages mean: that is `SFUBroker`'s.
 final class JanusLink: Sendable {
     enum Event: Sendable {
         case message([UInt8])
@@ -16,6 +18,12 @@ final class JanusLink: Sendable {
     /// Which link an event came from: after a reconnect, events of the old one are ignored.
     let generation: UInt64
     private let fd: Mutex<Int32>
+    /// Messages waiting for the writer thread, and their bytes (beyond `maxQueuedBytes` the
+    /// link counts as lost: Janus has stopped reading).
+    private let outbox = Mutex<(messages: [[UInt8]], bytes: Int, closed: Bool)>(([], 0, false))
+    private let wake = DispatchSemaphore(value: 0)
+    private let threadsRunning = Mutex(2)
+    static let maxQueuedBytes = 64 << 20
 
     /// Connects to the socket at `path`; nil (with the reason) when nothing listens there.
     static func connect(
@@ -44,12 +52,13 @@ final class JanusLink: Sendable {
             close(fd)
             return .failure(JanusLinkError(errno: error))
         }
-        var size: Int32 = 4 << 20
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         let link = JanusLink(fd: fd, generation: generation)
         let reader = Thread { link.read(onEvent: onEvent) }
-        reader.name = "hearth-janus"
+        reader.name = "hearth-janus-read"
         reader.start()
+        let writer = Thread { link.write() }
+        writer.name = "hearth-janus-write"
+        writer.start()
         return .success(link)
     }
 
@@ -58,23 +67,68 @@ final class JanusLink: Sendable {
         self.generation = generation
     }
 
-    /// Sends one message. False when it could not (the link is then shut down, and `down` follows).
+    /// Queues one message for the writer thread. False when the link is closed, or when Janus
+    /// has left more than `maxQueuedBytes` unread (the link is then shut down, and `down` follows).
     @discardableResult
     func send(_ message: [UInt8]) -> Bool {
-        fd.withLock { fd in
-            guard fd >= 0 else { return false }
-            let sent = message.withUnsafeBytes {
-                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+        let queued = outbox.withLock { box -> Bool in
+            guard !box.closed, box.bytes + message.count <= Self.maxQueuedBytes else { return false }
+            box.messages.append(message)
+            box.bytes += message.count
+            return true
+        }
+        if queued {
+            wake.signal()
+        } else {
+            shutDown()
+        }
+        return queued
+    }
+
+    private func write() {
+        let socket = fd.withLock { $0 }
+        defer { finished() }
+        while true {
+            wake.wait()
+            let (batch, closed) = outbox.withLock { box -> ([[UInt8]], Bool) in
+                defer {
+                    box.messages = []
+                    box.bytes = 0
+                }
+                return (box.messages, box.closed)
             }
-            if sent == message.count { return true }
-            shutdown(fd, Int32(SHUT_RDWR))
-            return false
+            if closed { return }
+            for message in batch {
+                var sent = -1
+                repeat {
+                    sent = message.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                } while sent < 0 && errno == EINTR
+                if sent != message.count {
+                    shutDown()
+                    return
+                }
+            }
         }
     }
 
-    /// Ends the link: the reader wakes, reports `down` and closes the socket.
+    /// The reader and the writer each call it once when they stop; the last one closes the socket.
+    private func finished() {
+        let last = threadsRunning.withLock { n -> Bool in
+            n -= 1
+            return n == 0
+        }
+        if last {
+            fd.withLock { fd in
+                close(fd); fd = -1
+            }
+        }
+    }
+
+    /// Ends the link: the reader wakes, reports `down` and closes the socket; the writer stops.
     func shutDown() {
-        fd.withLock { fd in if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) } }
+        fd.withLock { fd in if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) } }
+        outbox.withLock { $0.closed = true }
+        wake.signal()
     }
 
     private func read(onEvent: @Sendable (UInt64, Event) -> Void) {
@@ -86,10 +140,9 @@ final class JanusLink: Sendable {
             guard n > 0 else { break }
             onEvent(generation, .message(Array(buffer[0..<n])))
         }
-        fd.withLock { fd in
-            close(fd)
-            fd = -1
-        }
+        // The writer stops too; the last of the two closes the socket.
+        shutDown()
+        finished()
         onEvent(generation, .down)
     }
 }
