@@ -13,6 +13,7 @@ Janus an interface for ICE; see sfu_support.py).
   back once Janus is restarted.
 Every wait is bounded; at most four pages at a time (two cores)."""
 import http.server
+import os
 import threading
 import time
 
@@ -311,6 +312,8 @@ def group(members, room, names, explain):
     """A facilitator and participants, all admitted."""
     fac = sfu_member(members, room, "facilitator", "Dr. Rivera").join()
     explain.add(fac)
+    media = fac.eval("window.hearth.model.state && window.hearth.model.state.media")
+    assert media == "sfu", f"the hearthd under test ({os.environ.get('HEARTHD_BIN')}) did not put the room in SFU mode: state.media = {media!r}"
     people = []
     for name in names:
         p = sfu_member(members, room, "participant", name).join()
