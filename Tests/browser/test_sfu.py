@@ -9,6 +9,7 @@ Janus an interface for ICE; see sfu_support.py).
 - removal with ban: the member's media stops at once and the tile goes;
 - waiting members get no media session and make no peer connection;
 - breakouts: media stays inside each breakout;
+- a room in `auto` mode switching from mesh to SFU when a third member is admitted;
 - Janus killed mid-session: chat goes on, the pages say video is reconnecting, and media comes
   back once Janus is restarted.
 Every wait is bounded; at most four pages at a time (two cores)."""
@@ -20,7 +21,7 @@ import time
 import pytest
 
 import sfu_support
-from conftest import SDK_DIR, new_room, poll, start_server, stop_server
+from conftest import SDK_DIR, Member, new_room, poll, start_server, stop_server, wait_media
 from sfu_support import OUTBOUND_JS, PAGE_PROBE, Janus
 
 
@@ -544,6 +545,48 @@ def test_breakouts_keep_media_inside_each_breakout(members, server, janus):
         assert set(received(alex)) == {ids["Blair"]} and set(received(blair)) == {ids["Alex"]}
         for m in (fac, alex, blair, casey):
             assert_one_video_out(m)
+
+
+def test_auto_switches_from_mesh_to_sfu(browser, janus):
+    """A room with `media: auto` and meshLimit 2: a mesh for two members; when the third is
+    admitted, every page gets `media: "sfu"`, closes its mesh and receives everyone through the
+    SFU, sending one video stream."""
+    auto = start_server(rooms={"graceSeconds": 4, "media": "auto", "meshLimit": 2}, sfu=janus.hearthd_config)
+    made = []
+
+    def member(role, name):
+        m = Member(browser, auto, room, role, name)
+        m.context.add_init_script(PAGE_PROBE)
+        made.append(m)
+        return m
+    room = new_room()
+    try:
+        with Explain(auto, janus) as explain:
+            fac = member("facilitator", "Dr. Rivera").join()
+            alex = member("participant", "Alex").join()
+            explain.add(fac, alex)
+            admit(fac, alex)
+            assert fac.eval("window.hearth.model.state.media") == "mesh"
+            wait_media(fac, 1)
+            wait_media(alex, 1)
+            assert fac.eval("window.hearth.sfu") is None
+            blair = member("participant", "Blair").join()
+            explain.add(blair)
+            admit(fac, blair)
+            ids = {m.name: m.my_id() for m in (fac, alex, blair)}
+            for m in (fac, alex, blair):
+                m.wait_for("window.hearth.model.state.media === 'sfu' && window.hearth.sfu !== null")
+                assert m.eval("window.hearth.mesh") is None
+            for m in (fac, alex, blair):
+                wait_sfu_media(m, {i for n, i in ids.items() if n != m.name}, timeout=90)
+            for m in (fac, alex, blair):
+                assert_one_video_out(m)
+                live = m.eval("(window.__pcs || []).filter(pc => pc.signalingState !== 'closed').length")
+                assert live == 2, f"{m.name}: {live} live peer connections after the switch (mesh ones left open?)"
+    finally:
+        for m in made:
+            m.close()
+        stop_server(auto)
 
 
 def test_janus_killed_chat_goes_on_and_media_comes_back(members, server, janus):
