@@ -43,6 +43,9 @@ CHROME_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
     "--disable-gpu",
     "--disable-dev-shm-usage",
+    # Real host addresses in ICE candidates instead of mDNS names: Janus (SFU mode) must reach
+    # them over the veth the SFU tests make in this namespace (Tests/browser/sfu_support.py).
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 WEB = ROOT / "web"
 SDK_DIR = pathlib.Path(os.environ.get("HEARTH_SDK_DIR", WEB / "sdk"))

@@ -5,7 +5,7 @@
 // from the address bar at once; a token in the query string is never read. A reload of the tab
 // resumes the seat (the SDK keeps the resume secret in sessionStorage).
 
-import { HearthClient, RoomModel, Mesh } from './sdk/index.js';
+import { HearthClient, RoomModel, Mesh, Sfu } from './sdk/index.js';
 import { h, append, replace, announce, chime, unlockAudio, clock, timeOfDay, confirmDialog } from './dom.js';
 import { Panel } from './panel.js';
 
@@ -253,7 +253,8 @@ function preJoin(saved) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The session: one client, one model, one mesh, and the screens that follow the model.
+// The session: one client, one model, the media (a mesh, or the SFU when the room's state says
+// `media: "sfu"`), and the screens that follow the model.
 
 const WAIT_REASONS = {
   'waiting-for-facilitator': 'The facilitator has not arrived yet. You will be let in once they are here.',
@@ -326,10 +327,25 @@ class Session {
     if (config.server) opts.url = `${config.server.replace(/\/$/, '')}/v1/rooms/${encodeURIComponent(saved.room)}`;
     this.client = new HearthClient(/** @type {any} */ (opts));
     this.model = new RoomModel(this.client);
-    this.mesh = new Mesh(this.client, this.model, { localStream: stream });
+    /** @type {Mesh | null} the mesh while the room's media goes peer to peer */
+    this.mesh = null;
+    /** @type {Sfu | null} the SFU connections while the room's media goes through the media server */
+    this.sfu = null;
+    /** whether the server started an SFU media session (before a room state said so) */
+    this.sfuSeen = false;
     /** @type {Panel | null} */
     this.panel = null;
-    /** @type {any} */ (window).hearth = { client: this.client, model: this.model, mesh: this.mesh, localStream: stream, app: this };
+    // The media mode follows the room state; this listener comes before the mesh's own, so that a
+    // room in SFU mode closes the mesh before it makes any peer connection.
+    this.model.addEventListener('change', () => this.updateMediaMode());
+    this.client.addEventListener('sfu-session', (e) => {
+      if (this.sfu) return; // the Sfu handles it itself
+      this.sfuSeen = true;
+      this.updateMediaMode();
+      const sfu = /** @type {Sfu | null} */ (this.sfu); // updateMediaMode() made it
+      sfu?.handle(/** @type {CustomEvent} */ (e).detail);
+    });
+    this.startMesh();
 
     this.applyToggles();
     this.client.addEventListener('state', (e) => this.onState(/** @type {CustomEvent} */ (e).detail));
@@ -365,18 +381,110 @@ class Session {
       const m = /** @type {CustomEvent} */ (e).detail;
       this.notice(`Breakouts end in ${clock(m.endsAt - Date.now())}. You will return to the main room.`);
     });
-    this.mesh.addEventListener('track', (e) => {
-      const { peer, stream: s } = /** @type {CustomEvent} */ (e).detail;
-      this.streams.set(peer, s);
-      this.renderTiles();
-    });
-    this.mesh.addEventListener('peer-removed', (e) => {
-      this.streams.delete(/** @type {CustomEvent} */ (e).detail.peer);
-      this.renderTiles();
-    });
-    this.mesh.addEventListener('peer-state', () => this.renderTiles());
     this.model.addEventListener('change', () => this.render());
     this.timer = window.setInterval(() => this.tick(), 1000);
+  }
+
+  // ---- media: mesh or SFU ------------------------------------------------------------------
+
+  /** The media mode the room is in: its state's `media`, else SFU once the server started an SFU session. */
+  mediaMode() {
+    /** @type {string | undefined} */
+    const media = /** @type {any} */ (this.model.state)?.media;
+    return media === 'sfu' || (media === undefined && this.sfuSeen) ? 'sfu' : 'mesh';
+  }
+
+  /** Switches between the mesh and the SFU when the room's media mode changes. */
+  updateMediaMode() {
+    if (this.screen === 'over') return;
+    const mode = this.mediaMode();
+    if (mode === 'sfu' && !this.sfu) {
+      this.closeMesh();
+      this.startSfu();
+    } else if (mode === 'mesh' && !this.mesh) {
+      this.closeSfu();
+      this.startMesh();
+    }
+  }
+
+  /** Where the browser tests reach the session. */
+  expose() {
+    /** @type {any} */ (window).hearth = {
+      client: this.client, model: this.model, mesh: this.mesh, sfu: this.sfu, localStream: this.stream, app: this,
+    };
+  }
+
+  /** Remote media of a member arrived or changed (mesh or SFU): its tile shows it. */
+  /** @param {Event} e */
+  onTrack(e) {
+    const { peer, stream: s } = /** @type {CustomEvent} */ (e).detail;
+    this.streams.set(peer, s);
+    this.renderTiles();
+  }
+
+  /** @param {Event} e */
+  onPeerRemoved(e) {
+    this.streams.delete(/** @type {CustomEvent} */ (e).detail.peer);
+    this.renderTiles();
+  }
+
+  startMesh() {
+    const mesh = new Mesh(this.client, this.model, { localStream: this.stream });
+    mesh.addEventListener('track', (e) => this.onTrack(e));
+    mesh.addEventListener('peer-removed', (e) => this.onPeerRemoved(e));
+    mesh.addEventListener('peer-state', () => this.renderTiles());
+    this.mesh = mesh;
+    this.expose();
+  }
+
+  closeMesh() {
+    if (!this.mesh) return;
+    this.mesh.close();
+    this.mesh = null;
+    this.streams.clear();
+    this.expose();
+  }
+
+  startSfu() {
+    const sfu = new Sfu(this.client, this.model, { localStream: this.stream });
+    sfu.addEventListener('track', (e) => this.onTrack(e));
+    sfu.addEventListener('peer-removed', (e) => this.onPeerRemoved(e));
+    sfu.addEventListener('connection-state', () => this.renderTiles());
+    sfu.addEventListener('status', () => {
+      this.renderMediaStatus();
+      this.renderTiles();
+    });
+    this.sfu = sfu;
+    this.expose();
+    this.renderMediaStatus();
+  }
+
+  closeSfu() {
+    if (!this.sfu) return;
+    this.sfu.close();
+    this.sfu = null;
+    this.streams.clear();
+    this.expose();
+    this.renderMediaStatus();
+  }
+
+  /** The state of the link that carries a member's media, for the tile's badge. */
+  /** @param {string} id */
+  linkState(id) {
+    return this.sfu ? this.sfu.linkState(id) : this.mesh?.peers.get(id)?.connectionState;
+  }
+
+  /** A line under the tiles while SFU media is unavailable (chat and controls go on). */
+  renderMediaStatus() {
+    const el = document.getElementById('media-status');
+    if (!el) return;
+    const down = this.sfu?.status === 'unavailable';
+    const text = down ? 'Video is reconnecting; chat still works.' : '';
+    if (el.textContent !== text) {
+      el.textContent = text;
+      if (text) announce('live-polite', text);
+    }
+    el.hidden = !down;
   }
 
   myId() {
@@ -761,6 +869,7 @@ class Session {
         h('section', { class: 'stage', 'aria-labelledby': 'tiles-title' },
           h('h1', { id: 'tiles-title', class: 'visually-hidden' }, 'People in the session'),
           h('ul', { id: 'tiles', class: 'tiles' }),
+          h('p', { id: 'media-status', class: 'media-status', role: 'status', hidden: true }),
           h('div', { id: 'controls', class: 'controls', role: 'toolbar', 'aria-label': 'Your controls' }),
           h('ul', { id: 'notices', class: 'notices', 'aria-label': 'Notices' })),
         h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
@@ -788,6 +897,7 @@ class Session {
       this.buildRoom();
     }
     this.renderTiles();
+    this.renderMediaStatus();
     this.renderControls();
     this.renderChat();
     this.panel?.render();
@@ -831,7 +941,7 @@ class Session {
       tile.classList.toggle('no-video', !cam);
       tile.dataset.audio = mic ? 'on' : 'off';
       tile.dataset.hand = m.handRaisedAt ? 'up' : 'down';
-      const state = self ? null : this.mesh.peers.get(m.id)?.connectionState;
+      const state = self ? null : this.linkState(m.id);
       const caption = /** @type {HTMLElement} */ (tile.querySelector('.caption'));
       replace(caption,
         h('span', { class: 'name' }, self ? `${m.alias} (you)` : m.alias),
