@@ -2,10 +2,10 @@
 // Hearth signalling protocol v1 (docs/protocol.md).
 
 /** Any message a client sends. */
-export type Client = ClientHello | ClientRefresh | ClientResume | ClientPing | ClientMedia | ClientRaiseHand | ClientLowerHand | ClientChat | ClientSignal | ClientHelp | ClientConsent | ClientLocation | ClientLeave | ClientAdmit | ClientAdmitAll | ClientDeny | ClientSendBack | ClientMessageWaitingRoom | ClientMute | ClientMuteAll | ClientAskUnmute | ClientRemove | ClientSetRole | ClientGrant | ClientSpotlight | ClientLowerAllHands | ClientDeleteChat | ClientLock | ClientUnlock | ClientSettings | ClientAcknowledgeHelp | ClientEnd | ClientBreakoutsPlan | ClientBreakoutsOpen | ClientBreakoutsClose | ClientBreakoutClose | ClientBreakoutMove | ClientBreakoutVisit | ClientBreakoutBroadcast | ClientPullAside;
+export type Client = ClientHello | ClientRefresh | ClientResume | ClientPing | ClientMedia | ClientRaiseHand | ClientLowerHand | ClientChat | ClientSignal | ClientHelp | ClientConsent | ClientLocation | ClientLeave | ClientAdmit | ClientAdmitAll | ClientDeny | ClientSendBack | ClientMessageWaitingRoom | ClientMute | ClientMuteAll | ClientAskUnmute | ClientRemove | ClientSetRole | ClientGrant | ClientSpotlight | ClientLowerAllHands | ClientDeleteChat | ClientLock | ClientUnlock | ClientSettings | ClientAcknowledgeHelp | ClientEnd | ClientBreakoutsPlan | ClientBreakoutsOpen | ClientBreakoutsClose | ClientBreakoutClose | ClientBreakoutMove | ClientBreakoutVisit | ClientBreakoutBroadcast | ClientPullAside | ClientSfuPublish | ClientSfuSubscribe | ClientSfuCandidate;
 
 /** Any message the server sends (one per line of a text frame). */
-export type Server = ServerWelcome | ServerResumed | ServerAdmitted | ServerSnapshot | ServerWaiting | ServerMemberJoined | ServerMemberUpdated | ServerMemberLeft | ServerWaitingUpdated | ServerWaitingLeft | ServerRoomUpdated | ServerChat | ServerChatDeleted | ServerSignal | ServerWaitingRoomMessage | ServerUnmuteRequested | ServerHelpRequested | ServerHelpAcknowledged | ServerDenied | ServerRemoved | ServerEnded | ServerMoved | ServerBreakouts | ServerBreakoutsEnding | ServerBreakoutBroadcast | ServerAck | ServerError | ServerPong;
+export type Server = ServerWelcome | ServerResumed | ServerAdmitted | ServerSnapshot | ServerWaiting | ServerMemberJoined | ServerMemberUpdated | ServerMemberLeft | ServerWaitingUpdated | ServerWaitingLeft | ServerRoomUpdated | ServerChat | ServerChatDeleted | ServerSignal | ServerWaitingRoomMessage | ServerUnmuteRequested | ServerHelpRequested | ServerHelpAcknowledged | ServerDenied | ServerRemoved | ServerEnded | ServerMoved | ServerBreakouts | ServerBreakoutsEnding | ServerBreakoutBroadcast | ServerAck | ServerError | ServerPong | ServerSfuSession | ServerSfuAnswer | ServerSfuOffer | ServerSfuClosed;
 
 /** Request id: chosen by the client, echoed in the direct reply (ack, error, welcome, resumed, pong). 1 to 64 bytes of UTF-8 (the schema counts characters). */
 export type Rid = string;
@@ -73,7 +73,7 @@ export type SignalKind = "offer" | "answer" | "ice";
 /** "room", "staff" or one member's id. */
 export type ChatTarget = "room" | "staff" | MemberId;
 
-export type ErrorCode = "forbidden" | "not-admitted" | "unknown-member" | "unknown-message" | "invalid-target" | "room-full" | "room-locked" | "room-ended" | "waiting-room-full" | "room-not-open" | "banned" | "consent-required" | "consent-mismatch" | "location-required" | "no-consent-required" | "last-facilitator" | "chat-disabled" | "private-messages-disabled" | "too-long" | "empty-text" | "peer-unavailable" | "self-unmute-disabled" | "resume-failed" | "invalid-argument" | "unknown-breakout" | "no-breakout-plan" | "breakouts-open" | "breakouts-closed" | "other-breakout" | "bad-json" | "bad-message" | "unknown-type" | "hello-required" | "already-joined" | "authentication-failed" | "rate-limited" | "server-full" | "server-busy" | "token-reused" | "internal-error";
+export type ErrorCode = "forbidden" | "not-admitted" | "unknown-member" | "unknown-message" | "invalid-target" | "room-full" | "room-locked" | "room-ended" | "waiting-room-full" | "room-not-open" | "banned" | "consent-required" | "consent-mismatch" | "location-required" | "no-consent-required" | "last-facilitator" | "chat-disabled" | "private-messages-disabled" | "too-long" | "empty-text" | "peer-unavailable" | "self-unmute-disabled" | "resume-failed" | "invalid-argument" | "unknown-breakout" | "no-breakout-plan" | "breakouts-open" | "breakouts-closed" | "other-breakout" | "bad-json" | "bad-message" | "unknown-type" | "hello-required" | "already-joined" | "authentication-failed" | "rate-limited" | "server-full" | "server-busy" | "token-reused" | "internal-error" | "sfu-unavailable" | "sfu-stale";
 
 export interface SelfView {
   id: MemberId;
@@ -139,6 +139,8 @@ export interface RoomState {
   selfUnmute: boolean;
   waitingRoom: boolean;
   capacity: number;
+  /** How the room carries media now (section 11). */
+  media: "mesh" | "sfu";
 }
 
 export interface ChatMessage {
@@ -476,6 +478,37 @@ export interface ClientPullAside {
   member: MemberId;
 }
 
+/** SFU mode: the offer of your publishing connection, for the session of the last sfu-session. */
+export interface ClientSfuPublish {
+  type: "sfu-publish";
+  rid?: Rid;
+  session: SfuSession;
+  sdp: Sdp;
+}
+
+/** SFU mode: the answer of your subscribing connection to the last sfu-offer. */
+export interface ClientSfuSubscribe {
+  type: "sfu-subscribe";
+  rid?: Rid;
+  session: SfuSession;
+  sdp: Sdp;
+}
+
+/** SFU mode: a local ICE candidate of one of your two connections (trickle). */
+export interface ClientSfuCandidate {
+  type: "sfu-candidate";
+  rid?: Rid;
+  session: SfuSession;
+  pc: "publish" | "subscribe";
+  /** An RTCIceCandidate as JSON, or null at the end of candidates. */
+  candidate: null | {
+    candidate: string;
+    sdpMid?: unknown;
+    sdpMLineIndex?: unknown;
+    usernameFragment?: unknown;
+  };
+}
+
 /** The reply to a successful hello. */
 export interface ServerWelcome {
   type: "welcome";
@@ -700,6 +733,47 @@ export interface ServerPong {
   type: "pong";
   rid?: Rid;
 }
+
+/** SFU mode: a new media session for you: close your SFU connections, publish (if publish) with sfu-publish. */
+export interface ServerSfuSession {
+  type: "sfu-session";
+  session: SfuSession;
+  publish: boolean;
+}
+
+/** SFU mode: the media server's answer to your sfu-publish offer. */
+export interface ServerSfuAnswer {
+  type: "sfu-answer";
+  session: SfuSession;
+  sdp: Sdp;
+}
+
+/** SFU mode: an offer for your subscribing connection, with the member each stream comes from. */
+export interface ServerSfuOffer {
+  type: "sfu-offer";
+  session: SfuSession;
+  sdp: Sdp;
+  streams: ({
+    mid: string;
+    member: MemberId;
+    kind: "audio" | "video";
+  })[];
+}
+
+/** SFU mode: your media session ended without a new one (the media server is unreachable): close your SFU connections. */
+export interface ServerSfuClosed {
+  type: "sfu-closed";
+  reason: "unavailable";
+}
+
+/** A room's media setting: mesh, sfu, or auto (mesh up to meshLimit admitted members, then sfu). */
+export type MediaMode = "mesh" | "sfu" | "auto";
+
+/** A media session with the SFU: a number that grows. */
+export type SfuSession = number;
+
+/** A complete SDP (offer or answer). */
+export type Sdp = string;
 
 /** The `type` of any client message. */
 export type ClientType = Client["type"];
