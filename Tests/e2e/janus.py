@@ -66,16 +66,23 @@ class Janus:
         """The `sfu` block of hearthd's configuration for this Janus."""
         return {"janusSocket": self.socket, "apiSecret": API_SECRET, "adminKey": ADMIN_KEY}
 
-    def start(self, timeout=10):
-        if os.path.exists(self.socket):
-            os.unlink(self.socket)
-        self.process = subprocess.Popen(["janus", "-F", str(self.dir / "conf"), "-o", "-L", str(self.log_path)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while not os.path.exists(self.socket):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"janus did not start: {self.log()[-2000:]}")
-            time.sleep(0.05)
+    def start(self, timeout=10, attempts=3):
+        """Starts Janus and waits for its API socket. Janus 1.1's Unix-socket transport was seen,
+        once, on a machine loaded by eight browsers, to end its thread at start ("No Janus API
+        transport is available"): such a start is tried again, up to `attempts` times."""
+        for attempt in range(attempts):
+            if os.path.exists(self.socket):
+                os.unlink(self.socket)
+            self.process = subprocess.Popen(["janus", "-F", str(self.dir / "conf"), "-o", "-L", str(self.log_path)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + timeout
+            while not os.path.exists(self.socket) and self.process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)  # the transport's thread fails right after creating the socket, if it does
+            if self.process.poll() is None and os.path.exists(self.socket):
+                return
+            self.kill()
+        raise RuntimeError(f"janus did not start: {self.log()[-2000:]}")
 
     def kill(self):
         """SIGKILL, as a crash: hearthd's link breaks without a goodbye."""
