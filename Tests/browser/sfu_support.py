@@ -157,8 +157,19 @@ class Janus:
         """The `sfu` block of a hearthd configuration that drives this Janus."""
         return {"janusSocket": str(self.socket), "apiSecret": self.api_secret, "adminKey": self.admin_key}
 
-    def start(self, timeout=20.0):
-        """Starts Janus and waits until its API answers on the socket."""
+    def start(self, timeout=20.0, attempts=3):
+        """Starts Janus and waits until its API answers on the socket. A Janus that exits at start
+        (its Unix-socket transport was seen, once, on a loaded machine, to end its thread and
+        Janus to stop with "No Janus API transport is available") is started again, up to
+        `attempts` times."""
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+
+    def _start_once(self, timeout):
         if self.socket.exists():
             self.socket.unlink()  # a stale socket of a killed Janus
         self.process = subprocess.Popen([JANUS, "-F", str(self.conf), "-o", "-L", str(self.log_path)],
