@@ -164,8 +164,9 @@ class Janus:
         `attempts` times."""
         for attempt in range(attempts):
             try:
-                return self._start_once(timeout)
+                return self._start_once(timeout / attempts)
             except RuntimeError:
+                self.kill()
                 if attempt == attempts - 1:
                     raise
 

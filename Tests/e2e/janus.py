@@ -6,7 +6,9 @@ network namespace of their own (`unshare -n`, made by `reexec_in_netns`) holding
 veth pair `hv0`/`hv1` (10.77.0.1/24, 10.77.0.2/24) that exists only there: Janus gathers its
 candidates on hv0 and nothing can leave the namespace.
 """
+import json
 import os
+import socket
 import pathlib
 import shutil
 import signal
@@ -78,11 +80,22 @@ class Janus:
             deadline = time.monotonic() + timeout
             while not os.path.exists(self.socket) and self.process.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
-            time.sleep(0.2)  # the transport's thread fails right after creating the socket, if it does
-            if self.process.poll() is None and os.path.exists(self.socket):
+            if self.process.poll() is None and os.path.exists(self.socket) and self.answers():
                 return
             self.kill()
         raise RuntimeError(f"janus did not start: {self.log()[-2000:]}")
+
+    def answers(self, timeout=3):
+        """Whether Janus answers `info` on its API socket (its transport thread can end after
+        creating the socket)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+                s.settimeout(timeout)
+                s.connect(self.socket)
+                s.send(json.dumps({"janus": "info", "transaction": "probe", "apisecret": API_SECRET}).encode())
+                return json.loads(s.recv(1 << 20)).get("janus") == "server_info"
+        except (OSError, ValueError):
+            return False
 
     def kill(self):
         """SIGKILL, as a crash: hearthd's link breaks without a goodbye."""
