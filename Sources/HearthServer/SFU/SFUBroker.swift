@@ -108,10 +108,10 @@ struct SFUBroker {
     private(set) var members: [SFUMemberKey: MemberState] = [:]
     private(set) var spaces: [SFUSpace: SpaceState] = [:]
     private var handles: [UInt64: (member: SFUMemberKey, peer: SFUPeer)] = [:]
-    private var feeds: [UInt64: SFUMemberKey] = [:]
-    private var pending: [String: Pending] = [:]
-    private var nextTransaction: UInt64 = 1
-    private var nextID: UInt64
+    var feeds: [UInt64: SFUMemberKey] = [:]
+    var pending: [String: Pending] = [:]
+    var nextTransaction: UInt64 = 1
+    var nextID: UInt64
     private var nextSession: UInt64 = 1
 
     init(settings: Settings) {
@@ -259,9 +259,7 @@ struct SFUBroker {
             link = .attachingControl(session: id)
             return [
                 .janus(
-                    janusRequest(
-                        "attach", session: id, extra: [("plugin", .string("janus.plugin.videoroom"))],
-                        pending: .attachControl))
+                    attachHandle(session: id, pending: .attachControl))
             ]
         case .attachControl:
             guard case .attachingControl(let session) = link, let id else { return [] }
@@ -473,9 +471,7 @@ struct SFUBroker {
         members[key] = member
         return [
             .janus(
-                janusRequest(
-                    "attach", session: session, extra: [("plugin", .string("janus.plugin.videoroom"))],
-                    pending: .attach(key, .publish, mediaSession: member.session)))
+                attachHandle(session: session, pending: .attach(key, .publish, mediaSession: member.session)))
         ]
     }
 
@@ -492,9 +488,7 @@ struct SFUBroker {
             members[key] = member
             return [
                 .janus(
-                    janusRequest(
-                        "attach", session: session, extra: [("plugin", .string("janus.plugin.videoroom"))],
-                        pending: .attach(key, .subscribe, mediaSession: member.session)))
+                    attachHandle(session: session, pending: .attach(key, .subscribe, mediaSession: member.session)))
             ]
         }
         let added = wanted.subtracting(member.subscribed)
@@ -599,65 +593,12 @@ struct SFUBroker {
         ]
     }
 
-    // MARK: Building requests
-
+    /// Forgets everything of Janus's (a lost link took it all).
     private mutating func resetJanusState() {
         members = [:]
         spaces = [:]
         handles = [:]
         feeds = [:]
         pending = [:]
-    }
-
-    private mutating func takeID() -> UInt64 {
-        defer { nextID += 1 }
-        return nextID
-    }
-
-    private mutating func transaction(_ request: Pending) -> String {
-        defer { nextTransaction += 1 }
-        let id = "h\(nextTransaction)"
-        pending[id] = request
-        return id
-    }
-
-    /// A Janus API request (`create`, `attach`, `detach`, `trickle`, `keepalive`).
-    private mutating func janusRequest(
-        _ janus: String, session: UInt64? = nil, handle: UInt64? = nil, extra: [(String, JSONValue)] = [],
-        pending: Pending
-    ) -> JSONValue {
-        var fields: [(String, JSONValue)] = [
-            ("janus", .string(janus)), ("transaction", .string(transaction(pending))),
-            ("apisecret", .string(settings.apiSecret)),
-        ]
-        if let session { fields.append(("session_id", .integer(Int64(session)))) }
-        if let handle { fields.append(("handle_id", .integer(Int64(handle)))) }
-        return .object(fields + extra)
-    }
-
-    /// A VideoRoom request on a handle (`janus: message`).
-    private mutating func pluginMessage(
-        _ handle: UInt64, session: UInt64, body: [(String, JSONValue)], jsep: JSONValue? = nil, label: String
-    ) -> JSONValue {
-        pluginMessage(handle, session: session, body: body, jsep: jsep, pending: .request(label))
-    }
-
-    private mutating func pluginMessage(
-        _ handle: UInt64, session: UInt64, body: [(String, JSONValue)], jsep: JSONValue? = nil, pending: Pending
-    ) -> JSONValue {
-        var extra: [(String, JSONValue)] = [("body", .object(body))]
-        if let jsep { extra.append(("jsep", jsep)) }
-        return janusRequest("message", session: session, handle: handle, extra: extra, pending: pending)
-    }
-
-    private func jsep(_ type: String, _ sdp: String) -> JSONValue {
-        .object([("type", .string(type)), ("sdp", .string(sdp))])
-    }
-
-    /// The VideoRoom's own error in a reply (`plugindata.data.error_code`), if any.
-    private func pluginError(_ reply: JSONValue) -> (code: Int64, reason: String)? {
-        guard let data = reply["plugindata"]?["data"], case .integer(let code)? = data["error_code"] else { return nil }
-        let reason: String = if case .string(let r)? = data["error"] { r } else { "" }
-        return (code, reason)
     }
 }
