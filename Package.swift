@@ -4,10 +4,12 @@ import PackageDescription
 // Layers, bottom up (docs/architecture.md draws them):
 //   HearthCore       pure room engine: commands in, effects out (no I/O, no C, no clock)
 //   CLws, CJansson   system libraries: libwebsockets (TLS WebSocket) and jansson (JSON)
+//   CLibpq           system library: libpq (PostgreSQL), for the shared store of a cluster
 //   HearthWire       the v1 JSON wire protocol, through jansson
 //   HearthTransport  libwebsockets server: TLS, sessions, send queues, HTTP routes
 //   HearthAuth       join tokens (JWT), TURN credentials, resume secrets
-//   HearthStore      embedded SQLite (GRDB): the input journal, hash-chained audit, attendance
+//   HearthStore      embedded SQLite (GRDB): the input journal, hash-chained audit, attendance;
+//                    and the cluster's shared journal and room ownership in PostgreSQL (libpq)
 //   HearthWebAssets  the web app and SDK (web/), embedded at build time (Plugins/EmbedWeb)
 //   HearthServer     the shell: runs the engine, executes its effects, config, metrics
 //   hearthd          the command-line entry point
@@ -37,6 +39,8 @@ let package = Package(
         .systemLibrary(
             name: "CJansson", path: "Sources/CJansson", pkgConfig: "jansson",
             providers: [.apt(["libjansson-dev"])]),
+        .systemLibrary(
+            name: "CLibpq", path: "Sources/CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .target(name: "HearthWire", dependencies: ["HearthCore", "CJansson"]),
         .target(
             name: "HearthTransport",
@@ -53,7 +57,7 @@ let package = Package(
         .target(
             name: "HearthStore",
             dependencies: [
-                "HearthCore", .product(name: "GRDB", package: "GRDB.swift"),
+                "HearthCore", "CLibpq", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The web app and SDK (web/), embedded at build time by the EmbedWeb plugin.

@@ -22,8 +22,12 @@ public enum CloseCode: UInt16, CaseIterable, Hashable, Sendable {
     // The shell.
     /// Policy violation: too many bad messages.
     case tooManyBadMessages = 1008
-    /// The server is at capacity, its store is backlogged, or one address has too many connections.
+    /// The server is at capacity, its store is backlogged, one address has too many connections,
+    /// or (in a cluster) another node still holds the room.
     case tryAgainLater = 1013
+    /// In a cluster: this node no longer serves the room (another node took it over, or this
+    /// node's lease lapsed). Reconnect and `resume`: the proxy sends you to the room's node.
+    case serviceRestart = 1012
     /// A bad or expired token, a single-use invitation used again, or a failed `resume`.
     case authenticationFailed = 4401
     /// The path is not a room's endpoint.

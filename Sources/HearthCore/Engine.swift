@@ -158,6 +158,13 @@ public struct Engine: Sendable {
     public var openRoomCount: Int { rooms.values.reduce(0) { $0 + ($1.isEnded ? 0 : 1) } }
 
     /// Forgets ended rooms that ended before `cutoff` (their records live in the shell's store).
+    /// Forgets a room and its connections, whatever its phase: in a cluster, the room moved to
+    /// another node (which rebuilds it from the journal).
+    public mutating func forgetRoom(_ id: RoomID) {
+        guard rooms.removeValue(forKey: id) != nil else { return }
+        roomOfConnection = roomOfConnection.filter { $0.value != id }
+    }
+
     public mutating func dropEndedRooms(before cutoff: Instant) {
         rooms = rooms.filter { _, room in
             if case .ended(let at) = room.phase { return at >= cutoff }

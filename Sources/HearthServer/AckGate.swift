@@ -25,6 +25,15 @@ struct AckGate {
 
     mutating func hold(_ item: Held, ticket: UInt64) { held.append((ticket, item)) }
 
+    /// Forgets what waits for `session` (its room moved to another node: never sent).
+    mutating func discard(_ session: SessionID) {
+        held.removeAll {
+            switch $0.item {
+            case .ack(_, let s), .close(let s, _, _): return s == session
+            }
+        }
+    }
+
     /// Removes and returns what waited for tickets up to `committed`, in the order held.
     mutating func release(upTo committed: UInt64) -> [Held] {
         var released: [Held] = []

@@ -17,7 +17,7 @@ extension HearthConfiguration: ConfigurationSection {
             .value("tokens", \.tokens), .value("dev", \.dev), .value("admin", \.admin), .value("ice", \.ice),
             .value("limits", \.limits), .value("rateLimits", \.rateLimits), .value("retention", \.retention),
             .value("rooms", \.rooms), .value("web", \.web), .value("sfu", \.sfu),
-            .value("allowedOrigins", \.allowedOrigins),
+            .value("store", \.store), .value("postgres", \.postgres), .value("allowedOrigins", \.allowedOrigins),
             .value("trustedProxies", \.trustedProxies), .value("logLevel", \.logLevel),
         ]
     }
@@ -64,6 +64,14 @@ extension HearthConfiguration.SFU: ConfigurationSection {
 
     static var fields: [Field] {
         [.value("janusSocket", \.janusSocket), .value("apiSecret", \.apiSecret), .value("adminKey", \.adminKey)]
+    }
+}
+
+extension HearthConfiguration.Postgres: ConfigurationSection {
+    public init(from decoder: any Decoder) throws { try self.init(fields: decoder) }
+
+    static var fields: [Field] {
+        [.value("conninfo", \.conninfo), .value("node", \.node), .value("leaseSeconds", \.leaseSeconds)]
     }
 }
 

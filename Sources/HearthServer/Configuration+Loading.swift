@@ -96,6 +96,11 @@ extension HearthConfiguration {
         }
         sfu.apiSecret = try resolve(sfu.apiSecret, key: "sfu.apiSecret")
         sfu.adminKey = try resolve(sfu.adminKey, key: "sfu.adminKey")
+        if let conninfo = environment["HEARTH_POSTGRES"], !conninfo.isEmpty {
+            postgres.conninfo = conninfo
+        } else {
+            postgres.conninfo = try resolve(postgres.conninfo, key: "postgres.conninfo")
+        }
 
         // Admin keys: HEARTH_ADMIN_SECRET, then env: indirection.
         var adminOverride: Int? = nil

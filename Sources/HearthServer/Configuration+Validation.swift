@@ -174,6 +174,21 @@ extension HearthConfiguration {
         } else if rooms.media == .sfu {
             throw .invalidValue(key: "rooms.media", problem: "sfu needs sfu.janusSocket (a media server)")
         }
+        // The shared store.
+        if store == .postgres {
+            if (postgres.conninfo ?? "").isEmpty {
+                throw .invalidValue(key: "postgres.conninfo", problem: "is needed with store: postgres")
+            }
+            guard let node = postgres.node, !node.isEmpty, node.count <= 64,
+                node.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+            else {
+                throw .invalidValue(
+                    key: "postgres.node", problem: "is needed with store: postgres: 1-64 of A-Z a-z 0-9 _ -")
+            }
+            if !(postgres.leaseSeconds >= 1 && postgres.leaseSeconds <= 60) {
+                throw .invalidValue(key: "postgres.leaseSeconds", problem: "must be between 1 and 60")
+            }
+        }
         if rooms.meshLimit < 1 { throw .invalidValue(key: "rooms.meshLimit", problem: "must be at least 1") }
 
         // Limits: all positive.

@@ -50,6 +50,11 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
     public var web = Web()
     /// The SFU mode's media server (docs/deploy.md, "SFU"). Without `janusSocket` every room uses the mesh.
     public var sfu = SFU()
+    /// Where the journal lives: `sqlite` (the embedded file in `dataDirectory`, one node owns
+    /// every room) or `postgres` (the cluster's shared store; `postgres` below).
+    public var store: StoreKind = .sqlite
+    /// The cluster's shared store, for `store: postgres` (docs/deploy.md, "A cluster").
+    public var postgres = Postgres()
     /// Browser `Origin`s allowed to open the WebSocket (`https://host[:port]`, or `*`).
     /// Empty: any `Origin` is accepted (native clients send none; list the clinic's web
     /// origins for browser deployments).
@@ -98,6 +103,24 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public init() {}
 
         public var isEnabled: Bool { janusSocket != nil }
+    }
+
+    public enum StoreKind: String, Sendable, Codable, Equatable {
+        case sqlite
+        case postgres
+    }
+
+    public struct Postgres: Sendable, Codable, Equatable {
+        /// libpq's connection string (`host=… port=… dbname=… user=…`; may be `env:NAME`, and
+        /// `HEARTH_POSTGRES` overrides it). Passwords belong in `~/.pgpass` or the environment.
+        public var conninfo: String?
+        /// This node's name in the cluster: unique, and the same across its restarts.
+        public var node: String?
+        /// How long a node's lease lives without renewal (renewed every second). A node that
+        /// cannot renew for this long stops serving; its rooms can be claimed after it.
+        public var leaseSeconds: Double = 5
+
+        public init() {}
     }
 
     public struct Web: Sendable, Codable, Equatable {
@@ -381,6 +404,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         if copy.ice.turnSecret != nil { copy.ice.turnSecret = mask }
         if copy.sfu.apiSecret != nil { copy.sfu.apiSecret = mask }
         if copy.sfu.adminKey != nil { copy.sfu.adminKey = mask }
+        if copy.postgres.conninfo != nil { copy.postgres.conninfo = mask }
         return copy
     }
 

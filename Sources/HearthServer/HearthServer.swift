@@ -13,6 +13,8 @@ public final class HearthServer: @unchecked Sendable {
     private let transport: Transport
     private let host: RoomHost
     private let store: Store
+    /// The cluster's shared store (`store: postgres`), or nil.
+    private let shared: SharedJournal?
     private let logger: Logger
 
     public init(configuration: HearthConfiguration, logger: Logger) throws {
@@ -38,21 +40,32 @@ public final class HearthServer: @unchecked Sendable {
         store = try Store(
             directory: configuration.dataDirectory, queueLimit: configuration.limits.journalQueueMaxEntries,
             writerGate: Self.testWriterGate(ProcessInfo.processInfo.environment, logger: logger))
-        let recovery = try RoomHost.recover(from: store, configuration: configuration, now: RoomHost.now())
+        if configuration.store == .postgres, let conninfo = configuration.postgres.conninfo,
+            let node = configuration.postgres.node
+        {
+            shared = try SharedJournal(
+                conninfo: conninfo, node: node, leaseSeconds: configuration.postgres.leaseSeconds,
+                queueLimit: configuration.limits.journalQueueMaxEntries)
+            logger.info("shared store open", metadata: ["node": "\(node)"])
+        } else {
+            shared = nil
+        }
+        let recovery = try RoomHost.recover(
+            from: store, shared: shared, configuration: configuration, now: RoomHost.now())
         if recovery.entries > 0 {
             logger.info(
                 "rooms rebuilt from the journal",
                 metadata: ["entries": "\(recovery.entries)", "rooms": "\(recovery.engine.rooms.count)"])
         }
         host = RoomHost(
-            configuration: configuration, verifier: verifier, store: store, recovered: recovery,
+            configuration: configuration, verifier: verifier, store: store, shared: shared, recovered: recovery,
             metrics: ServerMetrics(), logger: logger, version: Self.version,
             webApp: try configuration.web.root.map(WebApp.load(root:)) ?? .embedded())
         let t = try configuration.transportConfiguration(certificatePath: certificate, privateKeyPath: key)
         transport = try Transport(configuration: t, delegate: host, logger: logger)
         // Acks held in the host's AckGate go out as soon as the writer commits their journal entries.
         let hostRef = LoopConfined(host)
-        store.onCommit = { [transport] ticket in
+        host.journal.onCommit = { [transport] ticket in
             transport.post { t in hostRef.value.releaseAcks(upTo: ticket, transport: t) }
         }
         // Janus's messages come in on the link's reader thread; the broker lives on the loop's.
@@ -77,9 +90,25 @@ public final class HearthServer: @unchecked Sendable {
         logger.info("listening", metadata: ["listen": "\(configuration.listen)", "version": "\(Self.version)"])
     }
 
-    /// Graceful stop: every client is told to reconnect (1001), records are flushed.
+    /// Graceful stop: every client is told to reconnect (1001), records are flushed. In a
+    /// cluster the node first stops taking joins and claims, writes its journal, and deletes
+    /// its lease, so other nodes can claim its rooms the moment its clients reconnect.
     public func stop() {
+        if let shared {
+            let hostRef = LoopConfined(host)
+            let drained = DispatchSemaphore(value: 0)
+            transport.post { _ in
+                hostRef.value.draining = true
+                drained.signal()
+            }
+            _ = drained.wait(timeout: .now() + 2)
+            if !shared.flush(timeout: 5) { logger.error("drain: the shared journal did not commit in 5 s") }
+            shared.releaseLease()
+            logger.info("drain: lease released, rooms may move")
+        }
         transport.stop()
+        shared?.flush()
+        shared?.close()
         store.flush()
         store.close()
         logger.info("stopped")

@@ -29,10 +29,28 @@ extension RoomHost {
             guard let role = Role(rawValue: claims.role) else {
                 return drive(session, at: at, transport: transport) { $0.refused(.authenticationFailed, rid: rid) }
             }
+            // In a cluster, the room must be this node's (claimed and rebuilt if need be).
+            guard hold(room, creating: true, at: at, transport: transport) == .held else {
+                return elsewhere(session, rid: rid, at: at, transport: transport)
+            }
             // Guest invitations are single use, for the token's lifetime (the verifier refuses a
-            // guest token without `jti`).
+            // guest token without `jti`); in a cluster, across every node.
             if role == .guest, let jti = claims.jti {
-                guard usedTokenIDs[jti] == nil else {
+                let reused: Bool
+                if usedTokenIDs[jti] != nil {
+                    reused = true
+                } else if let shared {
+                    do {
+                        reused = try !shared.useToken(jti, room: room, expires: Self.instant(claims.exp))
+                    } catch {
+                        logger.error(
+                            "token check failed: the shared store is unreachable", metadata: ["error": "\(error)"])
+                        return elsewhere(session, rid: rid, at: at, transport: transport)
+                    }
+                } else {
+                    reused = false
+                }
+                guard !reused else {
                     store.appendAuthenticationFailure(room: room, reason: "token_reused", address: machine.peer, at: at)
                     return refuseAndClose(
                         session, .tokenReused, rid: rid, close: CloseCode.authenticationFailed.rawValue,
@@ -69,6 +87,9 @@ extension RoomHost {
         let room = machine.room
         guard authFailures.allows(machine.peer, now: at) else {
             return overAuthenticationBudget(session, rid: rid, at: at, transport: transport)
+        }
+        guard hold(room, at: at, transport: transport) == .held else {
+            return elsewhere(session, rid: rid, at: at, transport: transport)
         }
         if engine.rooms[room]?.isEnded == true {
             let ended = CloseReason.ended
@@ -118,6 +139,15 @@ extension RoomHost {
             authFailures.spend(machine.peer, now: at)
             drive(session, at: at, transport: transport) { $0.refused(.authenticationFailed, rid: rid) }
         }
+    }
+
+    /// A `hello` or `resume` for a room another node of the cluster holds (or while the shared
+    /// store cannot be reached): `server-busy` and 1013, so the client retries; by then the
+    /// proxy sends it to the room's node.
+    private func elsewhere(_ session: SessionID, rid: String?, at: Instant, transport: any ShellTransport) {
+        refuseAndClose(
+            session, .serverBusy, rid: rid, close: CloseCode.tryAgainLater.rawValue,
+            reason: "room is served by another node", at: at, transport: transport)
     }
 
     /// A `hello` or `resume` from an address past its failed-authentication budget.

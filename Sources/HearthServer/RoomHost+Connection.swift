@@ -34,17 +34,17 @@ extension RoomHost {
                 WireEncoder.encode(Message(rid: rid, event: .ack(Ack()))), type: "ack", to: [session],
                 transport: transport)
         case .verifyHello(let token, let rid):
-            guard store.acceptsNewWork else { return busy(session, rid: rid, at: at, transport: transport) }
+            guard acceptsNewWork else { return busy(session, rid: rid, at: at, transport: transport) }
             hello(session, token: token, rid: rid, at: at, transport: transport)
         case .verifyResume(let secret, let lastSeq, let rid):
-            guard store.acceptsNewWork else { return busy(session, rid: rid, at: at, transport: transport) }
+            guard acceptsNewWork else { return busy(session, rid: rid, at: at, transport: transport) }
             resume(session, secret: secret, lastSeq: lastSeq, rid: rid, at: at, transport: transport)
         case .verifyRefresh(let token, let rid):
             refresh(session, token: token, rid: rid, at: at, transport: transport)
         case .applyCommand(let command, let rid):
             // A stalled store refuses new work, but a member may always leave; signalling is
             // not journaled, so it goes on.
-            if JournaledCommand(command) != nil, command != .leave, !store.acceptsNewWork {
+            if JournaledCommand(command) != nil, command != .leave, !journal.acceptsNewWork || !store.acceptsNewWork {
                 metrics.refusal(ErrorCode.serverBusy.rawValue)
                 send(
                     WireEncoder.encodeError(.serverBusy, rid: rid), type: "error", to: [session], transport: transport)
@@ -61,9 +61,13 @@ extension RoomHost {
         }
     }
 
-    /// Refuses a join while the store's queue is at its bound (a stalled disk): the client
-    /// tries again later (1013).
-    private func busy(_ session: SessionID, rid: String?, at: Instant, transport: any ShellTransport) {
+    /// Whether a join may start: the journal and the records are not backlogged, and (in a
+    /// cluster) the node is not handing its rooms over.
+    var acceptsNewWork: Bool { journal.acceptsNewWork && store.acceptsNewWork && !draining }
+
+    /// Refuses a join while the store's queue is at its bound (a stalled disk), or while the
+    /// room is held by another node of a cluster: the client tries again later (1013).
+    func busy(_ session: SessionID, rid: String?, at: Instant, transport: any ShellTransport) {
         refuseAndClose(
             session, .serverBusy, rid: rid, close: CloseCode.tryAgainLater.rawValue, reason: "server busy", at: at,
             transport: transport)

@@ -9,13 +9,21 @@ extension RoomHost {
         case ("GET", "/healthz"):
             let uptime = Int(Date().timeIntervalSince(startedAt))
             // A backlogged store refuses new joins: 503 tells a load balancer to send them elsewhere.
-            let accepting = store.acceptsNewWork
-            let status = accepting ? "ok" : "backlogged"
-            let journal = #"{"queued":\#(store.queued),"limit":\#(store.queueLimit),"status":"\#(status)"}"#
+            // A draining node, or one without a live lease, sends new rooms elsewhere the same way.
+            let backlogged = !journal.acceptsNewWork || !store.acceptsNewWork
+            let outOfCluster = shared.map { draining || !$0.leaseHeld } ?? false
+            let accepting = !backlogged && !outOfCluster
+            let status = backlogged ? "backlogged" : outOfCluster ? (draining ? "draining" : "lease-lapsed") : "ok"
+            let journalState =
+                #"{"queued":\#(journal.queued),"limit":\#(store.queueLimit),"status":"\#(backlogged ? "backlogged" : "ok")"}"#
+            let cluster =
+                shared.map {
+                    #","cluster":{"node":"\#($0.node)","lease":"\#($0.leaseHeld ? "held" : "lapsed")","rooms":\#(engine.rooms.count)}"#
+                } ?? ""
             // The media server's state, with the SFU mode on; its loss degrades media, not the node.
             let sfuState = sfu.map { #","sfu":"\#($0.isUp ? "up" : "down")""# } ?? ""
             let body =
-                #"{"status":"\#(status)","version":"\#(version)","uptimeSeconds":\#(uptime),"connections":\#(connections.count),"rooms":\#(engine.rooms.count),"journal":\#(journal)\#(sfuState)}"#
+                #"{"status":"\#(status)","version":"\#(version)","uptimeSeconds":\#(uptime),"connections":\#(connections.count),"rooms":\#(engine.rooms.count),"journal":\#(journalState)\#(sfuState)\#(cluster)}"#
             return .response(HTTPResponse(status: accepting ? 200 : 503, contentType: "application/json", text: body))
         case ("GET", "/metrics"):
             updateGauges(transport)
@@ -44,7 +52,7 @@ extension RoomHost {
         metrics.rooms.record(open)
         metrics.membersInRoom.record(inRoom)
         metrics.membersWaiting.record(waiting)
-        metrics.journalQueued.record(store.queued)
+        metrics.journalQueued.record(journal.queued)
         if let sfu { metrics.sfuUp.record(sfu.isUp ? 1 : 0) }
         metrics.addressesConnected.record(slots.addressCount)
         metrics.addressesFailingAuthentication.record(authFailures.addressCount)

@@ -7,7 +7,7 @@ extension RoomHost {
         let r = configuration.retention
         let endedCutoff = now + (-Int64(r.endedRoomHours) * 3_600_000)
         engine.dropEndedRooms(before: endedCutoff)
-        store.compact(roomsEndedBefore: endedCutoff)
+        journal.compact(roomsEndedBefore: endedCutoff)
         store.pruneAudit(before: now + (-Int64(r.auditDays) * 86_400_000))
         store.pruneAttendance(before: now + (-Int64(r.attendanceDays) * 86_400_000))
     }

@@ -22,7 +22,14 @@ final class RoomHost: TransportDelegate {
     var connections: [SessionID: ConnectionStateMachine] = [:]
     let verifier: TokenVerifier
     let configuration: HearthConfiguration
+    /// The node's records (audit, attendance) and, with the embedded store, its journal.
     let store: Store
+    /// Where inputs are journaled: `store` itself, or the cluster's shared journal.
+    let journal: any JournalStore
+    /// The cluster's shared store (`store: postgres`; `RoomHost+Cluster.swift`), or nil.
+    let shared: SharedJournal?
+    /// SIGTERM in a cluster: no more joins or claims while the node hands its rooms over.
+    var draining = false
     let operations: OperationsAPI
     /// The web app at `/app/` (built in, or `web.root`).
     let webApp: WebApp
@@ -55,12 +62,14 @@ final class RoomHost: TransportDelegate {
     var onJanusEvent: (@Sendable (UInt64, JanusLink.Event) -> Void)?
 
     init(
-        configuration: HearthConfiguration, verifier: TokenVerifier, store: Store, recovered: Recovery,
-        metrics: ServerMetrics, logger: Logger, version: String, webApp: WebApp = .embedded()
+        configuration: HearthConfiguration, verifier: TokenVerifier, store: Store, shared: SharedJournal? = nil,
+        recovered: Recovery, metrics: ServerMetrics, logger: Logger, version: String, webApp: WebApp = .embedded()
     ) {
         self.configuration = configuration
         self.verifier = verifier
         self.store = store
+        self.shared = shared
+        self.journal = shared ?? store
         self.metrics = metrics
         self.logger = logger
         self.version = version
@@ -96,9 +105,11 @@ final class RoomHost: TransportDelegate {
     static func instant(_ date: Date) -> Instant { Instant(milliseconds: Int64(date.timeIntervalSince1970 * 1000)) }
 
     func connection(_ s: SessionID) -> ConnectionID { ConnectionID(connectionBase + s.rawValue) }
-    /// The live session of a connection, or nil for one from before a restart.
+    /// The live session of a connection, or nil for one from before a restart (or, in a
+    /// cluster, from another node: their ids lie outside `connectionBase ..< + 2^32`).
     func session(_ c: ConnectionID) -> SessionID? {
-        c.rawValue >= connectionBase ? SessionID(rawValue: c.rawValue - connectionBase) : nil
+        c.rawValue >= connectionBase && c.rawValue - connectionBase < 1 << 32
+            ? SessionID(rawValue: c.rawValue - connectionBase) : nil
     }
 
     /// `/v1/rooms/{room}`: room ids are opaque, 1–64 of `A-Z a-z 0-9 _ -`.
@@ -123,6 +134,7 @@ final class RoomHost: TransportDelegate {
     func transportTick(_ transport: Transport) { tick(transport) }
 
     func opened(_ session: SessionID, path: String, peerAddress: String, transport: any ShellTransport) {
+        if shared != nil { fence(transport) }
         let peerAddress = ClientAddress.limitKey(peerAddress)  // per-address limits: IPv6 by its /64
         let now = Self.now()
         guard let room = Self.room(fromPath: path) else {
@@ -153,6 +165,7 @@ final class RoomHost: TransportDelegate {
     }
 
     func received(_ session: SessionID, text: UnsafeRawBufferPointer, transport: any ShellTransport) {
+        if shared != nil { fence(transport) }
         guard connections[session] != nil else { return }
         metrics.bytesIn.increment(by: text.count)
         let at = Self.now()
@@ -189,7 +202,7 @@ final class RoomHost: TransportDelegate {
         for timer in timers.popDue(now) {
             dispatch(.timerFired(timer), room: timer.room, at: now, transport: transport)
         }
-        releaseAcks(upTo: store.committedTicket, transport: transport)
+        releaseAcks(upTo: journal.committedTicket, transport: transport)
         // Connections that have not said hello (or resumed) in time, and expired tokens.
         for session in Array(connections.keys) {
             drive(session, at: now, transport: transport) { $0.tick(now: now) }
@@ -206,7 +219,7 @@ final class RoomHost: TransportDelegate {
 
     func transportWillStop(_ transport: Transport) {
         logger.info("stopping: telling every client to reconnect", metadata: ["connections": "\(connections.count)"])
-        store.flush()
+        journal.flush()
         janus?.shutDown()
     }
 
@@ -214,10 +227,38 @@ final class RoomHost: TransportDelegate {
 
     /// Creates a room ahead of its session (journaled like every engine input). False when an
     /// open room has that id.
-    func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant, transport: any ShellTransport) -> Bool {
-        guard !engine.hasOpenRoom(id) else { return false }
+    func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant, transport: any ShellTransport) -> Creation {
+        if let shared {
+            // In a cluster the room is written to the shared journal with no owner: the node its
+            // first member reaches claims it. The answer shows it as the engine would create it.
+            guard let entry = JournalEntry(.createRoom(id, settings: settings), room: id, at: at) else {
+                return .unavailable
+            }
+            do {
+                switch try shared.createRoom(entry) {
+                case .exists: return .exists
+                case .ended: return .ended
+                case .created:
+                    var scratch = Engine(defaultSettings: engine.defaultSettings)
+                    _ = scratch.apply(.createRoom(id, settings: settings), at: at)
+                    return scratch.rooms[id].map(Creation.created) ?? .unavailable
+                }
+            } catch {
+                logger.error("room creation failed: the shared store is unreachable", metadata: ["error": "\(error)"])
+                return .unavailable
+            }
+        }
+        if let existing = engine.rooms[id] { return existing.isEnded ? .ended : .exists }
         dispatch(.createRoom(id, settings: settings), room: id, at: at, transport: transport)
-        return true
+        return engine.rooms[id].map(Creation.created) ?? .exists
+    }
+
+    enum Creation {
+        case created(Room)
+        case exists
+        case ended
+        /// The shared store could not be reached.
+        case unavailable
     }
 
     /// Ends an open room for everyone. False when there is no such open room.
@@ -236,7 +277,10 @@ final class RoomHost: TransportDelegate {
     /// Journals one engine input (signalling is never journaled), applies it, and carries out
     /// its effects. `room` is the room it goes to (the journal files entries by room).
     func dispatch(_ input: Engine.Input, room: RoomID, at: Instant, transport: any ShellTransport) {
-        let ticket = JournalEntry(input, room: room, at: at).map { store.append($0) }
+        // In a cluster, nothing happens in a room this node does not hold (a dropped room's
+        // late departures, timers): another node serves it.
+        if let shared, !shared.owns(room) { return }
+        let ticket = JournalEntry(input, room: room, at: at).map { journal.append($0) }
         let start = ContinuousClock.now
         let effects = engine.apply(input, at: at)
         metrics.dispatch.recordNanoseconds(Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000))
@@ -249,7 +293,7 @@ final class RoomHost: TransportDelegate {
     func run(_ effects: [Effect], ticket: UInt64?, transport: any ShellTransport) {
         // Decided once: the writer commits concurrently, and an ack held here must not be
         // overtaken by a close of the same input that found the entry committed a moment later.
-        let committed = store.committedTicket
+        let committed = journal.committedTicket
         // What earlier inputs held and is now committed goes first, so replies stay in order.
         if !acks.isEmpty { releaseAcks(upTo: committed, transport: transport) }
         let hold = AckGate.mustHold(ticket: ticket, committed: committed)
@@ -286,7 +330,7 @@ final class RoomHost: TransportDelegate {
             case .cancel(let timer):
                 timers.cancel(timer)
             case .roomEnded(let room, let at):
-                store.markEnded(room, at: at)
+                journal.markEnded(room, at: at)
             case .resumeRefused(let connection):
                 guard let session = session(connection) else { continue }
                 drive(session, at: Self.now(), transport: transport) { $0.resumeRefused() }
@@ -296,6 +340,8 @@ final class RoomHost: TransportDelegate {
 
     /// Carries out the held acks (and closes) whose inputs' journal entries are now committed.
     func releaseAcks(upTo committed: UInt64, transport: any ShellTransport) {
+        // Rooms a commit up to `committed` found taken over are dropped first: their acks never go.
+        if shared != nil { fence(transport) }
         for item in acks.release(upTo: committed) {
             switch item {
             case .ack(let message, let session):

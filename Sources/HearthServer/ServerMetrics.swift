@@ -21,6 +21,9 @@ final class ServerMetrics {
     let bytesIn: Counter
     let bytesOut: Counter
     let sendQueueDrops: Counter
+    /// Cluster: rooms this node claimed, and rooms it found taken over by another node.
+    let claims: Counter
+    let roomsLost: Counter
     /// Source addresses with open connections, and with a failed-authentication budget in use.
     let addressesConnected: Gauge
     let addressesFailingAuthentication: Gauge
@@ -50,6 +53,8 @@ final class ServerMetrics {
         bytesIn = Counter(label: "hearth_bytes_in_total", factory: factory)
         bytesOut = Counter(label: "hearth_bytes_out_total", factory: factory)
         sendQueueDrops = Counter(label: "hearth_send_queue_drops_total", factory: factory)
+        claims = Counter(label: "hearth_room_claims_total", factory: factory)
+        roomsLost = Counter(label: "hearth_rooms_lost_total", factory: factory)
         addressesConnected = Gauge(
             label: "hearth_tracked_addresses", dimensions: [("table", "connections")], factory: factory)
         addressesFailingAuthentication = Gauge(

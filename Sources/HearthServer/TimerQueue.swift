@@ -22,6 +22,9 @@ struct TimerQueue {
 
     mutating func cancel(_ id: TimerID) { due[id] = nil }
 
+    /// Cancels every timer of `room` (the room was dropped from this node).
+    mutating func cancelAll(in room: RoomID) { due = due.filter { $0.key.room != room } }
+
     /// Removes and returns the timers due at or before `now`, earliest first.
     mutating func popDue(_ now: Instant) -> [TimerID] {
         var fired: [TimerID] = []

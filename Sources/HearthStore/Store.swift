@@ -75,7 +75,7 @@ public final class Store: Sendable {
 
     public let path: String
     let pool: DatabasePool
-    private let writer: Writer
+    private let writer: Writer<Operation>
     /// Operations (queued or being written) past which `acceptsNewWork` is false.
     public let queueLimit: Int
     private let authenticationFailures: FoldingState
@@ -132,7 +132,9 @@ public final class Store: Sendable {
             }
         }
         try Schema.migrator.migrate(pool)
-        writer = Writer(pool: pool, commitWindow: commitWindow, gate: writerGate)
+        writer = Writer(name: "hearth-store-writer", commitWindow: commitWindow, gate: writerGate) {
+            [pool] batch in try pool.write { db in try Store.write(batch, db) }
+        }
         writer.start()
     }
 
@@ -268,9 +270,18 @@ public final class Store: Sendable {
 
     /// Every committed journal entry, in the order it was appended.
     public func replay() throws -> [JournalEntry] {
+        try readJournal(sql: "SELECT seq, kind, body FROM journal ORDER BY seq")
+    }
+
+    /// Every committed journal entry of one room, in the order it was appended.
+    public func entries(of room: RoomID) throws -> [JournalEntry] {
+        try readJournal(sql: "SELECT seq, kind, body FROM journal WHERE room = ? ORDER BY seq", [room.rawValue])
+    }
+
+    private func readJournal(sql: String, _ arguments: StatementArguments = []) throws -> [JournalEntry] {
         try pool.read { db in
             var entries: [JournalEntry] = []
-            let rows = try Row.fetchCursor(db, sql: "SELECT seq, kind, body FROM journal ORDER BY seq")
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
             while let row = try rows.next() {
                 let seq: Int64 = row["seq"]
                 do {

@@ -1,24 +1,20 @@
 import Foundation
-import GRDB
 import HearthCore
 
-/// The store's writer: a queue guarded by one lock (an `NSCondition`, which is a mutex and
-/// a condition variable together), and a dedicated thread that drains it with group commit.
+/// A store's writer: a queue guarded by one lock (an `NSCondition`, which is a mutex and
+/// a condition variable together), and a dedicated thread that drains it with group commit:
+/// it hands everything queued to `commit` (one transaction), then repeats. The embedded
+/// store (SQLite) and the shared journal (PostgreSQL) each run one, with their own
+/// operations and their own `commit`.
 ///
 /// `@unchecked Sendable`: every mutable field is read and written only with `condition`
-/// held; `pool` is itself thread-safe.
-final class Writer: @unchecked Sendable {
-    enum Operation {
-        case journal(JournalEntry)
-        case audit(AuditRecord)
-        case attendance(AttendanceRecord)
-        case ended(RoomID, Instant)
-        case compact(Instant)
-        case pruneAudit(Instant)
-        case pruneAttendance(Instant)
-    }
+/// held; `commit` runs on the writer thread only.
+final class Writer<Operation>: @unchecked Sendable {
+    /// Writes one batch in one transaction; throws if nothing of it was written.
+    typealias Commit = ([Operation]) throws -> Void
 
-    private let pool: DatabasePool
+    private let commit: Commit
+    private let name: String
     /// Group commit window: once woken by a first operation, the writer lets more gather for
     /// this long before it writes them in one transaction (see `Store.init`).
     private let commitWindow: Double
@@ -36,8 +32,9 @@ final class Writer: @unchecked Sendable {
     private var stats = Store.Statistics(
         transactions: 0, committed: 0, pending: 0, failures: 0, lastError: nil, droppedAfterClose: 0)
 
-    init(pool: DatabasePool, commitWindow: Double, gate: (@Sendable () -> Void)?) {
-        self.pool = pool
+    init(name: String, commitWindow: Double, gate: (@Sendable () -> Void)?, commit: @escaping Commit) {
+        self.name = name
+        self.commit = commit
         self.commitWindow = commitWindow
         self.gate = gate
     }
@@ -45,7 +42,7 @@ final class Writer: @unchecked Sendable {
     func start() {
         condition.withLock { running = true }
         let thread = Thread { [self] in run() }
-        thread.name = "hearth-store-writer"
+        thread.name = name
         thread.start()
     }
 
@@ -136,7 +133,7 @@ final class Writer: @unchecked Sendable {
             condition.unlock()
 
             do {
-                try pool.write { db in try Self.write(batch, db) }
+                try commit(batch)
                 backoff = 0.01
                 condition.lock()
                 committed = last
@@ -164,73 +161,6 @@ final class Writer: @unchecked Sendable {
                     backoff = min(backoff * 2, 2)
                 }
             }
-        }
-    }
-
-    /// Writes one batch inside the transaction `pool.write` opened.
-    private static func write(_ batch: [Operation], _ db: Database) throws {
-        var head: (baseID: Int64, baseHash: String, lastID: Int64, lastHash: String, count: Int)? = nil
-        func loadHead() throws -> (baseID: Int64, baseHash: String, lastID: Int64, lastHash: String, count: Int) {
-            if let head { return head }
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM audit_head WHERE id = 1") else {
-                throw DatabaseError(message: "audit_head row missing")
-            }
-            return (row["base_id"], row["base_hash"], row["last_id"], row["last_hash"], row["count"])
-        }
-        for operation in batch {
-            switch operation {
-            case .journal(let entry):
-                try Schema.insertJournal(entry, db)
-            case .audit(let record):
-                var h = try loadHead()
-                let id = h.lastID + 1
-                h.lastHash = try Schema.insertAudit(record, id: id, prevHash: h.lastHash, db)
-                h.lastID = id
-                h.count += 1
-                head = h
-            case .attendance(let record):
-                try Schema.insertAttendance(record, db)
-            case .ended(let room, let at):
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO room_end (room, ended_at) VALUES (?, ?)",
-                    arguments: [room.rawValue, at.milliseconds])
-            case .compact(let cutoff):
-                try db.execute(
-                    sql: """
-                        DELETE FROM journal WHERE room IN (SELECT room FROM room_end WHERE ended_at < ?);
-                        DELETE FROM room_end WHERE ended_at < ?;
-                        """,
-                    arguments: [cutoff.milliseconds, cutoff.milliseconds])
-            case .pruneAudit(let cutoff):
-                var h = try loadHead()
-                // The oldest rows up to the first one at or after the cutoff (a prefix, so
-                // the rest of the chain stays whole).
-                let firstKept =
-                    try Int64.fetchOne(
-                        db, sql: "SELECT MIN(id) FROM audit WHERE at >= ?", arguments: [cutoff.milliseconds])
-                    ?? (h.lastID + 1)
-                guard firstKept > h.baseID else { continue }
-                let newBase: String =
-                    firstKept > h.lastID
-                    ? h.lastHash
-                    : try String.fetchOne(db, sql: "SELECT prev_hash FROM audit WHERE id = ?", arguments: [firstKept])
-                        ?? h.lastHash
-                try db.execute(sql: "DELETE FROM audit WHERE id < ?", arguments: [firstKept])
-                h.count -= db.changesCount
-                h.baseID = firstKept
-                h.baseHash = newBase
-                head = h
-            case .pruneAttendance(let cutoff):
-                try db.execute(sql: "DELETE FROM attendance WHERE at < ?", arguments: [cutoff.milliseconds])
-            }
-        }
-        if let h = head {
-            try db.execute(
-                sql: """
-                    UPDATE audit_head SET base_id = ?, base_hash = ?, last_id = ?, last_hash = ?, count = ?
-                    WHERE id = 1
-                    """,
-                arguments: [h.baseID, h.baseHash, h.lastID, h.lastHash, h.count])
         }
     }
 }

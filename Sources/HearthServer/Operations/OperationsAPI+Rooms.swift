@@ -81,10 +81,12 @@ enum Rooms {
         if let existing = backend.rooms[id] {
             throw (existing.isEnded ? APIError.roomEnded : .roomExists).about(id)
         }
-        guard backend.createRoom(id, settings: settings, at: now), let room = backend.rooms[id] else {
-            throw APIError.roomExists.about(id)
+        switch backend.createRoom(id, settings: settings, at: now) {
+        case .created(let room): return Answer(status: 201, body: object(room), room: id.rawValue)
+        case .exists: throw APIError.roomExists.about(id)
+        case .ended: throw APIError.roomEnded.about(id)
+        case .unavailable: throw APIError.roomElsewhere.about(id)
         }
-        return Answer(status: 201, body: object(room), room: id.rawValue)
     }
 
     /// Applies `settings` fields over the defaults, naming the first bad field.
@@ -254,9 +256,11 @@ extension Route.Endpoint {
         case .listRooms:
             return try Rooms.list(request, backend: backend)
         case .getRoom(let id):
+            try backend.hold(id, at: now)
             guard let room = backend.rooms[id] else { throw .unknownRoom }
             return Answer(status: 200, body: Rooms.object(room))
         case .endRoom(let id):
+            try backend.hold(id, at: now)
             guard let room = backend.rooms[id] else { throw .unknownRoom }
             guard !room.isEnded, backend.endRoom(id, at: now), let ended = backend.rooms[id] else {
                 throw .roomEnded

@@ -18,8 +18,14 @@ struct OperationsAccess {
     var sfuEnabled: Bool { host.sfu != nil }
     var store: Store { host.recordStore }
 
-    func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant) -> Bool {
+    func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant) -> RoomHost.Creation {
         host.createRoom(id, settings: settings, at: at, transport: transport)
+    }
+
+    /// In a cluster: makes the room this node's before a route reads or ends it (claiming and
+    /// rebuilding it if no live node holds it). Throws `room-elsewhere` if another node does.
+    func hold(_ id: RoomID, at: Instant) throws(APIError) {
+        guard host.hold(id, at: at, transport: transport) == .held else { throw APIError.roomElsewhere.about(id) }
     }
 
     func endRoom(_ id: RoomID, at: Instant) -> Bool { host.endRoom(id, at: at, transport: transport) }
@@ -231,6 +237,10 @@ struct APIError: Error {
     static let bodyTooLarge = APIError(
         413, "body-too-large", "The body is larger than \(OperationsAPI.maxBodyBytes) bytes.", .invalidArgument)
     static let internalError = APIError(500, "internal-error", "The records could not be read.", .internalError)
+    static let roomElsewhere = APIError(
+        503, "room-elsewhere",
+        "Another node of the cluster serves this room, or the shared store cannot be reached; try again.",
+        .serverBusy)
 
     func about(_ room: RoomID) -> APIError {
         var copy = self

@@ -1,0 +1,110 @@
+import HearthCore
+import HearthStore
+import HearthTransport
+
+/// A node of a cluster (`store: postgres`): it serves only the rooms it holds in the shared
+/// store. It claims a room when a member's `hello` or `resume` (or an operations call) for it
+/// arrives, and rebuilds the room by replaying the room's journal exactly as start-up recovery
+/// does. It drops a room, closing the room's sessions with 1012 so its members resume where the
+/// proxy sends them, when a commit finds the room taken over by another node, and drops every
+/// room when its own lease lapsed (a stopped or cut-off node). With the embedded store every
+/// room is this node's, and none of this runs.
+extension RoomHost {
+    enum Hold {
+        /// The room is this node's (claimed now or before).
+        case held
+        /// Another node holds the room and its lease is live, or the shared store cannot be
+        /// reached: the client should try again.
+        case elsewhere
+    }
+
+    /// Makes sure this node holds `room`, claiming and rebuilding it if needed. `creating`: a
+    /// room no node has seen is claimed too (a `hello` creates rooms; a `resume` or an
+    /// operations call does not, and a room that does not exist is then `.held` with nothing
+    /// in it: the caller finds no room, as on a single node).
+    func hold(_ room: RoomID, creating: Bool = false, at: Instant, transport: any ShellTransport) -> Hold {
+        guard let shared else { return .held }
+        fence(transport)
+        if shared.owns(room) { return .held }
+        if draining { return .elsewhere }
+        let started = ContinuousClock.now
+        let claim: SharedJournal.Claim
+        do {
+            claim = try shared.claim(room, creating: creating)
+        } catch {
+            logger.error("claim failed: the shared store is unreachable", metadata: ["error": "\(error)"])
+            return .elsewhere
+        }
+        switch claim {
+        case .unknown:
+            return .held
+        case .heldElsewhere(let node):
+            logger.info("claim refused: another node holds the room", metadata: ["room": "\(room)", "node": "\(node)"])
+            return .elsewhere
+        case .owned(let epoch, let entries):
+            adopt(room, entries: entries, at: at, transport: transport)
+            let elapsed = ContinuousClock.now - started
+            metrics.claims.increment()
+            logger.info(
+                "room claimed",
+                metadata: ["room": "\(room)", "epoch": "\(epoch)", "entries": "\(entries.count)", "took": "\(elapsed)"])
+            return .held
+        }
+    }
+
+    /// Rebuilds `room` from its journal: replays it into the engine (a copy the node held
+    /// before is discarded first), re-arms its timers, and feeds every connection the journal
+    /// still has live as dropped now (journaled under the new epoch), so its seat is held for
+    /// the grace period and its resume secret works here.
+    private func adopt(_ room: RoomID, entries: [JournalEntry], at: Instant, transport: any ShellTransport) {
+        engine.forgetRoom(room)
+        timers.cancelAll(in: room)
+        let result = JournalEntry.replay(entries, into: &engine)
+        for (timer, due) in result.timers { timers.schedule(timer, at: due) }
+        for connection in result.connections where engine.room(of: connection) == room {
+            dispatch(.disconnected(connection), room: room, at: at, transport: transport)
+        }
+    }
+
+    /// Drops what the shared store says this node may no longer serve: rooms a commit found
+    /// taken over, or every room once the lease lapsed. Runs before any held ack is released
+    /// and before any client input is read, so nothing of a lost room is acknowledged.
+    func fence(_ transport: any ShellTransport) {
+        guard let shared else { return }
+        if shared.leaseLapsed {
+            let rooms = Array(engine.rooms.keys)
+            logger.warning(
+                "lease lapsed: dropping every room (their members resume on the node that claims them)",
+                metadata: ["rooms": "\(rooms.count)"])
+            shared.forgetAll()
+            for room in rooms { drop(room, transport: transport) }
+            // Connections still saying hello belong to no room yet: close them too.
+            for session in Array(connections.keys) { closeMoved(session, transport: transport) }
+            shared.acknowledgeLapse()
+        }
+        for room in shared.takeLostRooms() {
+            logger.warning("room taken over by another node: dropping it", metadata: ["room": "\(room)"])
+            metrics.roomsLost.increment()
+            drop(room, transport: transport)
+        }
+    }
+
+    /// Forgets `room` here: its sessions are closed with 1012 (their held acks are never
+    /// sent), its timers cancelled, its media torn down.
+    private func drop(_ room: RoomID, transport: any ShellTransport) {
+        shared?.forget(room)
+        for (session, machine) in connections where machine.room == room {
+            closeMoved(session, transport: transport)
+        }
+        engine.forgetRoom(room)
+        timers.cancelAll(in: room)
+        if sfu != nil { syncSFU(room, transport: transport) }
+    }
+
+    private func closeMoved(_ session: SessionID, transport: any ShellTransport) {
+        connections[session] = nil
+        acks.discard(session)
+        metrics.close(CloseCode.serviceRestart.rawValue)
+        transport.close(session, code: CloseCode.serviceRestart.rawValue, reason: "room moved to another node")
+    }
+}

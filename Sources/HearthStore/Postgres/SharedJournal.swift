@@ -1,0 +1,498 @@
+import Foundation
+import HearthCore
+
+/// The cluster's shared store in PostgreSQL (`store: postgres`): the journal of every room,
+/// which node owns each room and at which epoch, the nodes' leases, single-use guest token
+/// ids and room ends. Any node can rebuild any room from it, and no node can write for a room
+/// it does not own.
+///
+/// - **Leases.** Each node keeps a row in `hearth_lease`, renewed every second for
+///   `leaseSeconds` (5 by default) by a thread of its own. A node whose renewals stopped for
+///   longer than that (`leaseLapsed`) must stop serving: the shell closes every session and
+///   drops every room, and claims them again only once the lease is renewed.
+/// - **Claims.** A node takes a room (`claim`) when a member's `hello` or `resume` (or an
+///   operations call) arrives for a room it does not hold: the room's owner row moves to it
+///   with the epoch plus one, unless the current owner's lease is live. The claim returns the
+///   room's journal, which the shell replays exactly as start-up recovery does.
+/// - **Fenced group commit.** The writer thread writes a batch in one statement that joins
+///   the entries with the owner rows this node holds at the epochs it claimed (`FOR SHARE`, so
+///   a concurrent claim waits for it or it waits for the claim). A room whose row moved is not
+///   written: it is reported by `takeLostRooms()` before its tickets count as committed, so
+///   nothing of it is ever acknowledged.
+///
+/// Threads: the writer (its own connection), the lease keeper (its own), and the caller of
+/// `claim`, `useToken` and `createRoom` (the event loop; one connection behind a lock).
+public final class SharedJournal: JournalStore, @unchecked Sendable {
+    /// A room this node holds: its epoch, and the next entry number to write.
+    struct Ownership {
+        var epoch: Int64
+        var next: Int64
+    }
+
+    enum Operation {
+        case journal(JournalEntry)
+        case ended(RoomID, Instant)
+        case compact(Instant)
+    }
+
+    /// The outcome of `claim`.
+    public enum Claim: Sendable {
+        /// The room is this node's at `epoch`; replay `entries` (its whole journal) to rebuild it.
+        case owned(epoch: Int64, entries: [JournalEntry])
+        /// Another node holds it and its lease is live.
+        case heldElsewhere(node: String)
+        /// No such room (and `creating` was false): nothing was claimed.
+        case unknown
+    }
+
+    /// The outcome of `createRoom`.
+    public enum Creation: Sendable, Equatable {
+        case created
+        case exists
+        case ended
+    }
+
+    public let node: String
+    /// This node's number in the cluster (from `hearth_node`) and how many times it started:
+    /// connection ids are `number << 48 | incarnation << 32 | session`, so two nodes, or two
+    /// runs of one node, never mint the same id.
+    public let number: Int64
+    public let incarnation: Int64
+    public let leaseSeconds: Double
+    public let queueLimit: Int
+
+    private let control: PostgresConnection
+    private let controlLock = NSLock()
+    private var writer: Writer<Operation>!
+    private let lock = NSLock()
+    // Guarded by `lock`:
+    private var owned: [RoomID: Ownership] = [:]
+    private var lost: [RoomID] = []
+    private var lastRenewal: ContinuousClock.Instant
+    private var lapses = 0
+    private var leaseStopped = false
+    private let leaseThreadDone = DispatchSemaphore(value: 0)
+    /// Wakes the lease keeper from its pause when it must stop.
+    private let leaseWake = DispatchSemaphore(value: 0)
+
+    /// Opens the shared store: creates its tables when missing, registers this node (a new
+    /// incarnation), takes its lease, and starts the writer and the lease keeper.
+    public init(
+        conninfo: String, node: String, leaseSeconds: Double = 5, commitWindow: Double = Store.defaultCommitWindow,
+        queueLimit: Int = Store.defaultQueueLimit
+    ) throws {
+        self.node = node
+        self.leaseSeconds = leaseSeconds
+        self.queueLimit = queueLimit
+        let control = try PostgresConnection(conninfo: conninfo)
+        self.control = control
+        try control.transaction {
+            // Several nodes may start at once: one creates the tables at a time.
+            try control.execute("SELECT pg_advisory_xact_lock(7402310)")
+            for statement in SharedSchema.statements { try control.execute(statement) }
+        }
+        let row = try control.execute(
+            """
+            INSERT INTO hearth_node (name) VALUES ($1)
+            ON CONFLICT (name) DO UPDATE SET incarnation = hearth_node.incarnation + 1
+            RETURNING number, incarnation
+            """, [node])
+        guard let number = row.first?[0].flatMap({ Int64($0) }), let incarnation = row.first?[1].flatMap({ Int64($0) })
+        else { throw PostgresError(state: nil, message: "registering node \(node) returned nothing") }
+        self.number = number
+        self.incarnation = incarnation
+        let renewedAt = ContinuousClock.now
+        try control.execute(Self.renewSQL, [node, String(leaseSeconds)])
+        lastRenewal = renewedAt
+        let writerConnection = try PostgresConnection(conninfo: conninfo)
+        writer = Writer(name: "hearth-shared-writer", commitWindow: commitWindow, gate: nil) { [unowned self] batch in
+            try self.write(batch, writerConnection)
+        }
+        writer.start()
+        let leaseConnection = try PostgresConnection(conninfo: conninfo)
+        let thread = Thread { [self] in keepLease(leaseConnection) }
+        thread.name = "hearth-lease"
+        thread.start()
+    }
+
+    /// The first connection id of this run (see `number`).
+    public var connectionBase: UInt64 {
+        UInt64(number & 0xffff) << 48 | UInt64(incarnation & 0xffff) << 32
+    }
+
+    // MARK: Journal (JournalStore)
+
+    @discardableResult
+    public func append(_ entry: JournalEntry) -> UInt64 { writer.enqueue(.journal(entry)) }
+    @discardableResult
+    public func markEnded(_ room: RoomID, at: Instant) -> UInt64 { writer.enqueue(.ended(room, at)) }
+    @discardableResult
+    public func compact(roomsEndedBefore cutoff: Instant) -> UInt64 { writer.enqueue(.compact(cutoff)) }
+
+    public var committedTicket: UInt64 { writer.committedTicket }
+    public var lastTicket: UInt64 { writer.lastTicket }
+    public var queued: Int { writer.uncommitted }
+    public var acceptsNewWork: Bool { writer.uncommitted < queueLimit }
+    public var onCommit: (@Sendable (UInt64) -> Void)? {
+        get { writer.onCommit }
+        set { writer.onCommit = newValue }
+    }
+    public var statistics: Store.Statistics { writer.statistics }
+    public func flush() { _ = writer.waitCommitted(writer.lastTicket, timeout: nil) }
+    public func flush(timeout: Double) -> Bool { writer.waitCommitted(writer.lastTicket, timeout: timeout) }
+
+    public func entries(of room: RoomID) throws -> [JournalEntry] {
+        try withControl { try Self.entries(of: room, $0) }
+    }
+
+    public func endedRooms() throws -> [RoomID: Instant] {
+        try withControl { connection in
+            var out: [RoomID: Instant] = [:]
+            for row in try connection.execute("SELECT room, ended_at FROM hearth_room_end") {
+                if let room = row[0], let at = row[1].flatMap({ Int64($0) }) {
+                    out[RoomID(room)] = Instant(milliseconds: at)
+                }
+            }
+            return out
+        }
+    }
+
+    public func takeLostRooms() -> [RoomID] {
+        lock.withLock {
+            defer { lost.removeAll() }
+            return lost
+        }
+    }
+
+    // MARK: Ownership
+
+    /// Takes `room` for this node (a new epoch) unless another node with a live lease holds
+    /// it, and returns its journal. `creating`: a room no node has seen yet is taken too (a
+    /// member's `hello` creates rooms; a `resume` or an operations call does not). Throws when
+    /// PostgreSQL cannot be reached.
+    public func claim(_ room: RoomID, creating: Bool) throws -> Claim {
+        try withControl { connection in
+            let rows = try connection.execute(creating ? Self.claimSQL : Self.reclaimSQL, [room.rawValue, node])
+            guard let epoch = rows.first?[1].flatMap({ Int64($0) }) else {
+                let owner = try connection.execute("SELECT node FROM hearth_room WHERE room = $1", [room.rawValue])
+                guard let node = owner.first?[0] else { return .unknown }
+                return .heldElsewhere(node: node)
+            }
+            let next = try connection.execute(
+                "SELECT COALESCE(MAX(n), 0) + 1 FROM hearth_journal WHERE room = $1", [room.rawValue])
+            let entries = try Self.entries(of: room, connection)
+            lock.withLock {
+                owned[room] = Ownership(epoch: epoch, next: next.first?[0].flatMap { Int64($0) } ?? 1)
+            }
+            return .owned(epoch: epoch, entries: entries)
+        }
+    }
+
+    /// Whether this node holds `room` (as far as it knows: a lost room is found by the next commit).
+    public func owns(_ room: RoomID) -> Bool { lock.withLock { owned[room] != nil } }
+
+    /// Forgets `room` locally (the shell dropped it): nothing more is written for it.
+    public func forget(_ room: RoomID) { _ = lock.withLock { owned.removeValue(forKey: room) } }
+
+    /// Forgets every room (the lease lapsed): each must be claimed again.
+    public func forgetAll() { lock.withLock { owned.removeAll() } }
+
+    /// Creates a room ahead of its session from any node: its `create` entry becomes entry 1
+    /// of its journal, with no owner yet (the first node a member reaches claims it). `exists`
+    /// or `ended` when the id is taken.
+    public func createRoom(_ entry: JournalEntry) throws -> Creation {
+        let room = entry.room.rawValue
+        let body = try JournalCoding.encode(entry)
+        return try withControl { connection in
+            try connection.transaction {
+                let inserted = try connection.execute(
+                    "INSERT INTO hearth_room (room, node, epoch) VALUES ($1, '', 0) ON CONFLICT DO NOTHING RETURNING room",
+                    [room])
+                guard inserted.isEmpty else {
+                    try connection.execute(
+                        "INSERT INTO hearth_journal (room, n, epoch, at_ms, kind, body) VALUES ($1, 1, 0, $2, $3, $4)",
+                        [room, String(entry.at.milliseconds), entry.kind, body])
+                    return .created
+                }
+                let ended = try connection.execute("SELECT 1 FROM hearth_room_end WHERE room = $1", [room])
+                return ended.isEmpty ? .exists : .ended
+            }
+        }
+    }
+
+    /// The rooms of the whole cluster: which node holds each (empty: none yet) and when it
+    /// ended, if it did.
+    public func rooms() throws -> [(room: RoomID, node: String, epoch: Int64, endedAt: Instant?)] {
+        try withControl { connection in
+            try connection.execute(
+                """
+                SELECT r.room, r.node, r.epoch, e.ended_at FROM hearth_room r
+                LEFT JOIN hearth_room_end e USING (room) ORDER BY r.room
+                """
+            ).compactMap { row in
+                guard let room = row[0], let node = row[1], let epoch = row[2].flatMap({ Int64($0) }) else {
+                    return nil
+                }
+                return (RoomID(room), node, epoch, row[3].flatMap { Int64($0) }.map(Instant.init(milliseconds:)))
+            }
+        }
+    }
+
+    /// Records the first use of a single-use token id; false if any node used it before.
+    public func useToken(_ jti: String, room: RoomID, expires: Instant) throws -> Bool {
+        try withControl { connection in
+            !(try connection.execute(
+                """
+                INSERT INTO hearth_used_token (jti, room, expires_ms) VALUES ($1, $2, $3)
+                ON CONFLICT DO NOTHING RETURNING jti
+                """, [jti, room.rawValue, String(expires.milliseconds)])).isEmpty
+        }
+    }
+
+    // MARK: The lease
+
+    /// Whether this node's lease may have expired: its last successful renewal began more than
+    /// `leaseSeconds` ago (another node may have claimed its rooms), or the lease keeper saw
+    /// such a gap since the last call to `acknowledgeLapse()`.
+    public var leaseLapsed: Bool {
+        lock.withLock { lapses > 0 || ContinuousClock.now - lastRenewal > .milliseconds(Int64(leaseSeconds * 1000)) }
+    }
+
+    /// The shell has dropped every room after a lapse: clear the lapse seen by the keeper.
+    public func acknowledgeLapse() { lock.withLock { lapses = 0 } }
+
+    /// Whether the lease is renewed and unexpired (for `/healthz`).
+    public var leaseHeld: Bool {
+        lock.withLock {
+            !leaseStopped && ContinuousClock.now - lastRenewal <= .milliseconds(Int64(leaseSeconds * 1000))
+        }
+    }
+
+    /// Drain: stops renewing and deletes the lease, so other nodes may claim this node's rooms
+    /// at once. Call it after the last append (the journal is flushed first).
+    public func releaseLease() {
+        let wasStopped = lock.withLock {
+            defer { leaseStopped = true }
+            return leaseStopped
+        }
+        if !wasStopped {
+            leaseWake.signal()
+            leaseThreadDone.wait()
+        }
+        _ = try? withControl { try $0.execute("DELETE FROM hearth_lease WHERE node = $1", [node]) }
+    }
+
+    /// Stops the writer (after writing what is queued) and the lease keeper (leaving the lease
+    /// to expire; `releaseLease()` deletes it).
+    public func close() {
+        writer.stop()
+        let wasStopped = lock.withLock {
+            defer { leaseStopped = true }
+            return leaseStopped
+        }
+        if !wasStopped {
+            leaseWake.signal()
+            leaseThreadDone.wait()
+        }
+    }
+
+    private func keepLease(_ connection: PostgresConnection) {
+        var lastSweep = ContinuousClock.now
+        while !lock.withLock({ leaseStopped }) {
+            _ = leaseWake.wait(timeout: .now() + min(1, leaseSeconds / 5))
+            if lock.withLock({ leaseStopped }) { break }
+            let started = ContinuousClock.now
+            lock.withLock {
+                if started - lastRenewal > .milliseconds(Int64(leaseSeconds * 1000)) { lapses += 1 }
+            }
+            if (try? connection.execute(Self.renewSQL, [node, String(leaseSeconds)])) != nil {
+                lock.withLock { lastRenewal = started }
+            }
+            if started - lastSweep > .seconds(60) {
+                lastSweep = started
+                _ = try? connection.execute(
+                    "DELETE FROM hearth_used_token WHERE expires_ms < $1",
+                    [String(Int64(Date().timeIntervalSince1970 * 1000))])
+            }
+        }
+        leaseThreadDone.signal()
+    }
+
+    // MARK: The writer thread
+
+    private func write(_ batch: [Operation], _ connection: PostgresConnection) throws {
+        var journal: [JournalEntry] = []
+        var others: [Operation] = []
+        for operation in batch {
+            if case .journal(let entry) = operation { journal.append(entry) } else { others.append(operation) }
+        }
+        let holdings = lock.withLock { owned }
+        // Numbers from the rooms' next, advanced only once the batch is written (a failed
+        // batch is retried with the same numbers).
+        var next: [RoomID: Int64] = [:]
+        var rooms: [String] = [], epochs: [String] = [], numbers: [String] = [], ats: [String] = []
+        var kinds: [String] = [], bodies: [String] = []
+        for entry in journal {
+            // A room the shell forgot (dropped or lost) is never written again.
+            guard let holding = holdings[entry.room] else { continue }
+            let n = next[entry.room] ?? holding.next
+            next[entry.room] = n + 1
+            rooms.append(entry.room.rawValue)
+            epochs.append(String(holding.epoch))
+            numbers.append(String(n))
+            ats.append(String(entry.at.milliseconds))
+            kinds.append(entry.kind)
+            bodies.append(try JournalCoding.encode(entry))
+        }
+        var written = Set<RoomID>()
+        func appendJournal() throws {
+            guard !rooms.isEmpty else { return }
+            let rows = try connection.execute(
+                Self.appendSQL,
+                [
+                    node, PostgresArray.text(rooms), PostgresArray.text(epochs), PostgresArray.text(numbers),
+                    PostgresArray.text(ats), PostgresArray.text(kinds), PostgresArray.text(bodies),
+                ])
+            for row in rows { if let room = row[0] { written.insert(RoomID(room)) } }
+        }
+        if others.isEmpty {
+            try appendJournal()  // one statement: its own transaction, one round trip
+        } else {
+            try connection.transaction {
+                try appendJournal()
+                for operation in others {
+                    switch operation {
+                    case .journal: break
+                    case .ended(let room, let at):
+                        try connection.execute(
+                            """
+                            INSERT INTO hearth_room_end (room, ended_at) VALUES ($1, $2)
+                            ON CONFLICT (room) DO UPDATE SET ended_at = excluded.ended_at
+                            """, [room.rawValue, String(at.milliseconds)])
+                    case .compact(let cutoff):
+                        let ms = String(cutoff.milliseconds)
+                        for table in ["hearth_journal", "hearth_room"] {
+                            try connection.execute(
+                                "DELETE FROM \(table) WHERE room IN (SELECT room FROM hearth_room_end WHERE ended_at < $1)",
+                                [ms])
+                        }
+                        try connection.execute("DELETE FROM hearth_room_end WHERE ended_at < $1", [ms])
+                    }
+                }
+            }
+        }
+        // Rooms in the batch that were not written: another node holds them now (or this node
+        // forgot them). Reported before the writer counts these tickets as committed.
+        lock.withLock {
+            for (room, n) in next where owned[room]?.epoch == holdings[room]?.epoch {
+                if written.contains(room) {
+                    owned[room]?.next = n
+                } else {
+                    owned[room] = nil
+                    lost.append(room)
+                }
+            }
+        }
+    }
+
+    // MARK: SQL
+
+    private func withControl<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        controlLock.lock()
+        defer { controlLock.unlock() }
+        return try body(control)
+    }
+
+    private static func entries(of room: RoomID, _ connection: PostgresConnection) throws -> [JournalEntry] {
+        try connection.execute("SELECT n, kind, body FROM hearth_journal WHERE room = $1 ORDER BY n", [room.rawValue])
+            .map { row in
+                let n = row[0].flatMap { Int64($0) }
+                do {
+                    return try JournalCoding.decode(kind: row[1] ?? "", body: row[2] ?? "")
+                } catch StoreError.corruptJournal(_, let reason) {
+                    throw StoreError.corruptJournal(seq: n, reason: "room \(room): \(reason)")
+                }
+            }
+    }
+
+    static let renewSQL = """
+        INSERT INTO hearth_lease (node, expires) VALUES ($1, now() + make_interval(secs => $2::float8))
+        ON CONFLICT (node) DO UPDATE SET expires = excluded.expires
+        """
+
+    /// Takes the room: new (epoch 1), already this node's, or its owner's lease is gone.
+    static let claimSQL = """
+        INSERT INTO hearth_room (room, node, epoch) VALUES ($1, $2, 1)
+        ON CONFLICT (room) DO UPDATE SET node = excluded.node, epoch = hearth_room.epoch + 1, since = now()
+        WHERE hearth_room.node = excluded.node
+           OR NOT EXISTS (SELECT 1 FROM hearth_lease l WHERE l.node = hearth_room.node AND l.expires > now())
+        RETURNING node, epoch
+        """
+
+    /// `claimSQL` for a room that must exist already.
+    static let reclaimSQL = """
+        UPDATE hearth_room o SET node = $2, epoch = o.epoch + 1, since = now()
+        WHERE o.room = $1 AND (o.node = $2
+           OR NOT EXISTS (SELECT 1 FROM hearth_lease l WHERE l.node = o.node AND l.expires > now()))
+        RETURNING node, epoch
+        """
+
+    /// The fenced group commit: only the entries of rooms this node holds at their epochs.
+    static let appendSQL = """
+        WITH batch AS (
+            SELECT * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[])
+                AS b(room, epoch, n, at_ms, kind, body)),
+        owned AS (
+            SELECT o.room FROM hearth_room o
+            JOIN (SELECT DISTINCT room, epoch FROM batch) r ON o.room = r.room AND o.epoch = r.epoch
+            WHERE o.node = $1
+            FOR SHARE OF o)
+        INSERT INTO hearth_journal (room, n, epoch, at_ms, kind, body)
+        SELECT b.room, b.n, b.epoch, b.at_ms, b.kind, b.body FROM batch b JOIN owned USING (room)
+        RETURNING room
+        """
+}
+
+/// PostgreSQL array literals in text format (`{"a","b"}`), for `unnest` parameters.
+enum PostgresArray {
+    static func text(_ values: [String]) -> String {
+        var out = "{"
+        out.reserveCapacity(values.reduce(2) { $0 + $1.utf8.count + 3 })
+        for (i, value) in values.enumerated() {
+            if i > 0 { out += "," }
+            out += "\""
+            for c in value.unicodeScalars {
+                if c == "\"" || c == "\\" { out += "\\" }
+                out.unicodeScalars.append(c)
+            }
+            out += "\""
+        }
+        return out + "}"
+    }
+}
+
+/// The shared store's tables (created when missing, by the first node to start).
+enum SharedSchema {
+    static let statements = [
+        """
+        CREATE TABLE IF NOT EXISTS hearth_node (
+            name text PRIMARY KEY, number serial UNIQUE, incarnation bigint NOT NULL DEFAULT 0)
+        """,
+        "CREATE TABLE IF NOT EXISTS hearth_lease (node text PRIMARY KEY, expires timestamptz NOT NULL)",
+        """
+        CREATE TABLE IF NOT EXISTS hearth_room (
+            room text PRIMARY KEY, node text NOT NULL, epoch bigint NOT NULL,
+            since timestamptz NOT NULL DEFAULT now())
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS hearth_journal (
+            room text NOT NULL, n bigint NOT NULL, epoch bigint NOT NULL, at_ms bigint NOT NULL,
+            kind text NOT NULL, body text NOT NULL, PRIMARY KEY (room, n))
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS hearth_used_token (
+            jti text PRIMARY KEY, room text NOT NULL, expires_ms bigint NOT NULL)
+        """,
+        "CREATE TABLE IF NOT EXISTS hearth_room_end (room text PRIMARY KEY, ended_at bigint NOT NULL)",
+    ]
+}

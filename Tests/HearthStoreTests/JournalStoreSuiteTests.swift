@@ -1,0 +1,349 @@
+import Foundation
+import HearthCore
+import XCTest
+
+@testable import HearthStore
+
+/// The one store suite: what the shell relies on from a `JournalStore`, run against the
+/// embedded SQLite store and against the shared PostgreSQL store (a real PostgreSQL 15, started
+/// for the tests by scripts/postgres-temp, or the one `HEARTH_TEST_POSTGRES` names).
+/// `SharedJournalTests` below adds what only a cluster has: claims, epochs, fencing, leases.
+///
+/// A struct of checks rather than an XCTestCase base class: Linux's test discovery does not see
+/// inherited test methods, so each implementation's class lists the checks it runs (all of them).
+struct JournalStoreSuite {
+    /// A fresh store that owns the rooms given (the shared one claims them first).
+    let makeStore: ([RoomID]) throws -> any JournalStore
+
+    func entries(_ room: RoomID, count: Int, from: Int64 = 0) -> [JournalEntry] {
+        (0..<count).map { i in
+            .command(
+                connection: ConnectionID(UInt64(i) + 1), room: room,
+                command: JournaledCommand(.chat(to: .room, text: "message \(i) \"quoted\" \\ ünï 😀"))!,
+                at: Instant(milliseconds: from + Int64(i)))
+        }
+    }
+
+    func entriesComeBackPerRoomInOrderOnceCommitted() throws {
+        let a = RoomID("suite-a-\(UUID().uuidString.prefix(8))")
+        let b = RoomID("suite-b-\(UUID().uuidString.prefix(8))")
+        let store = try makeStore([a, b])
+        let committed = Counter()
+        store.onCommit = { committed.set($0) }
+        let first = entries(a, count: 30)
+        let second = entries(b, count: 12, from: 100)
+        var last: UInt64 = 0
+        for (x, y) in zip(first, second + Array(repeating: nil, count: first.count - second.count)) {
+            let t = store.append(x)
+            XCTAssertGreaterThan(t, last, "tickets grow in call order")
+            last = t
+            if let y { last = store.append(y) }
+        }
+        XCTAssertEqual(store.lastTicket, last)
+        store.flush()
+        XCTAssertEqual(store.committedTicket, last)
+        XCTAssertEqual(committed.value, last, "onCommit reports the committed ticket")
+        XCTAssertEqual(store.queued, 0)
+        XCTAssertTrue(store.acceptsNewWork)
+        XCTAssertEqual(try store.entries(of: a), first)
+        XCTAssertEqual(try store.entries(of: b), second)
+        XCTAssertEqual(try store.entries(of: RoomID("suite-none")), [])
+        XCTAssertEqual(store.takeLostRooms(), [])
+    }
+
+    func everyEntryKindRoundTrips() throws {
+        let room = RoomID("suite-k-\(UUID().uuidString.prefix(8))")
+        let store = try makeStore([room])
+        var all: [JournalEntry] = [
+            .connect(
+                .init(
+                    connection: ConnectionID(1), room: room,
+                    identity: Identity(userID: UserID("staff-1"), role: .facilitator, alias: "Dr. Ríos"),
+                    resumeHash: "abc", settings: RoomSettings(), at: Instant(milliseconds: 1))),
+            .resume(
+                connection: ConnectionID(2), room: room, resumeHash: "abc", lastSeq: 9, at: Instant(milliseconds: 2)),
+            .disconnected(connection: ConnectionID(2), room: room, at: Instant(milliseconds: 3)),
+            .timerFired(TimerID(room: room, kind: .grace(ParticipantID(3))), at: Instant(milliseconds: 4)),
+            .endRoom(room, at: Instant(milliseconds: 6)),
+        ]
+        for (i, command) in sampleCommands.enumerated() {
+            if let e = JournalEntry.command(
+                command, from: ConnectionID(7), room: room, at: Instant(milliseconds: 10 + Int64(i)))
+            {
+                all.append(e)
+            }
+        }
+        for e in all { store.append(e) }
+        store.flush()
+        XCTAssertEqual(try store.entries(of: room), all)
+    }
+
+    func compactionRemovesOnlyRoomsEndedBeforeTheCutoff() throws {
+        let old = RoomID("suite-old-\(UUID().uuidString.prefix(8))")
+        let recent = RoomID("suite-new-\(UUID().uuidString.prefix(8))")
+        let open = RoomID("suite-open-\(UUID().uuidString.prefix(8))")
+        let store = try makeStore([old, recent, open])
+        for e in entries(old, count: 3) + entries(recent, count: 2) + entries(open, count: 4) { store.append(e) }
+        store.markEnded(old, at: Instant(milliseconds: 1_000))
+        store.markEnded(recent, at: Instant(milliseconds: 5_000))
+        store.flush()
+        let ended = try store.endedRooms()
+        XCTAssertEqual(ended[old], Instant(milliseconds: 1_000))
+        XCTAssertEqual(ended[recent], Instant(milliseconds: 5_000))
+        XCTAssertNil(ended[open])
+        store.compact(roomsEndedBefore: Instant(milliseconds: 2_000))
+        store.flush()
+        XCTAssertEqual(try store.entries(of: old), [])
+        XCTAssertEqual(try store.entries(of: recent).count, 2)
+        XCTAssertEqual(try store.entries(of: open).count, 4)
+        XCTAssertNil(try store.endedRooms()[old])
+    }
+}
+
+final class SQLiteJournalStoreTests: XCTestCase {
+    var suite: JournalStoreSuite { JournalStoreSuite { _ in try openStore(self).0 } }
+
+    func testEntriesComeBackPerRoomInOrderOnceCommitted() throws {
+        try suite.entriesComeBackPerRoomInOrderOnceCommitted()
+    }
+    func testEveryEntryKindRoundTrips() throws { try suite.everyEntryKindRoundTrips() }
+    func testCompactionRemovesOnlyRoomsEndedBeforeTheCutoff() throws {
+        try suite.compactionRemovesOnlyRoomsEndedBeforeTheCutoff()
+    }
+}
+
+final class PostgresJournalStoreTests: XCTestCase {
+    var suite: JournalStoreSuite {
+        JournalStoreSuite { rooms in
+            let shared = try SharedJournal(
+                conninfo: try TestPostgres.conninfo(), node: "suite-\(UUID().uuidString.prefix(8))")
+            self.addTeardownBlock { shared.close() }
+            for room in rooms {
+                guard case .owned = try shared.claim(room, creating: true) else {
+                    throw PostgresError(state: nil, message: "a fresh room was not claimed")
+                }
+            }
+            return shared
+        }
+    }
+
+    func testEntriesComeBackPerRoomInOrderOnceCommitted() throws {
+        try suite.entriesComeBackPerRoomInOrderOnceCommitted()
+    }
+    func testEveryEntryKindRoundTrips() throws { try suite.everyEntryKindRoundTrips() }
+    func testCompactionRemovesOnlyRoomsEndedBeforeTheCutoff() throws {
+        try suite.compactionRemovesOnlyRoomsEndedBeforeTheCutoff()
+    }
+}
+
+/// What only the shared store does: claims with epochs, fenced commits, leases, single-use
+/// token ids across nodes, creation without an owner.
+final class SharedJournalTests: XCTestCase {
+    func node(_ name: String, lease: Double = 5) throws -> SharedJournal {
+        let shared = try SharedJournal(
+            conninfo: try TestPostgres.conninfo(), node: "\(name)-\(UUID().uuidString.prefix(8))", leaseSeconds: lease)
+        addTeardownBlock { shared.close() }
+        return shared
+    }
+
+    func chat(_ room: RoomID, _ text: String, connection: UInt64 = 1) -> JournalEntry {
+        .command(
+            connection: ConnectionID(connection), room: room,
+            command: JournaledCommand(.chat(to: .room, text: text))!, at: Instant(milliseconds: 1))
+    }
+
+    func testAClaimIsRefusedWhileTheOwnersLeaseLivesAndTakenOverAfterIt() throws {
+        let room = RoomID("claim-\(UUID().uuidString.prefix(8))")
+        let a = try node("a")
+        let b = try node("b")
+        guard case .owned(let epoch, let entries) = try a.claim(room, creating: true) else {
+            return XCTFail("a new room is claimed")
+        }
+        XCTAssertEqual(epoch, 1)
+        XCTAssertEqual(entries, [])
+        a.append(chat(room, "one"))
+        a.flush()
+        guard case .heldElsewhere(let owner) = try b.claim(room, creating: true) else {
+            return XCTFail("b must not take a room whose owner's lease is live")
+        }
+        XCTAssertEqual(owner, a.node)
+        XCTAssertTrue(a.owns(room))
+
+        a.releaseLease()  // a drains (or its lease expired)
+        guard case .owned(let epochB, let replay) = try b.claim(room, creating: true) else {
+            return XCTFail("b takes the room once a's lease is gone")
+        }
+        XCTAssertEqual(epochB, 2)
+        XCTAssertEqual(replay, [chat(room, "one")], "the new owner rebuilds from what a committed")
+
+        // a, stale, still believes it owns the room: its next commit is fenced.
+        let staleTicket = a.append(chat(room, "stale"))
+        XCTAssertTrue(a.flush(timeout: 5))
+        XCTAssertGreaterThanOrEqual(a.committedTicket, staleTicket)
+        XCTAssertEqual(a.takeLostRooms(), [room], "a learns it lost the room")
+        XCTAssertFalse(a.owns(room))
+        b.append(chat(room, "two"))
+        b.flush()
+        XCTAssertEqual(try b.entries(of: room), [chat(room, "one"), chat(room, "two")], "nothing of a's stale write")
+    }
+
+    func testAFencedRoomDoesNotStopTheNodesOtherRooms() throws {
+        let taken = RoomID("taken-\(UUID().uuidString.prefix(8))")
+        let kept = RoomID("kept-\(UUID().uuidString.prefix(8))")
+        let a = try node("a")
+        let b = try node("b")
+        for room in [taken, kept] { _ = try a.claim(room, creating: true) }
+        a.releaseLease()
+        guard case .owned = try b.claim(taken, creating: true) else { return XCTFail("b takes one room") }
+        a.append(chat(taken, "lost"))
+        a.append(chat(kept, "kept"))
+        a.flush()
+        XCTAssertEqual(a.takeLostRooms(), [taken])
+        XCTAssertEqual(try a.entries(of: kept), [chat(kept, "kept")])
+        XCTAssertEqual(try a.entries(of: taken), [])
+    }
+
+    func testARoomsOwnerReclaimsItAndKeepsNumbering() throws {
+        let room = RoomID("again-\(UUID().uuidString.prefix(8))")
+        let a = try node("a")
+        _ = try a.claim(room, creating: true)
+        a.append(chat(room, "one"))
+        a.flush()
+        a.forget(room)
+        guard case .owned(let epoch, let entries) = try a.claim(room, creating: false) else {
+            return XCTFail("its own room, again")
+        }
+        XCTAssertEqual(epoch, 2)
+        XCTAssertEqual(entries, [chat(room, "one")])
+        a.append(chat(room, "two"))
+        a.flush()
+        XCTAssertEqual(try a.entries(of: room).count, 2)
+    }
+
+    func testAnUnknownRoomIsNotClaimedWithoutCreating() throws {
+        let a = try node("a")
+        let room = RoomID("none-\(UUID().uuidString.prefix(8))")
+        guard case .unknown = try a.claim(room, creating: false) else { return XCTFail("nothing to claim") }
+        XCTAssertFalse(a.owns(room))
+    }
+
+    func testCreationWritesTheCreateEntryWithNoOwner() throws {
+        let a = try node("a")
+        let b = try node("b")
+        let room = RoomID("made-\(UUID().uuidString.prefix(8))")
+        let create = JournalEntry.createRoom(room, settings: RoomSettings(), at: Instant(milliseconds: 7))
+        XCTAssertEqual(try a.createRoom(create), .created)
+        XCTAssertEqual(try b.createRoom(create), .exists, "one id, one room, whichever node is asked")
+        guard case .owned(let epoch, let entries) = try b.claim(room, creating: false) else {
+            return XCTFail("any node claims a created room (no owner yet)")
+        }
+        XCTAssertEqual(epoch, 1)
+        XCTAssertEqual(entries, [create])
+        b.markEnded(room, at: Instant(milliseconds: 9))
+        b.flush()
+        XCTAssertEqual(try a.createRoom(create), .ended)
+    }
+
+    func testAGuestTokenIDIsUsedOnceAcrossNodes() throws {
+        let a = try node("a")
+        let b = try node("b")
+        let jti = "jti-\(UUID().uuidString)"
+        let room = RoomID("guest")
+        XCTAssertTrue(try a.useToken(jti, room: room, expires: Instant(milliseconds: 9_999_999_999_999)))
+        XCTAssertFalse(try b.useToken(jti, room: room, expires: Instant(milliseconds: 9_999_999_999_999)))
+        XCTAssertFalse(try a.useToken(jti, room: room, expires: Instant(milliseconds: 9_999_999_999_999)))
+    }
+
+    func testConnectionIDsNeverCollideBetweenNodesOrRuns() throws {
+        let conninfo = try TestPostgres.conninfo()
+        let name = "ids-\(UUID().uuidString.prefix(8))"
+        let first = try SharedJournal(conninfo: conninfo, node: name)
+        first.close()
+        let second = try SharedJournal(conninfo: conninfo, node: name)
+        defer { second.close() }
+        let other = try node("other")
+        XCTAssertEqual(second.number, first.number, "a node keeps its number")
+        XCTAssertEqual(second.incarnation, first.incarnation + 1)
+        let bases = [first.connectionBase, second.connectionBase, other.connectionBase]
+        XCTAssertEqual(Set(bases).count, 3)
+        for x in bases {
+            for y in bases where x != y { XCTAssertTrue(x >= y + 1 << 32 || y >= x + 1 << 32) }
+        }
+    }
+
+    func testALeaseThatStopsBeingRenewedLapses() throws {
+        let a = try node("a", lease: 1)
+        XCTAssertFalse(a.leaseLapsed)
+        XCTAssertTrue(a.leaseHeld)
+        a.releaseLease()  // stops the renewals, as a stopped process would
+        Thread.sleep(forTimeInterval: 1.3)
+        XCTAssertTrue(a.leaseLapsed)
+        XCTAssertFalse(a.leaseHeld)
+    }
+}
+
+/// A thread-safe cell for a ticket reported on the writer thread.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: UInt64 = 0
+    func set(_ v: UInt64) { lock.withLock { stored = v } }
+    var value: UInt64 { lock.withLock { stored } }
+}
+
+/// The PostgreSQL the tests use: `HEARTH_TEST_POSTGRES` (a libpq conninfo) if set, otherwise
+/// one started once per test process with scripts/postgres-temp in a temporary directory and
+/// stopped at exit.
+enum TestPostgres {
+    nonisolated(unsafe) private static var cached: Result<String, Error>?
+    private static let lock = NSLock()
+
+    static func conninfo() throws -> String {
+        try lock.withLock {
+            if let cached { return try cached.get() }
+            let result = Result { try start() }
+            cached = result
+            return try result.get()
+        }
+    }
+
+    private static func start() throws -> String {
+        if let given = ProcessInfo.processInfo.environment["HEARTH_TEST_POSTGRES"], !given.isEmpty { return given }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let script = root.appendingPathComponent("scripts/postgres-temp").path
+        let dir = "/tmp/hearth-store-pg-\(getpid())"
+        let output = try run(script, ["start", dir])
+        atexit_dir = dir
+        atexit_script = script
+        atexit {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: atexit_script)
+            p.arguments = ["stop", atexit_dir]
+            try? p.run()
+            p.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: atexit_dir)
+        }
+        guard let line = output.split(separator: "\n").last, line.contains("port=") else {
+            throw PostgresError(state: nil, message: "scripts/postgres-temp printed no conninfo: \(output)")
+        }
+        return String(line)
+    }
+
+    private static func run(_ path: String, _ arguments: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw PostgresError(state: nil, message: "\(path) \(arguments) exited with \(p.terminationStatus)")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+nonisolated(unsafe) private var atexit_dir = ""
+nonisolated(unsafe) private var atexit_script = ""
