@@ -12,7 +12,8 @@ public final class HearthServer: @unchecked Sendable {
     public let configuration: HearthConfiguration
     private let transport: Transport
     private let host: RoomHost
-    private let store: Store
+    /// The embedded store (`store: sqlite`), or nil in a cluster.
+    private let store: Store?
     /// The cluster's shared store (`store: postgres`), or nil.
     private let shared: SharedJournal?
     private let logger: Logger
@@ -37,21 +38,25 @@ public final class HearthServer: @unchecked Sendable {
         try FileManager.default.createDirectory(
             atPath: configuration.dataDirectory, withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700])
-        store = try Store(
-            directory: configuration.dataDirectory, queueLimit: configuration.limits.journalQueueMaxEntries,
-            writerGate: Self.testWriterGate(ProcessInfo.processInfo.environment, logger: logger))
         if configuration.store == .postgres, let conninfo = configuration.postgres.conninfo,
             let node = configuration.postgres.node
         {
-            shared = try SharedJournal(
+            // Everything in PostgreSQL: the journal, ownership, and the records.
+            let shared = try SharedJournal(
                 conninfo: conninfo, node: node, leaseSeconds: configuration.postgres.leaseSeconds,
                 queueLimit: configuration.limits.journalQueueMaxEntries)
-            logger.info("shared store open", metadata: ["node": "\(node)"])
+            self.shared = shared
+            store = nil
+            logger.info("shared store open", metadata: ["node": "\(node)", "number": "\(shared.number)"])
         } else {
             shared = nil
+            store = try Store(
+                directory: configuration.dataDirectory, queueLimit: configuration.limits.journalQueueMaxEntries,
+                writerGate: Self.testWriterGate(ProcessInfo.processInfo.environment, logger: logger))
         }
-        let recovery = try RoomHost.recover(
-            from: store, shared: shared, configuration: configuration, now: RoomHost.now())
+        let recovery =
+            try shared.map { RoomHost.Recovery.cluster($0, configuration: configuration) }
+            ?? RoomHost.recover(from: store!, configuration: configuration, now: RoomHost.now())
         if recovery.entries > 0 {
             logger.info(
                 "rooms rebuilt from the journal",
@@ -109,8 +114,8 @@ public final class HearthServer: @unchecked Sendable {
         transport.stop()
         shared?.flush()
         shared?.close()
-        store.flush()
-        store.close()
+        store?.flush()
+        store?.close()
         logger.info("stopped")
     }
 

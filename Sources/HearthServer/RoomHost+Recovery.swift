@@ -8,19 +8,21 @@ extension RoomHost {
         var timers: [TimerID: Instant]
         var connectionBase: UInt64
         var entries: Int
+
+        /// A cluster's node starts empty: it rebuilds each room when it claims it
+        /// (`RoomHost+Cluster.swift`), with connection ids of its own (`SharedJournal.connectionBase`).
+        static func cluster(_ shared: SharedJournal, configuration: HearthConfiguration) -> Recovery {
+            Recovery(
+                engine: Engine(defaultSettings: roomSettings(configuration)), timers: [:],
+                connectionBase: shared.connectionBase, entries: 0)
+        }
     }
 
     /// Replays the journal into a fresh engine. Connections journaled as live did not survive
     /// the restart: each is fed (and journaled) as dropped now, so its seat is held for the
     /// grace period and its resume secret works.
-    static func recover(
-        from store: Store, shared: SharedJournal? = nil, configuration: HearthConfiguration, now: Instant
-    ) throws -> Recovery {
+    static func recover(from store: Store, configuration: HearthConfiguration, now: Instant) throws -> Recovery {
         var engine = Engine(defaultSettings: roomSettings(configuration))
-        // A cluster's node rebuilds each room when it claims it (`RoomHost+Cluster.swift`).
-        if let shared {
-            return Recovery(engine: engine, timers: [:], connectionBase: shared.connectionBase, entries: 0)
-        }
         let entries = try store.replay()
         let result = JournalEntry.replay(entries, into: &engine)
         var timers = result.timers

@@ -22,8 +22,9 @@ final class RoomHost: TransportDelegate {
     var connections: [SessionID: ConnectionStateMachine] = [:]
     let verifier: TokenVerifier
     let configuration: HearthConfiguration
-    /// The node's records (audit, attendance) and, with the embedded store, its journal.
-    let store: Store
+    /// The node's records (audit, attendance): the embedded store (which is also the journal),
+    /// or, in a cluster, the shared store.
+    let store: any RecordStore
     /// Where inputs are journaled: `store` itself, or the cluster's shared journal.
     let journal: any JournalStore
     /// The cluster's shared store (`store: postgres`; `RoomHost+Cluster.swift`), or nil.
@@ -62,14 +63,15 @@ final class RoomHost: TransportDelegate {
     var onJanusEvent: (@Sendable (UInt64, JanusLink.Event) -> Void)?
 
     init(
-        configuration: HearthConfiguration, verifier: TokenVerifier, store: Store, shared: SharedJournal? = nil,
+        configuration: HearthConfiguration, verifier: TokenVerifier, store: Store?, shared: SharedJournal? = nil,
         recovered: Recovery, metrics: ServerMetrics, logger: Logger, version: String, webApp: WebApp = .embedded()
     ) {
         self.configuration = configuration
         self.verifier = verifier
-        self.store = store
+        // One of the two: the embedded store, or the cluster's shared one.
+        self.store = shared ?? store!
         self.shared = shared
-        self.journal = shared ?? store
+        self.journal = shared ?? store!
         self.metrics = metrics
         self.logger = logger
         self.version = version
@@ -270,7 +272,7 @@ final class RoomHost: TransportDelegate {
 
     var rooms: [RoomID: Room] { engine.rooms }
     var defaultRoomSettings: RoomSettings { engine.defaultSettings }
-    var recordStore: Store { store }
+    var recordStore: any RecordStore { store }
 
     // MARK: Engine
 

@@ -3,15 +3,20 @@ import HearthCore
 
 /// An audit row as stored: the record, its row id and its link in the hash chain.
 public struct StoredAudit: Hashable, Sendable {
+    /// The row's number in its chain (the embedded store has one chain; a cluster's shared
+    /// store has one per room, `room:<id>`, and one per node, `node:<name>`).
     public var id: Int64
+    /// The chain, in a cluster's shared store (nil: the embedded store's one chain).
+    public var chain: String?
     public var record: AuditRecord
     /// Hex SHA-256 of the previous row (64 zeros before the first row ever written).
     public var prevHash: String
     /// Hex SHA-256 of `prevHash` followed by the canonical serialization of this row.
     public var hash: String
 
-    public init(id: Int64, record: AuditRecord, prevHash: String, hash: String) {
+    public init(id: Int64, record: AuditRecord, prevHash: String, hash: String, chain: String? = nil) {
         self.id = id
+        self.chain = chain
         self.record = record
         self.prevHash = prevHash
         self.hash = hash
@@ -38,6 +43,12 @@ public enum AuditVerification: Hashable, Sendable {
 enum AuditChain {
     static let version: UInt8 = 1
     static let genesis = String(repeating: "0", count: 64)
+
+    /// The first `prev_hash` of a shared store's chain: binds the chain's rows to its name, so
+    /// rows cannot be moved from one chain to another unnoticed.
+    static func genesis(chain: String) -> String {
+        hex(Array(SHA256.hash(data: Array("hearth-audit-chain:\(chain)".utf8))))
+    }
 
     static func hash(prev: String, id: Int64, record: AuditRecord) -> String {
         var hasher = SHA256()

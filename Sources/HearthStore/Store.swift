@@ -369,16 +369,6 @@ public final class Store: Sendable {
         }
     }
 
-    /// A room's audit rows (or every room's, with nil), oldest first, at or after `since`.
-    public func auditRecords(room: RoomID?, since: Instant? = nil) throws -> [StoredAudit] {
-        var records: [StoredAudit] = []
-        try forEachAuditRecord(room: room, since: since) {
-            records.append($0)
-            return true
-        }
-        return records
-    }
-
     /// Calls `body` with a room's audit rows (or every room's, with nil), oldest first, at or
     /// after `since`, one at a time from a cursor over one snapshot, until it returns false: for
     /// exports too large to hold in memory. `body` runs inside the read (keep a reader
@@ -401,16 +391,6 @@ public final class Store: Sendable {
                 guard try body(stored) else { return }
             }
         }
-    }
-
-    /// Whether any of a room's audit rows satisfies `predicate` (stops at the first that does).
-    public func containsAuditRecord(room: RoomID, where predicate: (AuditRecord) -> Bool) throws -> Bool {
-        var found = false
-        try forEachAuditRecord(room: room) { row in
-            found = predicate(row.record)
-            return !found
-        }
-        return found
     }
 
     /// A room's attendance records, in the order the engine emitted them.
@@ -463,7 +443,7 @@ extension Store {
 
 /// The store's `AuthenticationFailureFolding`, behind a lock. `@unchecked Sendable`: `value`
 /// is read and written only with `lock` held.
-private final class FoldingState: @unchecked Sendable {
+final class FoldingState: @unchecked Sendable {
     private let lock = NSLock()
     private var value: AuthenticationFailureFolding
 

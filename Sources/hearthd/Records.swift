@@ -4,12 +4,24 @@ import HearthCore
 import HearthServer
 import HearthStore
 
-/// Where the store is: `--data-dir`, or the configuration's data directory.
+/// Where the records are: a cluster's PostgreSQL (`--postgres`, or the configuration's
+/// `store: postgres`), or the embedded store in `--data-dir` or the configuration's data directory.
 struct StoreOption: ParsableArguments {
     @OptionGroup var options: ConfigOption
     @Option(name: .customLong("data-dir"), help: "Data directory (overrides the configuration).") var dataDir: String?
+    @Option(
+        name: .customLong("postgres"),
+        help: "A cluster's shared store: libpq connection string (overrides the configuration; or HEARTH_POSTGRES).")
+    var postgres: String?
 
-    func open() throws -> Store {
+    func open() throws -> any RecordReading {
+        if let postgres { return try SharedRecords(conninfo: postgres) }
+        if dataDir == nil {
+            let configuration = try options.load()
+            if configuration.store == .postgres, let conninfo = configuration.postgres.conninfo {
+                return try SharedRecords(conninfo: conninfo)
+            }
+        }
         let directory = try dataDir ?? options.load().dataDirectory
         let path = "\(directory)/\(Store.fileName)"
         guard FileManager.default.fileExists(atPath: path) else {

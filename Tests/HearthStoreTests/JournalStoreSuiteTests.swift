@@ -12,8 +12,56 @@ import XCTest
 /// A struct of checks rather than an XCTestCase base class: Linux's test discovery does not see
 /// inherited test methods, so each implementation's class lists the checks it runs (all of them).
 struct JournalStoreSuite {
-    /// A fresh store that owns the rooms given (the shared one claims them first).
-    let makeStore: ([RoomID]) throws -> any JournalStore
+    /// A fresh store that owns the rooms given (the shared one claims them first): the journal
+    /// and the records in one (both implementations are both).
+    let makeStore: ([RoomID]) throws -> any JournalStore & RecordStore
+
+    static func audit(_ room: RoomID, _ action: String, at: Int64, reason: String? = nil) -> AuditRecord {
+        AuditRecord(
+            at: Instant(milliseconds: at), room: room,
+            actor: Party(userID: UserID("staff-1"), id: ParticipantID(1), role: .facilitator),
+            subject: Party(userID: UserID("patient-2"), id: ParticipantID(2), role: .participant), action: action,
+            outcome: action == "mute" ? .refused(.forbidden) : .done, reason: reason)
+    }
+
+    func recordsComeBackPerRoomAndTheChainsVerify() throws {
+        let a = RoomID("rec-a-\(UUID().uuidString.prefix(8))")
+        let b = RoomID("rec-b-\(UUID().uuidString.prefix(8))")
+        let store = try makeStore([a, b])
+        let audits = [
+            Self.audit(a, "arrive", at: 1_000), Self.audit(a, "admit", at: 2_000, reason: "ünï \"x\""),
+            Self.audit(b, "arrive", at: 2_500), Self.audit(a, "mute", at: 3_000),
+        ]
+        let member = Party(userID: UserID("patient-2"), id: ParticipantID(2), role: .participant)
+        let attendance = [
+            AttendanceRecord(at: Instant(milliseconds: 1_000), room: a, member: member, kind: .enterWaiting),
+            AttendanceRecord(at: Instant(milliseconds: 2_000), room: a, member: member, kind: .exitWaiting),
+            AttendanceRecord(at: Instant(milliseconds: 2_000), room: a, member: member, kind: .enterRoom),
+            AttendanceRecord(
+                at: Instant(milliseconds: 2_100), room: a, member: member, kind: .enterBreakout,
+                breakout: BreakoutID(3), breakoutName: "Pair 1"),
+        ]
+        for r in audits { store.append(r) }
+        for r in attendance { store.append(r) }
+        let ticket = store.lastTicket
+        XCTAssertTrue(store.waitCommitted(ticket, timeout: 10))
+        XCTAssertEqual(try store.auditRecords(room: a).map(\.record), audits.filter { $0.room == a })
+        XCTAssertEqual(try store.auditRecords(room: b).map(\.record), [audits[2]])
+        XCTAssertEqual(try store.auditRecords(room: a, since: Instant(milliseconds: 2_000)).count, 2)
+        XCTAssertEqual(try store.attendanceRecords(room: a), attendance)
+        XCTAssertEqual(try store.attendanceRecords(room: b), [])
+        guard case .ok(let count) = try store.verifyAudit() else { return XCTFail("the chains verify") }
+        XCTAssertGreaterThanOrEqual(count, 4)
+
+        // Retention: rows before the cutoff go, the rest still verify from the chain's new start.
+        store.pruneAudit(before: Instant(milliseconds: 2_600))
+        store.pruneAttendance(before: Instant(milliseconds: 2_050))
+        XCTAssertTrue(store.waitCommitted(store.lastTicket, timeout: 10))
+        XCTAssertEqual(try store.auditRecords(room: a).map(\.record), [audits[3]])
+        XCTAssertEqual(try store.auditRecords(room: b).map(\.record), [])
+        XCTAssertEqual(try store.attendanceRecords(room: a), [attendance[3]])
+        guard case .ok = try store.verifyAudit() else { return XCTFail("the pruned chains still verify") }
+    }
 
     func entries(_ room: RoomID, count: Int, from: Int64 = 0) -> [JournalEntry] {
         (0..<count).map { i in
@@ -42,6 +90,9 @@ struct JournalStoreSuite {
         XCTAssertEqual(store.lastTicket, last)
         store.flush()
         XCTAssertEqual(store.committedTicket, last)
+        // onCommit runs on the writer thread just after the commit is published: wait for it (bounded).
+        let deadline = Date(timeIntervalSinceNow: 5)
+        while committed.value < last && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
         XCTAssertEqual(committed.value, last, "onCommit reports the committed ticket")
         XCTAssertEqual(store.queued, 0)
         XCTAssertTrue(store.acceptsNewWork)
@@ -110,6 +161,7 @@ final class SQLiteJournalStoreTests: XCTestCase {
     func testCompactionRemovesOnlyRoomsEndedBeforeTheCutoff() throws {
         try suite.compactionRemovesOnlyRoomsEndedBeforeTheCutoff()
     }
+    func testRecordsComeBackPerRoomAndTheChainsVerify() throws { try suite.recordsComeBackPerRoomAndTheChainsVerify() }
 }
 
 final class PostgresJournalStoreTests: XCTestCase {
@@ -134,6 +186,7 @@ final class PostgresJournalStoreTests: XCTestCase {
     func testCompactionRemovesOnlyRoomsEndedBeforeTheCutoff() throws {
         try suite.compactionRemovesOnlyRoomsEndedBeforeTheCutoff()
     }
+    func testRecordsComeBackPerRoomAndTheChainsVerify() throws { try suite.recordsComeBackPerRoomAndTheChainsVerify() }
 }
 
 /// What only the shared store does: claims with epochs, fenced commits, leases, single-use
@@ -269,6 +322,68 @@ final class SharedJournalTests: XCTestCase {
         for x in bases {
             for y in bases where x != y { XCTAssertTrue(x >= y + 1 << 32 || y >= x + 1 << 32) }
         }
+    }
+
+    func testARoomsRecordsGoToItsChainAndOthersToTheNodesChain() throws {
+        let held = RoomID("held-\(UUID().uuidString.prefix(8))")
+        let other = RoomID("other-\(UUID().uuidString.prefix(8))")
+        let a = try node("a")
+        _ = try a.claim(held, creating: true)
+        a.append(JournalStoreSuite.audit(held, "arrive", at: 5))
+        a.append(JournalStoreSuite.audit(other, "authenticate", at: 6))  // a room a does not hold
+        a.append(chat(held, "with it"))
+        a.flush()
+        let rows = try a.auditRecords(room: held) + a.auditRecords(room: other)
+        XCTAssertEqual(rows.map(\.chain), ["room:\(held)", "node:\(a.node)"])
+        XCTAssertEqual(rows.map(\.id), [1, 1], "each chain counts from 1")
+        guard case .ok = try a.verifyAudit() else { return XCTFail("verifies") }
+
+        // The room moves to b: b continues the room's chain, a's late records go to a's chain.
+        a.releaseLease()
+        let b = try node("b")
+        guard case .owned = try b.claim(held, creating: false) else { return XCTFail("b takes the room") }
+        b.append(JournalStoreSuite.audit(held, "resume", at: 7))
+        b.flush()
+        a.append(JournalStoreSuite.audit(held, "late", at: 8))
+        a.append(chat(held, "late"))
+        a.flush()
+        let after = try b.auditRecords(room: held)
+        XCTAssertEqual(after.map(\.chain), ["room:\(held)", "room:\(held)", "node:\(a.node)"])
+        XCTAssertEqual(after.map(\.id), [1, 2, 2])
+        guard case .ok = try b.verifyAudit() else { return XCTFail("every chain verifies") }
+    }
+
+    func testVerificationFindsAnEditedADeletedAndATruncatedRow() throws {
+        let conninfo = try TestPostgres.conninfo()
+        let room = RoomID("tamper-\(UUID().uuidString.prefix(8))")
+        let a = try node("a")
+        _ = try a.claim(room, creating: true)
+        for i in 0..<4 { a.append(JournalStoreSuite.audit(room, "admit", at: Int64(100 + i))) }
+        a.append(chat(room, "x"))
+        a.flush()
+        guard case .ok = try a.verifyAudit() else { return XCTFail("intact") }
+        let sql = try PostgresConnection(conninfo: conninfo)
+        let chain = "room:\(room)"
+        func broken(_ change: String, _ undo: String) throws -> String? {
+            try sql.execute(change, [chain])
+            defer { _ = try? sql.execute(undo, [chain]) }
+            if case .broken(_, let reason) = try a.verifyAudit() { return reason }
+            return nil
+        }
+        let edited = try broken(
+            "UPDATE hearth_audit SET reason = 'edited' WHERE chain = $1 AND n = 2",
+            "UPDATE hearth_audit SET reason = NULL WHERE chain = $1 AND n = 2")
+        XCTAssertTrue(edited?.contains("edited") == true, edited ?? "not found")
+        try sql.execute("CREATE TEMP TABLE saved AS SELECT * FROM hearth_audit WHERE chain = $1", [chain])
+        let deleted = try broken(
+            "DELETE FROM hearth_audit WHERE chain = $1 AND n = 3",
+            "INSERT INTO hearth_audit SELECT * FROM saved WHERE chain = $1 AND n = 3")
+        XCTAssertTrue(deleted?.contains("missing") == true, deleted ?? "not found")
+        let truncated = try broken(
+            "DELETE FROM hearth_audit WHERE chain = $1 AND n = 4",
+            "INSERT INTO hearth_audit SELECT * FROM saved WHERE chain = $1 AND n = 4")
+        XCTAssertTrue(truncated?.contains("head") == true, truncated ?? "not found")
+        guard case .ok = try a.verifyAudit() else { return XCTFail("intact again") }
     }
 
     func testALeaseThatStopsBeingRenewedLapses() throws {

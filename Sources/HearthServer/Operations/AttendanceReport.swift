@@ -18,7 +18,7 @@ public struct AttendanceReport: Sendable {
 
     /// Reads the session's records. `endedAt`: the end the engine knows, if any; otherwise the
     /// store's end mark is read.
-    public init(room: RoomID, store: Store, endedAt: Instant? = nil, now: Instant) throws {
+    public init(room: RoomID, store: any RecordReading, endedAt: Instant? = nil, now: Instant) throws {
         let records = try store.attendanceRecords(room: room)
         let audit = try store.auditRecords(room: room).map(\.record)
         let ended = try endedAt ?? store.endedAt(room)

@@ -11,7 +11,7 @@ enum Records {
     /// A room is known to the records if the engine has it or the store holds rows of its
     /// session (attendance, or audit rows other than API calls and refused connections).
     static func attendance(
-        _ id: RoomID, store: Store, engineKnows: Bool, engineEnded: Instant?, now: Instant
+        _ id: RoomID, store: any RecordReading, engineKnows: Bool, engineEnded: Instant?, now: Instant
     ) throws(APIError) -> Answer {
         let report: AttendanceReport
         do {
@@ -79,14 +79,15 @@ enum Records {
         let r = row.record
         var code: String? = nil
         if case .refused(let c) = r.outcome { code = c.rawValue }
-        return .object([
-            ("id", .integer(row.id)), ("at", .integer(r.at.milliseconds)), ("room", .string(r.room.rawValue)),
-            ("action", .string(r.action)), ("outcome", .string(code == nil ? "done" : "refused")),
-            ("code", text(code)), ("reason", text(r.reason)),
-            ("actorUserId", text(r.actor?.userID.rawValue)), ("actorMember", text(r.actor?.id.description)),
-            ("actorRole", text(r.actor?.role.rawValue)), ("subjectUserId", text(r.subject?.userID.rawValue)),
-            ("subjectMember", text(r.subject?.id.description)), ("subjectRole", text(r.subject?.role.rawValue)),
-            ("hash", .string(row.hash)),
-        ])
+        return .object(
+            [
+                ("id", .integer(row.id)), ("at", .integer(r.at.milliseconds)), ("room", .string(r.room.rawValue)),
+                ("action", .string(r.action)), ("outcome", .string(code == nil ? "done" : "refused")),
+                ("code", text(code)), ("reason", text(r.reason)),
+                ("actorUserId", text(r.actor?.userID.rawValue)), ("actorMember", text(r.actor?.id.description)),
+                ("actorRole", text(r.actor?.role.rawValue)), ("subjectUserId", text(r.subject?.userID.rawValue)),
+                ("subjectMember", text(r.subject?.id.description)), ("subjectRole", text(r.subject?.role.rawValue)),
+                ("hash", .string(row.hash)),
+            ] + (row.chain.map { [("chain", JSONValue.string($0))] } ?? []))
     }
 }

@@ -16,7 +16,7 @@ struct OperationsAccess {
     var defaultRoomSettings: RoomSettings { host.defaultRoomSettings }
     /// Whether a media server is configured (rooms may use the SFU).
     var sfuEnabled: Bool { host.sfu != nil }
-    var store: Store { host.recordStore }
+    var store: any RecordStore { host.recordStore }
 
     func createRoom(_ id: RoomID, settings: RoomSettings, at: Instant) -> RoomHost.Creation {
         host.createRoom(id, settings: settings, at: at, transport: transport)
@@ -322,7 +322,7 @@ struct Route {
 struct Call: Sendable {
     let exchange: HTTPExchangeID
     let transport: Transport
-    let store: Store
+    let store: any RecordStore
     let action: String
     /// The room named in the path, if any.
     let room: String?

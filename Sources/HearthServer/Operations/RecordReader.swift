@@ -22,7 +22,7 @@ final class RecordReader: @unchecked Sendable {
     private var jobs: [@Sendable () -> Void] = []
     private var started = false
 
-    func read(store: Store, after ticket: UInt64, _ job: @escaping @Sendable () -> Void) {
+    func read(store: any RecordStore, after ticket: UInt64, _ job: @escaping @Sendable () -> Void) {
         condition.withLock {
             jobs.append {
                 _ = store.waitCommitted(ticket, timeout: Self.commitWait)

@@ -22,7 +22,7 @@ import HearthCore
 ///
 /// Threads: the writer (its own connection), the lease keeper (its own), and the caller of
 /// `claim`, `useToken` and `createRoom` (the event loop; one connection behind a lock).
-public final class SharedJournal: JournalStore, @unchecked Sendable {
+public final class SharedJournal: JournalStore, RecordStore, @unchecked Sendable {
     /// A room this node holds: its epoch, and the next entry number to write.
     struct Ownership {
         var epoch: Int64
@@ -31,8 +31,12 @@ public final class SharedJournal: JournalStore, @unchecked Sendable {
 
     enum Operation {
         case journal(JournalEntry)
+        case audit(AuditRecord)
+        case attendance(AttendanceRecord)
         case ended(RoomID, Instant)
         case compact(Instant)
+        case pruneAudit(Instant)
+        case pruneAttendance(Instant)
     }
 
     /// The outcome of `claim`.
@@ -62,6 +66,11 @@ public final class SharedJournal: JournalStore, @unchecked Sendable {
     public let queueLimit: Int
 
     private let control: PostgresConnection
+    /// The records' reads (the operations API's reader thread): a connection of their own, so a
+    /// long export never holds up a claim on the loop.
+    private let reader: PostgresConnection
+    private let readerLock = NSLock()
+    private let authenticationFailures: FoldingState
     private let controlLock = NSLock()
     private var writer: Writer<Operation>!
     private let lock = NSLock()
@@ -79,17 +88,33 @@ public final class SharedJournal: JournalStore, @unchecked Sendable {
     /// incarnation), takes its lease, and starts the writer and the lease keeper.
     public init(
         conninfo: String, node: String, leaseSeconds: Double = 5, commitWindow: Double = Store.defaultCommitWindow,
-        queueLimit: Int = Store.defaultQueueLimit
+        queueLimit: Int = Store.defaultQueueLimit,
+        foldingLimits: AuthenticationFailureFolding.Limits = AuthenticationFailureFolding.Limits()
     ) throws {
         self.node = node
         self.leaseSeconds = leaseSeconds
         self.queueLimit = queueLimit
+        self.authenticationFailures = FoldingState(AuthenticationFailureFolding(limits: foldingLimits))
         let control = try PostgresConnection(conninfo: conninfo)
         self.control = control
+        reader = try PostgresConnection(conninfo: conninfo)
         try control.transaction {
             // Several nodes may start at once: one creates the tables at a time.
             try control.execute("SELECT pg_advisory_xact_lock(7402310)")
-            for statement in SharedSchema.statements { try control.execute(statement) }
+            for statement in SharedSchema.statements + SharedRecordSQL.statements { try control.execute(statement) }
+        }
+        // Two processes with one node name would write one node chain: a name whose lease is
+        // live belongs to a running node. Wait out a dead one's lease (a restart after a crash).
+        let deadline = ContinuousClock.now + .seconds(60)
+        while let left = try control.execute(
+            "SELECT EXTRACT(EPOCH FROM expires - now())::float8 FROM hearth_lease WHERE node = $1", [node]
+        ).first?[0].flatMap(Double.init), left > 0 {
+            guard ContinuousClock.now < deadline else {
+                throw PostgresError(
+                    state: nil,
+                    message: "another hearthd runs as node \(node) (its lease is live): node names must be unique")
+            }
+            Thread.sleep(forTimeInterval: min(left + 0.05, 0.5))
         }
         let row = try control.execute(
             """
@@ -155,6 +180,49 @@ public final class SharedJournal: JournalStore, @unchecked Sendable {
             }
             return out
         }
+    }
+
+    // MARK: Records (RecordStore)
+
+    @discardableResult
+    public func append(_ record: AuditRecord) -> UInt64 { writer.enqueue(.audit(record)) }
+    @discardableResult
+    public func append(_ record: AttendanceRecord) -> UInt64 { writer.enqueue(.attendance(record)) }
+    @discardableResult
+    public func pruneAudit(before cutoff: Instant) -> UInt64 { writer.enqueue(.pruneAudit(cutoff)) }
+    @discardableResult
+    public func pruneAttendance(before cutoff: Instant) -> UInt64 { writer.enqueue(.pruneAttendance(cutoff)) }
+
+    @discardableResult
+    public func appendAuthenticationFailure(room: RoomID, reason: String, address: String, at: Instant) -> UInt64 {
+        authenticationFailures.withLock { folding in
+            for record in folding.record(room: room, reason: reason, address: address, at: at) { append(record) }
+        }
+        return writer.lastTicket
+    }
+
+    public func closeAuthenticationFailureInterval(at now: Instant) {
+        authenticationFailures.withLock { folding in
+            for record in folding.close(at: now) { append(record) }
+        }
+    }
+
+    public func waitCommitted(_ ticket: UInt64, timeout: Double) -> Bool {
+        writer.waitCommitted(ticket, timeout: timeout)
+    }
+
+    public func verifyAudit() throws -> AuditVerification { try withReader { try SharedRecordSQL.verify($0) } }
+
+    public func forEachAuditRecord(room: RoomID?, since: Instant?, _ body: (StoredAudit) throws -> Bool) throws {
+        try withReader { try SharedRecordSQL.forEachAudit(room: room, since: since, $0, body) }
+    }
+
+    public func attendanceRecords(room: RoomID) throws -> [AttendanceRecord] {
+        try withReader { try SharedRecordSQL.attendance(room: room, $0) }
+    }
+
+    public func endedAt(_ room: RoomID) throws -> Instant? {
+        try withReader { try SharedRecordSQL.endedAt(room, $0) }
     }
 
     public func takeLostRooms() -> [RoomID] {
@@ -285,6 +353,12 @@ public final class SharedJournal: JournalStore, @unchecked Sendable {
     /// Stops the writer (after writing what is queued) and the lease keeper (leaving the lease
     /// to expire; `releaseLease()` deletes it).
     public func close() {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let now = Instant(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
+        authenticationFailures.withLock { folding in
+            for record in folding.flush(at: now) { append(record) }
+        }
         writer.stop()
         let wasStopped = lock.withLock {
             defer { leaseStopped = true }
@@ -322,67 +396,64 @@ public final class SharedJournal: JournalStore, @unchecked Sendable {
 
     private func write(_ batch: [Operation], _ connection: PostgresConnection) throws {
         var journal: [JournalEntry] = []
-        var others: [Operation] = []
+        var audits: [AuditRecord] = []
+        var attendances: [AttendanceRecord] = []
+        var maintenance: [Operation] = []
         for operation in batch {
-            if case .journal(let entry) = operation { journal.append(entry) } else { others.append(operation) }
+            switch operation {
+            case .journal(let entry): journal.append(entry)
+            case .audit(let record): audits.append(record)
+            case .attendance(let record): attendances.append(record)
+            case .ended, .compact, .pruneAudit, .pruneAttendance: maintenance.append(operation)
+            }
         }
         let holdings = lock.withLock { owned }
         // Numbers from the rooms' next, advanced only once the batch is written (a failed
         // batch is retried with the same numbers).
         var next: [RoomID: Int64] = [:]
-        var rooms: [String] = [], epochs: [String] = [], numbers: [String] = [], ats: [String] = []
-        var kinds: [String] = [], bodies: [String] = []
+        var rows = JournalRows()
         for entry in journal {
             // A room the shell forgot (dropped or lost) is never written again.
             guard let holding = holdings[entry.room] else { continue }
             let n = next[entry.room] ?? holding.next
             next[entry.room] = n + 1
-            rooms.append(entry.room.rawValue)
-            epochs.append(String(holding.epoch))
-            numbers.append(String(n))
-            ats.append(String(entry.at.milliseconds))
-            kinds.append(entry.kind)
-            bodies.append(try JournalCoding.encode(entry))
+            try rows.append(entry, epoch: holding.epoch, n: n)
         }
         var written = Set<RoomID>()
-        func appendJournal() throws {
-            guard !rooms.isEmpty else { return }
-            let rows = try connection.execute(
-                Self.appendSQL,
-                [
-                    node, PostgresArray.text(rooms), PostgresArray.text(epochs), PostgresArray.text(numbers),
-                    PostgresArray.text(ats), PostgresArray.text(kinds), PostgresArray.text(bodies),
-                ])
-            for row in rows { if let room = row[0] { written.insert(RoomID(room)) } }
-        }
-        if others.isEmpty {
-            try appendJournal()  // one statement: its own transaction, one round trip
-        } else {
-            try connection.transaction {
-                try appendJournal()
-                for operation in others {
-                    switch operation {
-                    case .journal: break
-                    case .ended(let room, let at):
-                        try connection.execute(
-                            """
-                            INSERT INTO hearth_room_end (room, ended_at) VALUES ($1, $2)
-                            ON CONFLICT (room) DO UPDATE SET ended_at = excluded.ended_at
-                            """, [room.rawValue, String(at.milliseconds)])
-                    case .compact(let cutoff):
-                        let ms = String(cutoff.milliseconds)
-                        for table in ["hearth_journal", "hearth_room"] {
-                            try connection.execute(
-                                "DELETE FROM \(table) WHERE room IN (SELECT room FROM hearth_room_end WHERE ended_at < $1)",
-                                [ms])
-                        }
-                        try connection.execute("DELETE FROM hearth_room_end WHERE ended_at < $1", [ms])
-                    }
+        if audits.isEmpty && attendances.isEmpty && maintenance.isEmpty {
+            // The common batch (chat): one statement, its own transaction, one round trip.
+            if !rows.isEmpty {
+                for row in try connection.execute(Self.appendSQL, [node] + rows.parameters) {
+                    if let room = row[0] { written.insert(RoomID(room)) }
                 }
             }
+        } else {
+            try connection.transaction {
+                // The rooms of the batch this node still holds at its epochs, locked against a
+                // claim until the commit: only their journal, chains and attendance are written.
+                var touched = Set(rows.rooms)
+                for r in audits where holdings[r.room] != nil { touched.insert(r.room.rawValue) }
+                for r in attendances where holdings[r.room] != nil { touched.insert(r.room.rawValue) }
+                let held = try lockHeld(touched.sorted(), holdings, connection)
+                let kept = rows.filtered { held.contains($0) }
+                if !kept.isEmpty {
+                    try connection.execute(
+                        "INSERT INTO hearth_journal (room, epoch, n, at_ms, kind, body) SELECT * FROM unnest("
+                            + "$1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])",
+                        kept.parameters)
+                }
+                written = Set(kept.rooms.map(RoomID.init))
+                // A record of a room this node does not hold goes to the node's own chain: never lost.
+                let nodeChain = "node:\(node)"
+                try SharedRecordSQL.appendAudit(
+                    audits, chain: { held.contains($0.room.rawValue) ? "room:\($0.room)" : nodeChain }, connection)
+                try SharedRecordSQL.appendAttendance(
+                    attendances.filter { held.contains($0.room.rawValue) }, connection)
+                for operation in maintenance { try maintain(operation, connection) }
+            }
         }
-        // Rooms in the batch that were not written: another node holds them now (or this node
-        // forgot them). Reported before the writer counts these tickets as committed.
+        // Rooms in the batch that were not written: another node holds them now. Reported
+        // before the writer counts these tickets as committed.
         lock.withLock {
             for (room, n) in next where owned[room]?.epoch == holdings[room]?.epoch {
                 if written.contains(room) {
@@ -395,7 +466,52 @@ public final class SharedJournal: JournalStore, @unchecked Sendable {
         }
     }
 
+    /// The rooms among `rooms` whose owner row is still this node's at the epoch it claimed,
+    /// locked `FOR SHARE` until the transaction ends.
+    private func lockHeld(
+        _ rooms: [String], _ holdings: [RoomID: Ownership], _ connection: PostgresConnection
+    ) throws -> Set<String> {
+        guard !rooms.isEmpty else { return [] }
+        let epochs = rooms.map { String(holdings[RoomID($0)]?.epoch ?? -1) }
+        let result = try connection.execute(
+            """
+            SELECT o.room FROM hearth_room o JOIN unnest($2::text[], $3::bigint[]) AS r(room, epoch)
+                ON o.room = r.room AND o.epoch = r.epoch
+            WHERE o.node = $1 FOR SHARE OF o
+            """, [node, PostgresArray.text(rooms), PostgresArray.text(epochs)])
+        return Set(result.compactMap { $0[0] })
+    }
+
+    private func maintain(_ operation: Operation, _ connection: PostgresConnection) throws {
+        switch operation {
+        case .journal, .audit, .attendance: break
+        case .ended(let room, let at):
+            try connection.execute(
+                """
+                INSERT INTO hearth_room_end (room, ended_at) VALUES ($1, $2)
+                ON CONFLICT (room) DO UPDATE SET ended_at = excluded.ended_at
+                """, [room.rawValue, String(at.milliseconds)])
+        case .compact(let cutoff):
+            let ms = String(cutoff.milliseconds)
+            for table in ["hearth_journal", "hearth_room"] {
+                try connection.execute(
+                    "DELETE FROM \(table) WHERE room IN (SELECT room FROM hearth_room_end WHERE ended_at < $1)", [ms])
+            }
+            try connection.execute("DELETE FROM hearth_room_end WHERE ended_at < $1", [ms])
+        case .pruneAudit(let cutoff):
+            try SharedRecordSQL.pruneAudit(before: cutoff, connection)
+        case .pruneAttendance(let cutoff):
+            try SharedRecordSQL.pruneAttendance(before: cutoff, connection)
+        }
+    }
+
     // MARK: SQL
+
+    private func withReader<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        readerLock.lock()
+        defer { readerLock.unlock() }
+        return try body(reader)
+    }
 
     private func withControl<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         controlLock.lock()
@@ -447,19 +563,62 @@ public final class SharedJournal: JournalStore, @unchecked Sendable {
             JOIN (SELECT DISTINCT room, epoch FROM batch) r ON o.room = r.room AND o.epoch = r.epoch
             WHERE o.node = $1
             FOR SHARE OF o)
-        INSERT INTO hearth_journal (room, n, epoch, at_ms, kind, body)
-        SELECT b.room, b.n, b.epoch, b.at_ms, b.kind, b.body FROM batch b JOIN owned USING (room)
+        INSERT INTO hearth_journal (room, epoch, n, at_ms, kind, body)
+        SELECT b.room, b.epoch, b.n, b.at_ms, b.kind, b.body FROM batch b JOIN owned USING (room)
         RETURNING room
         """
 }
 
-/// PostgreSQL array literals in text format (`{"a","b"}`), for `unnest` parameters.
+/// A batch's journal rows, column by column (the `unnest` parameters).
+struct JournalRows {
+    var rooms: [String] = []
+    var epochs: [String] = []
+    var numbers: [String] = []
+    var ats: [String] = []
+    var kinds: [String] = []
+    var bodies: [String] = []
+
+    var isEmpty: Bool { rooms.isEmpty }
+
+    mutating func append(_ entry: JournalEntry, epoch: Int64, n: Int64) throws {
+        rooms.append(entry.room.rawValue)
+        epochs.append(String(epoch))
+        numbers.append(String(n))
+        ats.append(String(entry.at.milliseconds))
+        kinds.append(entry.kind)
+        bodies.append(try JournalCoding.encode(entry))
+    }
+
+    func filtered(_ keep: (String) -> Bool) -> JournalRows {
+        var out = JournalRows()
+        for i in rooms.indices where keep(rooms[i]) {
+            out.rooms.append(rooms[i])
+            out.epochs.append(epochs[i])
+            out.numbers.append(numbers[i])
+            out.ats.append(ats[i])
+            out.kinds.append(kinds[i])
+            out.bodies.append(bodies[i])
+        }
+        return out
+    }
+
+    /// room, epoch, n, at_ms, kind, body.
+    var parameters: [String?] { [rooms, epochs, numbers, ats, kinds, bodies].map(PostgresArray.text) }
+}
+
+/// PostgreSQL array literals in text format (`{"a","b",NULL}`), for `unnest` parameters.
 enum PostgresArray {
-    static func text(_ values: [String]) -> String {
+    static func text(_ values: [String]) -> String { text(values.map { Optional($0) }) }
+
+    static func text(_ values: [String?]) -> String {
         var out = "{"
-        out.reserveCapacity(values.reduce(2) { $0 + $1.utf8.count + 3 })
+        out.reserveCapacity(values.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
         for (i, value) in values.enumerated() {
             if i > 0 { out += "," }
+            guard let value else {
+                out += "NULL"
+                continue
+            }
             out += "\""
             for c in value.unicodeScalars {
                 if c == "\"" || c == "\\" { out += "\\" }
