@@ -431,11 +431,7 @@ enum TestPostgres {
         atexit_dir = dir
         atexit_script = script
         atexit {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: atexit_script)
-            p.arguments = ["stop", atexit_dir]
-            try? p.run()
-            p.waitUntilExit()
+            _ = try? TestPostgres.run(atexit_script, ["stop", atexit_dir])
             try? FileManager.default.removeItem(atPath: atexit_dir)
         }
         guard let line = output.split(separator: "\n").last, line.contains("port=") else {
@@ -444,19 +440,25 @@ enum TestPostgres {
         return String(line)
     }
 
-    private static func run(_ path: String, _ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw PostgresError(state: nil, message: "\(path) \(arguments) exited with \(p.terminationStatus)")
+    /// Runs `path arguments…` and returns its standard output. posix_spawn and waitpid, not
+    /// Foundation's `Process`, whose wait was seen to hang here once the script's own child (the
+    /// PostgreSQL server) outlived it. Output goes to a file: the server would hold a pipe open.
+    static func run(_ path: String, _ arguments: [String]) throws -> String {
+        let outPath = NSTemporaryDirectory() + "hearth-postgres-temp-\(getpid()).out"
+        defer { try? FileManager.default.removeItem(atPath: outPath) }
+        let command = ([path] + arguments).map { "'\($0)'" }.joined(separator: " ") + " > '\(outPath)'"
+        let argv: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", command].map { (s: String) in strdup(s) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0 else {
+            throw PostgresError(state: nil, message: "cannot run \(path)")
         }
-        return String(decoding: data, as: UTF8.self)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        guard status == 0 else {
+            throw PostgresError(state: nil, message: "\(path) \(arguments) exited with status \(status)")
+        }
+        return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
     }
 }
 
