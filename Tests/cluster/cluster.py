@@ -36,7 +36,8 @@ def missing(postgres=True):
     if postgres:
         absent = [name for name in ("initdb", "pg_ctl", "postgres", "psql") if not (PGBIN / name).exists()]
         if absent:
-            return f"PostgreSQL 15 is not installed ({', '.join(absent)} missing in {PGBIN}; apt-get install postgresql-15)"
+            return (f"PostgreSQL 15 is not installed ({', '.join(absent)} missing in {PGBIN}; "
+                    "apt-get install postgresql-15)")
     return None
 
 
