@@ -281,6 +281,8 @@ def test_sigkill_of_the_owner_every_member_resumes_elsewhere_and_nothing_acknowl
     for node in cluster.nodes:
         out = node.audit_verify()
         assert out.returncode == 0 and out.stdout.startswith("ok"), f"{node.name}: {out.stdout}{out.stderr}"
+        with capsys.disabled():
+            print(f"audit verify, {node.name}: {out.stdout.strip()}")
 
 
 def test_a_paused_owner_that_lost_its_room_closes_its_sessions_and_writes_nothing(cluster, capsys):
