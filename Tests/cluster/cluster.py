@@ -36,7 +36,8 @@ def missing(postgres=True):
     if postgres:
         absent = [name for name in ("initdb", "pg_ctl", "postgres", "psql") if not (PGBIN / name).exists()]
         if absent:
-            return f"PostgreSQL 15 is not installed ({', '.join(absent)} missing in {PGBIN}; apt-get install postgresql-15)"
+            return (f"PostgreSQL 15 is not installed ({', '.join(absent)} missing in {PGBIN}; "
+                    "apt-get install postgresql-15)")
     return None
 
 
@@ -200,6 +201,7 @@ class Node(Server):
         self.process.send_signal(sig)
 
     def audit_verify(self):
-        """`hearthd audit verify` on this node's data directory (its own audit chain)."""
-        return subprocess.run([os.environ["HEARTHD_BIN"], "audit", "verify", "--data-dir", str(self.dir / "data")],
+        """`hearthd audit verify` with this node's configuration: the audit trail wherever the node
+        keeps it (the store in its data directory, or the cluster's PostgreSQL)."""
+        return subprocess.run([os.environ["HEARTHD_BIN"], "audit", "verify", "--config", str(self.config_path)],
                               capture_output=True, text=True, timeout=30)
