@@ -1,5 +1,6 @@
 import Foundation
 import HearthCore
+import HearthStore
 import HearthTransport
 import HearthWire
 
@@ -9,26 +10,57 @@ import HearthWire
 /// store's end marks on the reader thread, see `OperationsAPI.deferCreate`).
 enum Rooms {
     static func list(_ request: HTTPRequest, backend: OperationsAccess) throws(APIError) -> Answer {
-        let query = Query(request.query)
-        var phase: String? = nil
-        if let p = query["phase"] {
-            guard p == "open" || p == "ended" else {
-                throw .badRequest("Query parameter phase must be open or ended.")
-            }
-            phase = p
-        }
+        let phase = try phaseFilter(request)
         let rooms = backend.rooms.values
             .filter { phase == nil || (phase == "ended") == $0.isEnded }
             .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
-        let items: [JSONValue] = rooms.map { room in
-            let counts = room.seatCounts
-            return .object(
-                header(room) + [
-                    ("members", .integer(Int64(counts.inRoom))), ("waiting", .integer(Int64(counts.waiting))),
-                    ("locked", .bool(room.locked)), ("staffPresent", .bool(room.staffPresent)),
-                ])
+        return Answer(status: 200, body: .object([("rooms", .array(rooms.map { item($0) }))]))
+    }
+
+    /// `?phase=open|ended`, or nil.
+    static func phaseFilter(_ request: HTTPRequest) throws(APIError) -> String? {
+        guard let p = Query(request.query)["phase"] else { return nil }
+        guard p == "open" || p == "ended" else { throw .badRequest("Query parameter phase must be open or ended.") }
+        return p
+    }
+
+    /// One room of the list, from the engine (a room this node holds).
+    static func item(_ room: Room, node: String? = nil) -> JSONValue {
+        let counts = room.seatCounts
+        return .object(
+            header(room) + [
+                ("members", .integer(Int64(counts.inRoom))), ("waiting", .integer(Int64(counts.waiting))),
+                ("locked", .bool(room.locked)), ("staffPresent", .bool(room.staffPresent)),
+            ] + (node.map { [("node", JSONValue.string($0))] } ?? []))
+    }
+
+    /// The list in a cluster: every room of the shared tables, each with the node holding it
+    /// (null: none yet). The rooms this node holds come from its engine, with their counts;
+    /// the others carry null counts (ask their node: `GET /api/v1/rooms/{id}` goes there).
+    static func clusterList(
+        _ shared: [SharedJournal.SharedRoom], phase: String?, backend: OperationsAccess, node: String
+    ) -> Answer {
+        var items: [(created: Int64, id: String, item: JSONValue)] = []
+        for s in shared {
+            if let room = backend.rooms[s.room], backend.host.shared?.owns(s.room) == true {
+                guard phase == nil || (phase == "ended") == room.isEnded else { continue }
+                items.append((room.createdAt.milliseconds, room.id.rawValue, item(room, node: node)))
+                continue
+            }
+            let ended = s.endedAt != nil
+            guard phase == nil || (phase == "ended") == ended else { continue }
+            let created = s.createdAt?.milliseconds ?? 0
+            let endedAt: JSONValue = s.endedAt.map { JSONValue.integer($0.milliseconds) } ?? .null
+            let holder: JSONValue = s.node.map { JSONValue.string($0) } ?? .null
+            let fields: [(String, JSONValue)] = [
+                ("id", .string(s.room.rawValue)), ("phase", .string(ended ? "ended" : "open")),
+                ("createdAt", .integer(created)), ("endedAt", endedAt), ("members", .null), ("waiting", .null),
+                ("locked", .null), ("staffPresent", .null), ("node", holder),
+            ]
+            items.append((created, s.room.rawValue, .object(fields)))
         }
-        return Answer(status: 200, body: .object([("rooms", .array(items))]))
+        items.sort { ($0.created, $0.id) < ($1.created, $1.id) }
+        return Answer(status: 200, body: .object([("rooms", .array(items.map(\.item)))]))
     }
 
     /// The create call's id and settings, checked against the body and the rooms (loop thread);

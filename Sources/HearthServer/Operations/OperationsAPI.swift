@@ -121,6 +121,9 @@ struct OperationsAPI {
             action: "api:\(route.name)", room: route.room, operatorID: claims.sub)
         do {
             switch try route.endpoint.get() {
+            case .listRooms where backend.host.shared != nil:
+                let phase = try Rooms.phaseFilter(request)
+                deferClusterList(phase: phase, call: call, backend: backend)
             case .createRoom:
                 let (id, settings) = try Rooms.prepareCreate(request, backend: backend)
                 deferCreate(id, settings: settings, call: call, backend: backend)
@@ -152,6 +155,27 @@ struct OperationsAPI {
             return .response(call.refused(error, at: now))
         }
         return .deferred
+    }
+
+    /// The list in a cluster, in two hops: the shared tables on the reader thread, then this
+    /// node's own rooms (their live counts) on the loop.
+    private func deferClusterList(phase: String?, call: Call, backend: OperationsAccess) {
+        guard let shared = backend.host.shared else { return }
+        let host = LoopConfined(backend.host)
+        reader.read(store: call.store, after: call.store.lastTicket) {
+            let rooms: [SharedJournal.SharedRoom]
+            do {
+                rooms = try shared.rooms()
+            } catch {
+                return call.respond(call.refused(APIError.internalError))
+            }
+            call.transport.post { transport in
+                let backend = OperationsAccess(host: host.value, transport: transport)
+                let now = RoomHost.now()
+                let answer = Rooms.clusterList(rooms, phase: phase, backend: backend, node: shared.node)
+                transport.respond(to: call.exchange, with: call.done(answer, at: now))
+            }
+        }
     }
 
     /// Create, in two hops: the store's end marks (ids of ended sessions are not reused) are

@@ -288,20 +288,31 @@ public final class SharedJournal: JournalStore, RecordStore, @unchecked Sendable
         }
     }
 
-    /// The rooms of the whole cluster: which node holds each (empty: none yet) and when it
-    /// ended, if it did.
-    public func rooms() throws -> [(room: RoomID, node: String, epoch: Int64, endedAt: Instant?)] {
-        try withControl { connection in
+    /// A room as the shared tables know it (for the operations API's list, from any node).
+    public struct SharedRoom: Sendable {
+        public var room: RoomID
+        /// The node holding it (nil: none yet, a room created ahead of its session).
+        public var node: String?
+        /// When it was created: its first journal entry's time.
+        public var createdAt: Instant?
+        public var endedAt: Instant?
+    }
+
+    /// Every room of the cluster (a read: the operations API's reader thread).
+    public func rooms() throws -> [SharedRoom] {
+        try withReader { connection in
             try connection.execute(
                 """
-                SELECT r.room, r.node, r.epoch, e.ended_at FROM hearth_room r
-                LEFT JOIN hearth_room_end e USING (room) ORDER BY r.room
+                SELECT r.room, r.node, e.ended_at,
+                    (SELECT j.at_ms FROM hearth_journal j WHERE j.room = r.room ORDER BY j.n LIMIT 1)
+                FROM hearth_room r LEFT JOIN hearth_room_end e USING (room)
                 """
             ).compactMap { row in
-                guard let room = row[0], let node = row[1], let epoch = row[2].flatMap({ Int64($0) }) else {
-                    return nil
-                }
-                return (RoomID(room), node, epoch, row[3].flatMap { Int64($0) }.map(Instant.init(milliseconds:)))
+                guard let room = row[0] else { return nil }
+                return SharedRoom(
+                    room: RoomID(room), node: row[1].flatMap { $0.isEmpty ? nil : $0 },
+                    createdAt: row[3].flatMap { Int64($0) }.map(Instant.init(milliseconds:)),
+                    endedAt: row[2].flatMap { Int64($0) }.map(Instant.init(milliseconds:)))
             }
         }
     }
