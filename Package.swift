@@ -99,8 +99,10 @@ let package = Package(
         .testTarget(name: "HearthWireTests", dependencies: ["HearthWire"]),
         .testTarget(name: "HearthAuthTests", dependencies: ["HearthAuth"]),
         .testTarget(name: "HearthConfigTests", dependencies: ["HearthServer"]),
-        .testTarget(name: "HearthServerTests", dependencies: ["HearthServer"]),
-        .testTarget(name: "HearthStoreTests", dependencies: ["HearthStore"]),
+        // A real PostgreSQL for the tests that need one (scripts/postgres-temp, or HEARTH_TEST_POSTGRES).
+        .target(name: "HearthTestSupport", path: "Tests/Support"),
+        .testTarget(name: "HearthServerTests", dependencies: ["HearthServer", "HearthTestSupport"]),
+        .testTarget(name: "HearthStoreTests", dependencies: ["HearthStore", "HearthTestSupport"]),
         .testTarget(name: "HearthTransportTests", dependencies: ["HearthTransport"]),
     ]
 )

@@ -33,6 +33,7 @@ extension RoomHost {
             guard hold(room, creating: true, at: at, transport: transport) == .held else {
                 return elsewhere(session, rid: rid, at: at, transport: transport)
             }
+            guard connections[session] != nil else { return }  // closed meanwhile (the node's lease lapsed)
             // Guest invitations are single use, for the token's lifetime (the verifier refuses a
             // guest token without `jti`); in a cluster, across every node.
             if role == .guest, let jti = claims.jti {
@@ -91,6 +92,7 @@ extension RoomHost {
         guard hold(room, at: at, transport: transport) == .held else {
             return elsewhere(session, rid: rid, at: at, transport: transport)
         }
+        guard connections[session] != nil else { return }  // closed meanwhile (the node's lease lapsed)
         if engine.rooms[room]?.isEnded == true {
             let ended = CloseReason.ended
             return refuseAndClose(

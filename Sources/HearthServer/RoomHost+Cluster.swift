@@ -26,7 +26,9 @@ extension RoomHost {
         guard let shared else { return .held }
         fence(transport)
         if shared.owns(room) { return .held }
-        if draining { return .elsewhere }
+        // No claims while draining, or without a live lease (another node could take the room
+        // straight back).
+        if draining || shared.leaseLapsed { return .elsewhere }
         let started = ContinuousClock.now
         let claim: SharedJournal.Claim
         do {

@@ -9,7 +9,7 @@ import XCTest
 @testable import HearthServer
 
 /// A transport that records what the shell asked of it.
-private final class FakeTransport: ShellTransport {
+final class FakeTransport: ShellTransport {
     var sent: [(SessionID, [String: Any])] = []
     var closes: [(session: SessionID, code: UInt16, reason: String)] = []
 
