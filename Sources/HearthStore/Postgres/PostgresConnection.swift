@@ -37,8 +37,13 @@ final class PostgresConnection: @unchecked Sendable {
             let message = handle.map { String(cString: PQerrorMessage($0)) } ?? "out of memory"
             throw PostgresError(state: nil, message: "cannot connect to PostgreSQL: \(Self.trim(message))")
         }
-        // A statement that hangs (a lock held by a stopped node) must not hang the caller.
+        // A statement that hangs must not hang the caller: a lock held by another node (a claim
+        // waiting on a commit) is given up after 1 s (the caller retries; a claim on the event
+        // loop then answers server-busy), any statement after 5 s; and a transaction left open
+        // by a stopped process is ended by the server after 5 s, releasing its locks.
         _ = try? execute("SET statement_timeout = 5000")
+        _ = try? execute("SET lock_timeout = 1000")
+        _ = try? execute("SET idle_in_transaction_session_timeout = 5000")
         _ = try? execute("SET client_min_messages = warning")
     }
 
