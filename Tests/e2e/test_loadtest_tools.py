@@ -160,3 +160,62 @@ def test_loadgen_breakouts_renegotiates_in_every_breakout_and_back(server):
     assert step["breakoutChatSent"] == 27 and step["breakoutChatExpected"] == 3 * (9 + 4 + 4 + 4)
     assert step["breakoutChatDelivered"] == step["breakoutChatExpected"] and step["breakoutChatLost"] == 0
     assert step["breakoutCrossRoom"] == 0 and step["errorCodes"] == {}
+
+
+def load_plot_module():
+    """loadtest/plot as a module (its parser needs no matplotlib)."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("loadtest_plot", str(ROOT / "loadtest" / "plot"))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    before, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in loadtest/
+    try:
+        loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = before
+    return module
+
+
+def test_loadtest_plot_parses_the_real_results():
+    """loadtest/plot finds, in the real RESULTS.md, every block its pictures need, and reads the
+    figures those blocks print (checked against the blocks' own lines). No drawing here."""
+    plot = load_plot_module()
+    assert plot.split_label("peers-SERVER=c-relay-rate=0.5") == ("peers", {"SERVER": "c-relay", "rate": "0.5"})
+    assert plot.split_label("reconnect-storm-STORM_JITTER=2") == ("reconnect-storm", {"STORM_JITTER": "2"})
+    d = plot.load()
+    servers = plot.scenario_value("STEPS").split()
+    assert "hearth" in servers and set(d.peers) == set(servers) == set(d.peers_memory)
+    for server, rows in d.peers.items():
+        assert [r["rate"] for r in rows] == [plot.fmt_rate(x) for x in plot.scenario_value("CHAT_RATE").split(",")]
+        for r in rows:
+            b = r["block"]
+            assert b.ok and b.keys == {"SERVER": server, "rate": r["rate"]} and b.machine
+            assert f"server CPU per delivered message {r['cpu_us']:.2f} us" in "\n".join(b.lines)
+            assert 0 < r["lat"]["p50"] <= r["lat"]["p99"] <= r["lat"]["p999"] <= r["lat"]["max"]
+            assert 0 < r["delivered"] <= 1.01 * r["offered"]
+        # later runs of a label supersede earlier ones
+        later = [b for b in d.blocks if b.ok and b.label == rows[0]["block"].label and b.line_no > rows[0]["block"].line_no]
+        assert later == []
+    assert d.density and all(kib > 0 for run in d.density for _, kib, _ in run)
+    assert d.storm
+    for s in d.storm:
+        assert s["clients"] > 0 and s["all_back_s"] * 1000 >= s["back"]["p50"]
+        assert s["back"]["p50"] <= s["back"]["p99"] <= s["back"]["p999"] <= s["back"]["max"]
+    r = subprocess.run([sys.executable, str(ROOT / "loadtest" / "plot"), "--check"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_loadtest_plot_check_fails_on_a_missing_figure(tmp_path):
+    """--check exits 1, naming the block, when a figure a picture needs is not in its block."""
+    text = (ROOT / "loadtest" / "RESULTS.md").read_text()
+    plot = load_plot_module()
+    hearth = plot.load().peers["hearth"][-1]["block"]
+    line = next(l for l in hearth.lines if l.startswith("server CPU per delivered message"))
+    at = text.rindex(line)
+    broken = tmp_path / "RESULTS.md"
+    broken.write_text(text[:at] + text[at + len(line) + 1:])
+    r = subprocess.run([sys.executable, str(ROOT / "loadtest" / "plot"), "--check", "--results", str(broken)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert hearth.label in r.stderr and "server CPU per delivered message" in r.stderr
