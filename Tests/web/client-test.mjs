@@ -158,6 +158,53 @@ test('frames are split on newlines; every message is dispatched once, with seq t
   assert.ok(storage.getItem('hearth:r'), 'close() keeps the seat for a reload');
 });
 
+test('a resume refused with 1013 (a cluster moving the room) is tried again soon, not after the long pause', { timeout: 8000 }, async () => {
+  /** Sockets the test opens, answers and closes by hand. */
+  class FakeSocket extends EventTarget {
+    constructor() {
+      super();
+      FakeSocket.all.push(this);
+      this.sent = [];
+    }
+    send(text) {
+      this.sent.push(JSON.parse(text));
+    }
+    close() {}
+    push(message) {
+      const e = new Event('message');
+      e.data = JSON.stringify(message);
+      this.dispatchEvent(e);
+    }
+    shut(code) {
+      const e = new Event('close');
+      e.code = code;
+      e.reason = '';
+      this.dispatchEvent(e);
+    }
+  }
+  FakeSocket.all = [];
+  const client = new HearthClient({ room: 'r', token: 't', url: 'wss://x/v1/rooms/r', storage: new MemoryStorage(), WebSocketImpl: FakeSocket, pingIntervalMs: 0 });
+  client.connect();
+  FakeSocket.all[0].dispatchEvent(new Event('open'));
+  FakeSocket.all[0].push({ type: 'welcome', rid: 'hello', you: { id: 'p1', role: 'facilitator', alias: 'F', placement: 'room' }, resumeSecret: 's1', lastSeq: 0, room: null, iceServers: [] });
+  assert.equal(client.state, 'joined');
+  FakeSocket.all[0].shut(1006); // the node died
+  for (let i = 1; i <= 3; i++) {
+    const opened = Date.now();
+    await waitFor(() => FakeSocket.all.length === i + 1, `reconnect ${i}`, 3000);
+    assert.ok(Date.now() - opened < 2500, `attempt ${i} came after ${Date.now() - opened} ms, not after retryPauseMs x 2`);
+    const socket = FakeSocket.all[i];
+    socket.dispatchEvent(new Event('open'));
+    assert.equal(socket.sent[0].type, 'resume');
+    assert.equal(socket.sent[0].secret, 's1');
+    // The room's old node still holds it: server-busy, 1013.
+    socket.push({ type: 'error', rid: socket.sent[0].rid, code: 'server-busy', message: 'busy' });
+    socket.shut(1013);
+    assert.equal(client.state, 'reconnecting');
+  }
+  client.close();
+});
+
 // ---- against hearthd ----
 
 test('hello -> welcome; request resolves with the ack and rejects with the error code', needsServer, async () => {

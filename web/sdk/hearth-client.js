@@ -55,6 +55,7 @@
  * @property {number} [pongTimeoutMs] a connection with no message for this long after a ping is dropped; default 10000
  * @property {number} [requestTimeoutMs] a request without a reply by then rejects with `timeout`; default 15000
  * @property {number} [retryPauseMs] the pause before retrying after 1013, 4007 or 4429; default 5000
+ *   (a resume refused with 1013 backs off from 250 ms instead, doubling up to twice this)
  */
 
 /** Close codes after which the client stops for good (protocol section 8). */
@@ -156,6 +157,8 @@ export class HearthClient extends EventTarget {
     /** @type {number | null} when the seat was lost (ms): the grace period runs from then */
     this._droppedAt = null;
     /** @type {any} */ this._retryTimer = null;
+    /** The secret the last `resume` presented (given back after server-busy). @type {string | null} */
+    this._triedSecret = null;
     /** @type {any} */ this._pingTimer = null;
     /** @type {any} */ this._pongTimer = null;
     /** @type {any} */ this._refreshTimer = null;
@@ -291,8 +294,10 @@ export class HearthClient extends EventTarget {
     const socket = this.socket;
     if (this._mode === 'resume' && this._secret) {
       const secret = this._secret;
-      // The secret is spent by this attempt: a drop before `resumed` needs a hello (section 2).
+      // The secret is spent by this attempt: a drop before `resumed` needs a hello (section 2),
+      // unless the server answers server-busy (1013) first, which spends nothing.
       this._secret = null;
+      this._triedSecret = secret;
       this._saveSeat();
       this._write({ type: 'resume', rid: 'resume', secret, lastSeq: this.lastSeq });
       return;
@@ -387,6 +392,7 @@ export class HearthClient extends EventTarget {
     this.me = message.you;
     this.iceServers = message.iceServers;
     this._secret = message.resumeSecret;
+    this._triedSecret = null;
     if (message.type === 'welcome' || message.gap) this.lastSeq = message.lastSeq;
     this._saveSeat();
     this._attempt = 0;
@@ -422,7 +428,21 @@ export class HearthClient extends EventTarget {
       return;
     }
     if (this._droppedAt === null) this._droppedAt = Date.now();
+    if (code === 1013 && this._lastErrorCode === 'server-busy' && this._triedSecret) {
+      // Refused before the secret was checked (a busy server, or in a cluster the room's old
+      // node still holding it): the same secret resumes the seat on the next attempt.
+      this._secret = this._triedSecret;
+      this._saveSeat();
+    }
+    this._triedSecret = null;
     this._mode = this._secret ? 'resume' : 'hello';
+    if (code === 1013 && this._mode === 'resume') {
+      // A held seat: the server is busy, or (in a cluster) the room's old node still holds it
+      // for a few seconds after it died. Back off as after a drop, up to the pause, so the
+      // member is back soon after the room moves (docs/client.md).
+      this._retry(jittered(Math.min(250 * 2 ** this._attempt, this.retryPauseMs * 2)), code, reason);
+      return;
+    }
     if (PAUSE_CODES.has(code)) {
       this._retry(jittered(this.retryPauseMs * 2, 0.5), code, reason);
       return;
