@@ -73,6 +73,10 @@ public final class HearthServer: @unchecked Sendable {
         host.journal.onCommit = { [transport] ticket in
             transport.post { t in hostRef.value.releaseAcks(upTo: ticket, transport: t) }
         }
+        // A claim finishes on the shared store's claim thread; the room is rebuilt on the loop's.
+        host.onClaimed = { [transport] room, result, started in
+            transport.post { t in hostRef.value.claimed(room, result, started: started, transport: t) }
+        }
         // Janus's messages come in on the link's reader thread; the broker lives on the loop's.
         host.onJanusEvent = { [transport] generation, event in
             transport.post { t in hostRef.value.janusEvent(event, generation: generation, transport: t) }

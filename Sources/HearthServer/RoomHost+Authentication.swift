@@ -8,7 +8,11 @@ import HearthTransport
 /// per-address failure budgets, single-use guest tokens, the node's room limit), after the
 /// connection's state machine asked for them.
 extension RoomHost {
-    func hello(_ session: SessionID, token: String, rid: String?, at: Instant, transport: any ShellTransport) {
+    /// `roomHeld`: the room's claim has just finished (`RoomHost+Cluster.swift`), do not ask again.
+    func hello(
+        _ session: SessionID, token: String, rid: String?, at: Instant, transport: any ShellTransport,
+        roomHeld: Bool = false
+    ) {
         guard let machine = connections[session] else { return }
         let room = machine.room
         guard authFailures.allows(machine.peer, now: at) else {
@@ -30,8 +34,14 @@ extension RoomHost {
                 return drive(session, at: at, transport: transport) { $0.refused(.authenticationFailed, rid: rid) }
             }
             // In a cluster, the room must be this node's (claimed and rebuilt if need be).
-            guard hold(room, creating: true, at: at, transport: transport) == .held else {
-                return elsewhere(session, rid: rid, at: at, transport: transport)
+            if !roomHeld {
+                switch hold(
+                    room, creating: true, pending: .hello(session, token: token, rid: rid), at: at, transport: transport
+                ) {
+                case .held: break
+                case .claiming: return  // run again when the claim is done
+                case .elsewhere: return elsewhere(session, rid: rid, at: at, transport: transport)
+                }
             }
             guard connections[session] != nil else { return }  // closed meanwhile (the node's lease lapsed)
             // Guest invitations are single use, for the token's lifetime (the verifier refuses a
@@ -82,15 +92,21 @@ extension RoomHost {
     /// per connection, and a client joins again with `hello` on a new one. A resume the engine
     /// still refuses (a lastSeq from the future) comes back as `.resumeRefused`, closed alike.
     func resume(
-        _ session: SessionID, secret: String, lastSeq: UInt64, rid: String?, at: Instant, transport: any ShellTransport
+        _ session: SessionID, secret: String, lastSeq: UInt64, rid: String?, at: Instant, transport: any ShellTransport,
+        roomHeld: Bool = false
     ) {
         guard let machine = connections[session] else { return }
         let room = machine.room
         guard authFailures.allows(machine.peer, now: at) else {
             return overAuthenticationBudget(session, rid: rid, at: at, transport: transport)
         }
-        guard hold(room, at: at, transport: transport) == .held else {
-            return elsewhere(session, rid: rid, at: at, transport: transport)
+        if !roomHeld {
+            let pending = PendingJoin.resume(session, secret: secret, lastSeq: lastSeq, rid: rid)
+            switch hold(room, pending: pending, at: at, transport: transport) {
+            case .held: break
+            case .claiming: return  // run again when the claim is done
+            case .elsewhere: return elsewhere(session, rid: rid, at: at, transport: transport)
+            }
         }
         guard connections[session] != nil else { return }  // closed meanwhile (the node's lease lapsed)
         if engine.rooms[room]?.isEnded == true {
@@ -141,15 +157,6 @@ extension RoomHost {
             authFailures.spend(machine.peer, now: at)
             drive(session, at: at, transport: transport) { $0.refused(.authenticationFailed, rid: rid) }
         }
-    }
-
-    /// A `hello` or `resume` for a room another node of the cluster holds (or while the shared
-    /// store cannot be reached): `server-busy` and 1013, so the client retries; by then the
-    /// proxy sends it to the room's node.
-    private func elsewhere(_ session: SessionID, rid: String?, at: Instant, transport: any ShellTransport) {
-        refuseAndClose(
-            session, .serverBusy, rid: rid, close: CloseCode.tryAgainLater.rawValue,
-            reason: "room is served by another node", at: at, transport: transport)
     }
 
     /// A `hello` or `resume` from an address past its failed-authentication budget.

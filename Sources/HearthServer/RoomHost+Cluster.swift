@@ -13,45 +13,109 @@ extension RoomHost {
     enum Hold {
         /// The room is this node's (claimed now or before).
         case held
+        /// A claim of the room is under way: the join waits for it (`claimed`).
+        case claiming
         /// Another node holds the room and its lease is live, or the shared store cannot be
         /// reached: the client should try again.
         case elsewhere
     }
 
-    /// Makes sure this node holds `room`, claiming and rebuilding it if needed. `creating`: a
-    /// room no node has seen is claimed too (a `hello` creates rooms; a `resume` or an
-    /// operations call does not, and a room that does not exist is then `.held` with nothing
-    /// in it: the caller finds no room, as on a single node).
-    func hold(_ room: RoomID, creating: Bool = false, at: Instant, transport: any ShellTransport) -> Hold {
+    /// A `hello` or `resume` waiting for its room's claim; run again once the room is this node's.
+    enum PendingJoin {
+        case hello(SessionID, token: String, rid: String?)
+        case resume(SessionID, secret: String, lastSeq: UInt64, rid: String?)
+    }
+
+    /// Makes sure this node holds `room`. If it does not, a claim starts (or is under way) and
+    /// `pending`, if any, waits for it: the claim's statements, the read of the room's journal
+    /// and its decoding run on the shared store's claim thread, not on this one; `claimed` then
+    /// replays the room here and runs the waiting joins again. `creating`: a room no node has
+    /// seen is claimed too (a `hello` creates rooms; a `resume` or an operations call does not,
+    /// and a room that does not exist is then `.held` with nothing in it: the caller finds no
+    /// room, as on a single node).
+    func hold(
+        _ room: RoomID, creating: Bool = false, pending: PendingJoin? = nil, at: Instant, transport: any ShellTransport
+    ) -> Hold {
         guard let shared else { return .held }
         fence(transport)
+        if claiming[room] != nil {
+            if let pending { claiming[room]?.append(pending) }
+            return .claiming
+        }
         if shared.owns(room) { return .held }
         // No claims while draining, or without a live lease (another node could take the room
         // straight back).
-        if draining || shared.leaseLapsed { return .elsewhere }
+        guard !draining, !shared.leaseLapsed, let onClaimed else { return .elsewhere }
+        claiming[room] = pending.map { [$0] } ?? []
         let started = ContinuousClock.now
-        let claim: SharedJournal.Claim
-        do {
-            claim = try shared.claim(room, creating: creating)
-        } catch {
+        shared.claim(room, creating: creating) { result in onClaimed(room, result, started) }
+        return .claiming
+    }
+
+    /// A claim finished (posted back to this thread): on success the room is rebuilt here, and
+    /// the joins that waited for it run again; otherwise they are told to try again (1013).
+    func claimed(
+        _ room: RoomID, _ result: Result<SharedJournal.Claim, any Error>, started: ContinuousClock.Instant,
+        transport: any ShellTransport
+    ) {
+        guard let shared else { return }
+        let waiting = claiming.removeValue(forKey: room) ?? []
+        fence(transport)
+        var held = false
+        switch result {
+        case .failure(let error):
             logger.error("claim failed: the shared store is unreachable", metadata: ["error": "\(error)"])
-            return .elsewhere
-        }
-        switch claim {
-        case .unknown:
-            return .held
-        case .heldElsewhere(let node):
+        case .success(.heldElsewhere(let node)):
             logger.info("claim refused: another node holds the room", metadata: ["room": "\(room)", "node": "\(node)"])
-            return .elsewhere
-        case .owned(let epoch, let entries):
-            adopt(room, entries: entries, at: at, transport: transport)
-            let elapsed = ContinuousClock.now - started
+        case .success(.unknown):
+            held = true
+        case .success(.owned(let epoch, let entries)):
+            if draining || shared.leaseLapsed {
+                shared.forget(room)  // claimed too late: this node is handing its rooms over
+                break
+            }
+            let read = ContinuousClock.now - started
+            let replayStarted = ContinuousClock.now
+            adopt(room, entries: entries, at: Self.now(), transport: transport)
             metrics.claims.increment()
+            held = true
             logger.info(
                 "room claimed",
-                metadata: ["room": "\(room)", "epoch": "\(epoch)", "entries": "\(entries.count)", "took": "\(elapsed)"])
-            return .held
+                metadata: [
+                    "room": "\(room)", "epoch": "\(epoch)", "entries": "\(entries.count)",
+                    "read": "\(read)", "replay": "\(ContinuousClock.now - replayStarted)",
+                ])
         }
+        let now = Self.now()
+        for join in waiting {
+            switch join {
+            case .hello(let session, let token, let rid):
+                guard connections[session]?.state == .awaitingHello else { continue }
+                if held {
+                    hello(session, token: token, rid: rid, at: now, transport: transport, roomHeld: true)
+                } else {
+                    elsewhere(session, rid: rid, at: now, transport: transport)
+                }
+            case .resume(let session, let secret, let lastSeq, let rid):
+                guard connections[session]?.state == .awaitingHello else { continue }
+                if held {
+                    resume(
+                        session, secret: secret, lastSeq: lastSeq, rid: rid, at: now, transport: transport,
+                        roomHeld: true)
+                } else {
+                    elsewhere(session, rid: rid, at: now, transport: transport)
+                }
+            }
+        }
+    }
+
+    /// A `hello` or `resume` for a room another node of the cluster holds (or while the shared
+    /// store cannot be reached): `server-busy` and 1013, so the client retries; by then the
+    /// proxy sends it to the room's node.
+    func elsewhere(_ session: SessionID, rid: String?, at: Instant, transport: any ShellTransport) {
+        refuseAndClose(
+            session, .serverBusy, rid: rid, close: CloseCode.tryAgainLater.rawValue,
+            reason: "room is served by another node", at: at, transport: transport)
     }
 
     /// Rebuilds `room` from its journal: replays it into the engine (a copy the node held

@@ -31,6 +31,10 @@ final class RoomHost: TransportDelegate {
     let shared: SharedJournal?
     /// SIGTERM in a cluster: no more joins or claims while the node hands its rooms over.
     var draining = false
+    /// Claims under way (cluster), with the joins waiting for each.
+    var claiming: [RoomID: [PendingJoin]] = [:]
+    /// How a finished claim comes back to the loop thread (set by `HearthServer`, or a test).
+    var onClaimed: (@Sendable (RoomID, Result<SharedJournal.Claim, any Error>, ContinuousClock.Instant) -> Void)?
     let operations: OperationsAPI
     /// The web app at `/app/` (built in, or `web.root`).
     let webApp: WebApp

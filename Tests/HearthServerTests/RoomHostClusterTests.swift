@@ -33,10 +33,27 @@ final class RoomHostClusterTests: XCTestCase {
         var configuration = HearthConfiguration()
         configuration.limits.helloTimeoutSeconds = 0
         let verifier = TokenVerifier(keys: [try! TokenKey.hs256(secret: secret)])
-        return RoomHost(
+        let host = RoomHost(
             configuration: configuration, verifier: verifier, store: nil, shared: shared,
             recovered: .cluster(shared, configuration: configuration), metrics: ServerMetrics(),
             logger: Logger(label: "test"), version: "test")
+        // Finished claims wait here until the test hands them to the host (as the loop would).
+        host.onClaimed = { [finished] room, result, started in finished.append((room, result, started)) }
+        return host
+    }
+
+    private let finished = Finished()
+
+    /// Waits (bounded) for the claims under way to finish and hands them to `host`.
+    private func settle(_ host: RoomHost) {
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while !host.claiming.isEmpty && Date() < deadline {
+            for (room, result, started) in finished.take() {
+                host.claimed(room, result, started: started, transport: transport)
+            }
+            Thread.sleep(forTimeInterval: 0.002)
+        }
+        XCTAssertTrue(host.claiming.isEmpty, "every claim finished")
     }
 
     private func hello(_ host: RoomHost, _ id: UInt64, room: String, user: String) throws -> SessionID {
@@ -45,6 +62,7 @@ final class RoomHostClusterTests: XCTestCase {
         let claims = JoinClaims(
             sub: user, room: room, role: "facilitator", name: user, exp: Date().addingTimeInterval(300))
         receive(host, session, #"{"type":"hello","token":"\#(try TokenMinter(secret: secret).mint(claims: claims))"}"#)
+        settle(host)
         return session
     }
 
@@ -100,6 +118,38 @@ final class RoomHostClusterTests: XCTestCase {
         XCTAssertEqual(command.command, .raiseHand)
     }
 
+    func testJoinsWaitForTheClaimOffTheLoopAndARoomHeldElsewhereIsRefused() throws {
+        let room = "claim-\(UUID().uuidString.prefix(8))"
+        let a = try node("a")
+        let hostA = host(a)
+        func open(_ host: RoomHost, _ id: UInt64, _ user: String) throws -> SessionID {
+            let s = SessionID(rawValue: id)
+            host.opened(s, path: "/v1/rooms/\(room)", peerAddress: "10.0.1.\(id)", transport: transport)
+            let claims = JoinClaims(
+                sub: user, room: room, role: "facilitator", name: user, exp: Date().addingTimeInterval(300))
+            receive(host, s, #"{"type":"hello","token":"\#(try TokenMinter(secret: secret).mint(claims: claims))"}"#)
+            return s
+        }
+        // Two hellos while the claim is under way: nothing is answered yet, one claim serves both.
+        let one = try open(hostA, 1, "one")
+        let two = try open(hostA, 2, "two")
+        XCTAssertEqual(hostA.claiming[RoomID(room)]?.count, 2)
+        XCTAssertEqual(transport.types(to: one), [])
+        settle(hostA)
+        XCTAssertEqual(transport.types(to: one).first, "welcome")
+        XCTAssertEqual(transport.types(to: two).first, "welcome")
+        XCTAssertEqual(hostA.rooms[RoomID(room)]?.seats.count, 2)
+
+        // Another node: the room is a's (its lease is live), so b's join is told to try again.
+        let b = try node("b")
+        let hostB = host(b)
+        let three = try open(hostB, 3, "three")
+        settle(hostB)
+        XCTAssertEqual(transport.last("error", to: three)?["code"] as? String, "server-busy")
+        XCTAssertEqual(transport.closes.last.map { [$0.session, $0.code] as [AnyHashable] }, [three, 1013])
+        XCTAssertNil(hostB.rooms[RoomID(room)])
+    }
+
     func testALapsedLeaseDropsEveryRoomBeforeReadingMore() throws {
         let a = try node("a", lease: 1)
         let hostA = host(a)
@@ -115,5 +165,20 @@ final class RoomHostClusterTests: XCTestCase {
         XCTAssertEqual(Set(transport.closes.map(\.code)), [1012])
         XCTAssertTrue(hostA.rooms.isEmpty)
         XCTAssertTrue(hostA.connections.isEmpty)
+    }
+}
+
+/// Claims finished on the claim thread, waiting for the test's "loop".
+private final class Finished: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [(RoomID, Result<SharedJournal.Claim, any Error>, ContinuousClock.Instant)] = []
+    func append(_ item: (RoomID, Result<SharedJournal.Claim, any Error>, ContinuousClock.Instant)) {
+        lock.withLock { items.append(item) }
+    }
+    func take() -> [(RoomID, Result<SharedJournal.Claim, any Error>, ContinuousClock.Instant)] {
+        lock.withLock {
+            defer { items.removeAll() }
+            return items
+        }
     }
 }

@@ -22,8 +22,9 @@ struct OperationsAccess {
         host.createRoom(id, settings: settings, at: at, transport: transport)
     }
 
-    /// In a cluster: makes the room this node's before a route reads or ends it (claiming and
-    /// rebuilding it if no live node holds it). Throws `room-elsewhere` if another node does.
+    /// In a cluster: the room must be this node's before a route reads or ends it. If no live
+    /// node holds it, a claim starts and the call gets `room-elsewhere` (try again: by then the
+    /// room is here); also while another node holds it.
     func hold(_ id: RoomID, at: Instant) throws(APIError) {
         guard host.hold(id, at: at, transport: transport) == .held else { throw APIError.roomElsewhere.about(id) }
     }

@@ -72,6 +72,9 @@ public final class SharedJournal: JournalStore, RecordStore, @unchecked Sendable
     private let readerLock = NSLock()
     private let authenticationFailures: FoldingState
     private let controlLock = NSLock()
+    /// Runs claims off the caller's thread (the event loop): their statements, the read of the
+    /// room's journal and its decoding.
+    private let claims = DispatchQueue(label: "hearth-claims")
     private var writer: Writer<Operation>!
     private let lock = NSLock()
     // Guarded by `lock`:
@@ -254,6 +257,14 @@ public final class SharedJournal: JournalStore, RecordStore, @unchecked Sendable
             }
             return .owned(epoch: epoch, entries: entries)
         }
+    }
+
+    /// `claim` on the shared store's claim thread (one at a time, in call order); `completion`
+    /// runs there too, with the outcome.
+    public func claim(
+        _ room: RoomID, creating: Bool, completion: @escaping @Sendable (Result<Claim, any Error>) -> Void
+    ) {
+        claims.async { completion(Result { try self.claim(room, creating: creating) }) }
     }
 
     /// Whether this node holds `room` (as far as it knows: a lost room is found by the next commit).
