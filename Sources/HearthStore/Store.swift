@@ -181,18 +181,14 @@ public final class Store: Sendable {
     /// Returns the last ticket handed out.
     @discardableResult
     public func appendAuthenticationFailure(room: RoomID, reason: String, address: String, at: Instant) -> UInt64 {
-        authenticationFailures.withLock { folding in
-            for record in folding.record(room: room, reason: reason, address: address, at: at) { append(record) }
-        }
+        authenticationFailures.record(room: room, reason: reason, address: address, at: at) { append($0) }
         return writer.lastTicket
     }
 
     /// Queues the summaries of failed authentications whose interval ended by `now`. Call it
     /// regularly (the shell does, every second), so a summary is written when a flood stops.
     public func closeAuthenticationFailureInterval(at now: Instant) {
-        authenticationFailures.withLock { folding in
-            for record in folding.close(at: now) { append(record) }
-        }
+        authenticationFailures.close(at: now) { append($0) }
     }
 
     public static let authenticateAction = AuthenticationFailureFolding.action
@@ -257,12 +253,7 @@ public final class Store: Sendable {
     /// what is queued, then stops the writer thread. Later appends are dropped (and counted).
     /// Reads still work.
     public func close() {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let now = Instant(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
-        authenticationFailures.withLock { folding in
-            for record in folding.flush(at: now) { append(record) }
-        }
+        authenticationFailures.flush { append($0) }
         writer.stop()
     }
 
@@ -441,17 +432,42 @@ extension Store {
     }
 }
 
-/// The store's `AuthenticationFailureFolding`, behind a lock. `@unchecked Sendable`: `value`
-/// is read and written only with `lock` held.
+/// A store's `AuthenticationFailureFolding`, behind a lock, handing the audit records it makes
+/// to the store's `append` (both stores use it). `@unchecked Sendable`: `value` is read and
+/// written only with `lock` held.
 final class FoldingState: @unchecked Sendable {
     private let lock = NSLock()
     private var value: AuthenticationFailureFolding
 
     init(_ value: AuthenticationFailureFolding) { self.value = value }
 
-    func withLock<T>(_ body: (inout AuthenticationFailureFolding) -> T) -> T {
+    private func withLock<T>(_ body: (inout AuthenticationFailureFolding) -> T) -> T {
         lock.lock()
         defer { lock.unlock() }
         return body(&value)
+    }
+
+    /// A refused authentication: a row of its own or a count in its interval's summary.
+    func record(room: RoomID, reason: String, address: String, at: Instant, _ append: (AuditRecord) -> Void) {
+        withLock { folding in
+            for record in folding.record(room: room, reason: reason, address: address, at: at) { append(record) }
+        }
+    }
+
+    /// The summaries of the intervals that ended by `now`.
+    func close(at now: Instant, _ append: (AuditRecord) -> Void) {
+        withLock { folding in
+            for record in folding.close(at: now) { append(record) }
+        }
+    }
+
+    /// Every open interval's summary, now (the store is closing: none may be lost).
+    func flush(_ append: (AuditRecord) -> Void) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let now = Instant(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
+        withLock { folding in
+            for record in folding.flush(at: now) { append(record) }
+        }
     }
 }

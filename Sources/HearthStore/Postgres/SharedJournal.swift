@@ -198,16 +198,12 @@ public final class SharedJournal: JournalStore, RecordStore, @unchecked Sendable
 
     @discardableResult
     public func appendAuthenticationFailure(room: RoomID, reason: String, address: String, at: Instant) -> UInt64 {
-        authenticationFailures.withLock { folding in
-            for record in folding.record(room: room, reason: reason, address: address, at: at) { append(record) }
-        }
+        authenticationFailures.record(room: room, reason: reason, address: address, at: at) { append($0) }
         return writer.lastTicket
     }
 
     public func closeAuthenticationFailureInterval(at now: Instant) {
-        authenticationFailures.withLock { folding in
-            for record in folding.close(at: now) { append(record) }
-        }
+        authenticationFailures.close(at: now) { append($0) }
     }
 
     public func waitCommitted(_ ticket: UInt64, timeout: Double) -> Bool {
@@ -361,35 +357,27 @@ public final class SharedJournal: JournalStore, RecordStore, @unchecked Sendable
     /// Drain: stops renewing and deletes the lease, so other nodes may claim this node's rooms
     /// at once. Call it after the last append (the journal is flushed first).
     public func releaseLease() {
-        let wasStopped = lock.withLock {
-            defer { leaseStopped = true }
-            return leaseStopped
-        }
-        if !wasStopped {
-            leaseWake.signal()
-            leaseThreadDone.wait()
-        }
+        stopLeaseKeeper()
         _ = try? withControl { try $0.execute("DELETE FROM hearth_lease WHERE node = $1", [node]) }
     }
 
     /// Stops the writer (after writing what is queued) and the lease keeper (leaving the lease
     /// to expire; `releaseLease()` deletes it).
     public func close() {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let now = Instant(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
-        authenticationFailures.withLock { folding in
-            for record in folding.flush(at: now) { append(record) }
-        }
+        authenticationFailures.flush { append($0) }
         writer.stop()
+        stopLeaseKeeper()
+    }
+
+    /// Stops the lease keeper (once) and waits for its thread to end.
+    private func stopLeaseKeeper() {
         let wasStopped = lock.withLock {
             defer { leaseStopped = true }
             return leaseStopped
         }
-        if !wasStopped {
-            leaseWake.signal()
-            leaseThreadDone.wait()
-        }
+        guard !wasStopped else { return }
+        leaseWake.signal()
+        leaseThreadDone.wait()
     }
 
     private func keepLease(_ connection: PostgresConnection) {
