@@ -91,6 +91,38 @@ static inline void clws_prepare_stop(void *loop, clws_prepare *p) {
 }
 
 /*
+ * An ev_io read watcher with a plain C callback and a context pointer: the TLS listen socket,
+ * which the transport owns (not lws) so that it can pace accepts (Listener.swift). libev's
+ * io watchers are level-triggered: connections left in the accept queue make it fire again
+ * on the next iteration.
+ */
+typedef void (*clws_io_fn)(void *owner);
+typedef struct clws_io {
+    ev_io watcher; /* first member: the watcher pointer is the struct pointer */
+    clws_io_fn fn;
+    void *owner;
+} clws_io;
+
+static inline void clws_io_trampoline(struct ev_loop *loop, ev_io *w, int revents) {
+    (void)loop;
+    (void)revents;
+    clws_io *p = (clws_io *)w;
+    p->fn(p->owner);
+}
+static inline void clws_io_start(void *loop, clws_io *p, int fd, clws_io_fn fn, void *owner) {
+    p->fn = fn;
+    p->owner = owner;
+    ev_io_init(&p->watcher, clws_io_trampoline, fd, EV_READ);
+    ev_io_start((struct ev_loop *)loop, &p->watcher);
+}
+static inline void clws_io_stop(void *loop, clws_io *p) {
+    if (ev_is_active(&p->watcher)) ev_io_stop((struct ev_loop *)loop, &p->watcher);
+}
+
+/* A vhost that serves adopted sockets but opens no listen socket of its own. */
+static const int CLWS_PORT_NO_LISTEN_SERVER = CONTEXT_PORT_NO_LISTEN_SERVER;
+
+/*
  * The first request line of a TLS server connection, as the client sent it (RequestLine.swift
  * explains why). Kept in the SSL object's ex_data, so OpenSSL frees it with the connection.
  * state: 0 still reading, 1 complete (bytes end with '\n'), 2 too long (over

@@ -32,10 +32,10 @@ final class ServerMetrics {
     private var messagesOut: [String: Counter] = [:]
     private var refused: [String: Counter] = [:]
     private var closes: [UInt16: Counter] = [:]
-    /// What the transport refused before the shell saw it, by reason, and how much of each
-    /// count is already reported (the transport's counters are totals).
-    private var transportRefusals: [String: Counter] = [:]
-    private var reportedTransportRefusals: [String: UInt64] = [:]
+    /// Counters fed from the transport's totals (keyed by label and dimension value), and how
+    /// much of each total is already reported.
+    private var transportTotals: [String: Counter] = [:]
+    private var reportedTransportTotals: [String: UInt64] = [:]
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -83,11 +83,29 @@ final class ServerMetrics {
     /// `request-line` (not readable as sent), `http-framing` (ambiguous or missing length).
     func transportRefusals(_ totals: [(reason: String, total: UInt64)]) {
         for (reason, total) in totals {
-            let counter = cached(&transportRefusals, reason, "hearth_transport_refusals_total", ("reason", reason))
-            let reported = reportedTransportRefusals[reason, default: 0]
-            if total > reported { counter.increment(by: Int(total - reported)) }
-            reportedTransportRefusals[reason] = total
+            transportTotal("hearth_transport_refusals_total", ("reason", reason), total)
         }
+    }
+
+    /// Reports the TLS listener's totals: `hearth_transport_accepts_total{result}`, `accepted`
+    /// or `failed` (out of descriptors or memory: the listener pauses until the next tick).
+    func transportAccepts(accepted: UInt64, failed: UInt64) {
+        transportTotal("hearth_transport_accepts_total", ("result", "accepted"), accepted)
+        transportTotal("hearth_transport_accepts_total", ("result", "failed"), failed)
+    }
+
+    private func transportTotal(_ label: String, _ dimension: (String, String), _ total: UInt64) {
+        let key = label + "|" + dimension.1
+        let counter: Counter
+        if let known = transportTotals[key] {
+            counter = known
+        } else {
+            counter = Counter(label: label, dimensions: [dimension], factory: factory)
+            transportTotals[key] = counter
+        }
+        let reported = reportedTransportTotals[key, default: 0]
+        if total > reported { counter.increment(by: Int(total - reported)) }
+        reportedTransportTotals[key] = total
     }
 
     private func cached<Key: Hashable>(

@@ -43,6 +43,12 @@ func hearthPrepareCallback(_ owner: UnsafeMutableRawPointer?) {
     Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().flushDirty()
 }
 
+/// libev io callback on the TLS listen socket: accept this iteration's share.
+func hearthAcceptCallback(_ owner: UnsafeMutableRawPointer?) {
+    guard let owner else { return }
+    Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().acceptReady()
+}
+
 /// lws log emitter: one swift-log line per lws line, label "hearth.lws".
 func hearthLwsLogEmit(_ level: Int32, _ line: UnsafePointer<CChar>?) {
     guard let line else { return }

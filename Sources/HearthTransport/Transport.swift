@@ -98,7 +98,7 @@ public final class Transport: @unchecked Sendable {
         guard access(c.privateKeyPath, R_OK) == 0 else {
             throw TransportError.privateKeyUnreadable(path: c.privateKeyPath)
         }
-        try probeBind(host: c.host, port: c.port)
+        let listener = try Listener.open(host: c.host, port: c.port)
         guard requestLinesAreObserved else {
             throw TransportError.contextCreationFailed(
                 "SSL_read is not this executable's (link with -Xlinker --export-dynamic-symbol=SSL_read): "
@@ -107,7 +107,7 @@ public final class Transport: @unchecked Sendable {
         raiseFileLimit()
 
         guard let delegate else { throw TransportError.alreadyStarted }
-        let worker = Worker(index: 0, transport: self, delegate: delegate)
+        let worker = Worker(index: 0, transport: self, delegate: delegate, listener: listener)
         self.worker = worker
         let retained = Unmanaged.passRetained(worker).toOpaque()
         var thread = pthread_t()
@@ -238,47 +238,6 @@ public final class Transport: @unchecked Sendable {
     public var counters: TransportCounters { loopWorker?.counters ?? TransportCounters() }
 
     // MARK: - helpers
-
-    private func probeBind(host: String, port: Int) throws {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        let result: (rc: Int32, err: Int32)?
-        if inet_pton(AF_INET, host, &v4) == 1 {
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(port).bigEndian)
-            addr.sin_addr = v4
-            result = Self.tryBind(family: AF_INET, address: &addr)
-        } else if inet_pton(AF_INET6, host, &v6) == 1 {
-            var addr = sockaddr_in6()
-            addr.sin6_family = sa_family_t(AF_INET6)
-            addr.sin6_port = in_port_t(UInt16(port).bigEndian)
-            addr.sin6_addr = v6
-            result = Self.tryBind(family: AF_INET6, address: &addr)
-        } else {
-            return  // an interface name: let libwebsockets resolve it
-        }
-        if let result, result.rc != 0 {
-            throw TransportError.cannotBind(host: host, port: port, reason: String(cString: strerror(result.err)))
-        }
-    }
-
-    /// Binds a throwaway socket to `address` (a `sockaddr_in` or `sockaddr_in6`) and closes it:
-    /// the bind's result and errno, or nil when no socket could be made.
-    private static func tryBind<Address>(family: Int32, address: inout Address) -> (rc: Int32, err: Int32)? {
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<Address>.size))
-            }
-        }
-        let err = errno
-        Glibc.close(fd)
-        return (rc, err)
-    }
 
     private func raiseFileLimit() {
         var rl = rlimit()

@@ -246,6 +246,10 @@ public struct TransportCounters: Sendable, Equatable {
     public var bytesOut: UInt64 = 0
     public var framesOut: UInt64 = 0
     public var sessionsOpened: UInt64 = 0
+    /// TCP connections accepted on the TLS listener, and `accept` calls that failed (out of
+    /// descriptors or memory; the listener then pauses until the next tick).
+    public var connectionsAccepted: UInt64 = 0
+    public var acceptFailures: UInt64 = 0
     public var sessionsClosed: UInt64 = 0
     /// Sessions closed with 4008 because their send queue overflowed.
     public var queueOverflowCloses: UInt64 = 0

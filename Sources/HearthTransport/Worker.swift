@@ -63,13 +63,22 @@ final class Worker {
     /// The list `flushDirty` works through (swapped with `dirty`, so neither is reallocated).
     var flushing: [Session] = []
     private let prepare: UnsafeMutablePointer<clws_prepare>
+    /// The TLS listen socket (opened by `Transport.start` on the caller's thread) and its
+    /// watcher; accepted connections are adopted into `vhost`.
+    let listener: Listener
+    private let acceptWatcher: UnsafeMutablePointer<clws_io>
+    private var vhost: OpaquePointer?
+    /// The listener was stopped after a failed accept; the next tick starts it again.
+    private var acceptPaused = false
+    private var lastAcceptFailureLog: UInt64 = 0
 
     /// Marks a per-connection user word holding an `HTTPExchange` key (else a `Session` key).
     static let exchangeTag: UInt64 = 1 << 63
 
-    init(index: UInt64, transport: Transport, delegate: any TransportDelegate) {
+    init(index: UInt64, transport: Transport, delegate: any TransportDelegate, listener: Listener) {
         precondition(index < 16)
         self.index = index
+        self.listener = listener
         self.transport = transport
         self.delegate = delegate
         self.configuration = transport.configuration
@@ -83,6 +92,8 @@ final class Worker {
         stopTimer.initialize(to: clws_timer())
         prepare = .allocate(capacity: 1)
         prepare.initialize(to: clws_prepare())
+        acceptWatcher = .allocate(capacity: 1)
+        acceptWatcher.initialize(to: clws_io())
     }
 
     deinit {
@@ -90,6 +101,7 @@ final class Worker {
         tickTimer.deallocate()
         stopTimer.deallocate()
         prepare.deallocate()
+        acceptWatcher.deallocate()
     }
 
     static func from(_ wsi: OpaquePointer) -> Worker? {
@@ -189,9 +201,9 @@ final class Worker {
         foreignLoops.initialize(to: loop)
         defer { foreignLoops.deallocate() }
 
+        // The vhost opens no listen socket: `listener` is ours, and its connections are adopted.
         var info = lws_context_creation_info()
-        info.iface = cs(configuration.host)
-        info.port = Int32(configuration.port)
+        info.port = CLWS_PORT_NO_LISTEN_SERVER
         info.protocols = UnsafePointer(protocols)
         info.pvo = UnsafePointer(pvo)
         info.vhost_name = cs("hearth")
@@ -209,11 +221,6 @@ final class Worker {
         info.options =
             CLWS_OPT_DO_SSL_GLOBAL_INIT | CLWS_OPT_VALIDATE_UTF8 | CLWS_OPT_LIBEV
             | CLWS_OPT_FAIL_UPON_UNABLE_TO_BIND
-        // lws 4.1.6 with IPv6 enabled parses an IPv4 literal iface into the
-        // wrong field of the sockaddr_in6 and binds to [::] (every interface).
-        // IPv4 literals therefore get an IPv4-only vhost.
-        var v4 = in_addr()
-        if inet_pton(AF_INET, configuration.host, &v4) == 1 { info.options |= CLWS_OPT_DISABLE_IPV6 }
         info.retry_and_idle_policy = UnsafePointer(retry)
         info.foreign_loops = foreignLoops
         info.user = Unmanaged.passUnretained(self).toOpaque()
@@ -221,12 +228,19 @@ final class Worker {
         guard let ctx = lws_create_context(&info) else {
             clws_ev_loop_destroy(loop)
             self.loop = nil
-            failStartup(
-                "lws_create_context returned NULL (bad certificate/key, or cannot listen on "
-                    + "\(configuration.host):\(configuration.port); see the hearth.lws log)")
+            failStartup("lws_create_context returned NULL (bad certificate or key? see the hearth.lws log)")
             return
         }
         context = ctx
+        vhost = lws_get_vhost_by_name(ctx, "hearth")
+        guard vhost != nil else {
+            lws_context_destroy(ctx)
+            context = nil
+            clws_ev_loop_destroy(loop)
+            self.loop = nil
+            failStartup("the TLS vhost is missing after context creation")
+            return
+        }
         if let path = configuration.internalSocketPath {
             guard createInternalVhost(ctx, path: path, protocols: protocols, pvo: pvo, retry: retry, cs: cs) else {
                 lws_context_destroy(ctx)
@@ -246,6 +260,7 @@ final class Worker {
         state = .running
         inbox.attach(context: ctx)
         clws_prepare_start(loop, prepare, hearthPrepareCallback, Unmanaged.passUnretained(self).toOpaque())
+        clws_io_start(loop, acceptWatcher, listener.fd, hearthAcceptCallback, Unmanaged.passUnretained(self).toOpaque())
         schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
         logger.info(
             "transport listening",
@@ -260,6 +275,8 @@ final class Worker {
         // The loop was broken by a stop: tear down on this thread.
         state = .tearingDown
         clws_prepare_stop(loop, prepare)
+        clws_io_stop(loop, acceptWatcher)
+        listener.close()
         dirty.removeAll()
         flushing.removeAll()
         inbox.detach()
@@ -306,6 +323,11 @@ final class Worker {
         if t == tickTimer {
             guard isServing else { return }
             schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
+            if acceptPaused, let loop {
+                acceptPaused = false
+                clws_io_start(
+                    loop, acceptWatcher, listener.fd, hearthAcceptCallback, Unmanaged.passUnretained(self).toOpaque())
+            }
             keepalive()
             delegate?.transportTick(transport)
         } else if t == stopTimer {
@@ -336,6 +358,30 @@ final class Worker {
             breakLoop()
         } else {
             schedule(stopTimer, after: Worker.stopGraceMicroseconds)
+        }
+    }
+
+    /// The listen socket is readable: accept every waiting connection and hand each to lws,
+    /// which does its TLS handshake when its ClientHello is read. Out of descriptors, the
+    /// listener pauses until the next tick (see `Listener`).
+    func acceptReady() {
+        guard isServing, let vhost else { return }
+        let failure = listener.acceptAll { fd in
+            counters.connectionsAccepted += 1
+            // nil when lws cannot take it (a client already gone, or past lws's descriptor
+            // table); lws has then closed the socket.
+            _ = lws_adopt_socket_vhost(vhost, fd)
+        }
+        guard let error = failure, let loop else { return }
+        counters.acceptFailures += 1
+        clws_io_stop(loop, acceptWatcher)
+        acceptPaused = true
+        let now = Worker.nowMs()
+        if now &- lastAcceptFailureLog >= 10_000 {
+            lastAcceptFailureLog = now
+            logger.warning(
+                "accept failed; listener paused until the next tick",
+                metadata: ["error": "\(String(cString: strerror(error)))", "sessions": "\(sessions.count)"])
         }
     }
 

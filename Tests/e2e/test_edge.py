@@ -189,6 +189,24 @@ def test_transport_refusals_are_counted_in_metrics(server):
     assert refusals("http-framing") == before[1] + 1
 
 
+def test_accepted_connections_are_counted_in_metrics(server):
+    """Every TCP connection the TLS listener takes shows in hearth_transport_accepts_total."""
+    def accepts(result):
+        with server.https("/metrics") as r:
+            text = r.read().decode()
+        m = re.search(rf'^hearth_transport_accepts_total\{{result="{result}"\}} (\S+)$', text, re.M)
+        assert m, "no hearth_transport_accepts_total{result=%s}" % result
+        return float(m.group(1))
+
+    before = accepts("accepted")
+    for _ in range(3):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+    # The three plain connections (queued first) and the next /metrics request's own: one
+    # reading, so that polling cannot add connections of its own.
+    assert accepts("accepted") >= before + 4
+    assert accepts("failed") == 0
+
+
 def test_http2_is_not_spoken(server):
     ctx = client_tls()
     ctx.set_alpn_protocols(["h2", "http/1.1"])

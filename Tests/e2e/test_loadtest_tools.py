@@ -202,6 +202,19 @@ def test_loadtest_plot_parses_the_real_results():
     for s in d.storm:
         assert s["clients"] > 0 and s["all_back_s"] * 1000 >= s["back"]["p50"]
         assert s["back"]["p50"] <= s["back"]["p99"] <= s["back"]["p999"] <= s["back"]["max"]
+    # The storm timelines agree with their blocks' own summary lines.
+    assert d.timelines
+    for b in d.timelines:
+        rows = b.timeline()
+        clients = int(b.number("storm", r"^storm\s+(\d+) clients dropped", "clients"))
+        all_back = b.number("all back", r"^all back\s+([\d.]+) s", "seconds")
+        width = rows[1][0] - rows[0][0]
+        assert rows[0][0] == -2.0 and all(abs(r2[0] - r1[0] - width) < 1e-6 for r1, r2 in zip(rows, rows[1:]))
+        backs = [r[1] for r in rows]
+        assert backs == sorted(backs) and backs[-1] == clients and all(r[2] == clients for r in rows)
+        first_all = next(r for r in rows if r[1] == clients)
+        assert first_all[0] < all_back <= first_all[0] + width
+        assert sum(r[3] for r in rows if r[0] >= 0) >= int(b.number("unaffected storm", r"\(n=(\d+)\)", "n")) * 0.9
     r = subprocess.run([sys.executable, str(ROOT / "loadtest" / "plot"), "--check"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
 

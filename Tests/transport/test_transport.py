@@ -564,3 +564,123 @@ def test_graceful_stop(certs):
         assert time.time() - t0 < 3
     finally:
         d.kill()
+
+
+# ---------------------------------------------------------------- accept pacing
+
+PORT_BURST = BASE_PORT + 5    # a fresh server for the burst
+PORT_FDS = BASE_PORT + 7      # RLIMIT_NOFILE 64
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def burst_while_stopped(d, count):
+    """With the server stopped (SIGSTOP), opens `count` TCP connections and sends each one's
+    TLS ClientHello, so that all of them wait in the accept queue at once; then resumes the
+    server. Returns the TLS sockets, handshakes not finished."""
+    d.proc.send_signal(signal.SIGSTOP)
+    tls = []
+    try:
+        for _ in range(count):
+            s = socket.create_connection((HOST, d.port), timeout=5)
+            t = client_ctx().wrap_socket(s, server_hostname="localhost", do_handshake_on_connect=False)
+            t.setblocking(False)
+            with pytest.raises(ssl.SSLWantReadError):
+                t.do_handshake()  # sends the ClientHello
+            tls.append(t)
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+    return tls
+
+
+def finish_and_echo(tls, deadline):
+    """Completes every handshake, upgrades and checks an echo on each connection."""
+    for i, t in enumerate(tls):
+        t.setblocking(True)
+        t.settimeout(max(0.1, deadline - time.time()))
+        t.do_handshake()
+        ws = RawWS.__new__(RawWS)
+        ws.sock, ws.buf = t, b""
+        key = base64.b64encode(os.urandom(16)).decode()
+        t.sendall((
+            "GET /burst HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+        while b"\r\n\r\n" not in ws.buf:
+            chunk = t.recv(4096)
+            assert chunk, "connection %d closed during the upgrade" % i
+            ws.buf += chunk
+        head, ws.buf = ws.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        ws.send_text("hello %d" % i)
+        opcode, payload = ws.read_frame()
+        assert (opcode, payload) == (1, b"hello %d" % i)
+    for t in tls:
+        t.close()
+
+
+def test_a_burst_of_waiting_connections_is_served(certs):
+    """150 connections wait in the accept queue at once, each with its ClientHello sent: the
+    transport's own listener takes every one and hands it to lws for TLS and the upgrade."""
+    d = start_demo(PORT_BURST, certs)
+    try:
+        tls = burst_while_stopped(d, 150)
+        finish_and_echo(tls, time.time() + 20)
+        s = stats(PORT_BURST)
+        assert s["connectionsAccepted"] >= 150 and s["acceptFailures"] == 0, s
+    finally:
+        d.kill()
+
+
+def test_out_of_descriptors_pauses_the_listener_without_spinning(certs):
+    import resource
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    cert, key = certs
+    proc = subprocess.Popen(
+        [demo_bin(), "--host", HOST, "--port", str(PORT_FDS), "--cert", cert, "--key", key],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=low_limit)
+    held = []
+    try:
+        assert b"READY" in proc.stdout.readline()
+        for _ in range(100):  # more than the server has descriptors for
+            held.append(socket.create_connection((HOST, PORT_FDS), timeout=5))
+        # The server is now out of descriptors with connections still waiting: lws's own
+        # listener would retry (and log) in a busy loop; this one pauses until the next tick.
+        time.sleep(0.5)
+        before = cpu_seconds(proc.pid)
+        time.sleep(2)
+        used = cpu_seconds(proc.pid) - before
+        # Accepting fails with EMFILE while connections wait: a listener that kept trying
+        # would use the whole core; paused, it tries once per tick.
+        assert used < 0.5, "server used %.2f s of CPU in 2 s while out of descriptors" % used
+        assert proc.poll() is None
+        for s in held:
+            s.close()
+        held = []
+        deadline = time.time() + 10
+        while True:
+            try:
+                s = stats(PORT_FDS)
+                break
+            except OSError:
+                assert time.time() < deadline, "the listener did not recover"
+                time.sleep(0.2)
+        assert s["acceptFailures"] >= 1, s
+
+        async def echo():
+            async with websockets.connect(wss(PORT_FDS), ssl=client_ctx()) as ws:
+                await ws.send("after")
+                return await ws.recv()
+
+        assert run(echo()) == "after"
+    finally:
+        for s in held:
+            s.close()
+        proc.kill()
+        proc.wait(5)

@@ -245,6 +245,9 @@ struct Run: ParsableCommand {
                 let drop = windows.map(\.drop).min()!
                 let end = windows.map(\.end).max()!
                 splitStormSamples(workers, into: &steps[first.step], start: start, drop: drop, end: end)
+                steps[first.step].stormTimeline = stormTimeline(
+                    drop: drop, end: end, backTimes: workers.flatMap(\.backTimes),
+                    unaffected: workers.flatMap(\.unaffectedSamples), health: probe.samples)
                 steps[first.step].healthReconnects = probe.reconnects
                 steps[first.step].healthProbeCPUs = probe.pinnedTo.isEmpty ? "generator's" : probe.pinnedTo
                 for (at, rtt, lateness) in probe.samples {
@@ -495,6 +498,17 @@ func report(
             "generator loops  largest lateness of a 10 ms timer: before \(formatFixed(s.loopLagBeforeMs, 1)) ms; in the storm "
                 + "\(formatFixed(s.loopLagDuringMs, 1)) ms in the loop playing the stormed rooms, "
                 + "\(formatFixed(s.loopLagUnaffectedDuringMs, 1)) ms in the one playing the unaffected rooms")
+        if !s.stormTimeline.isEmpty {
+            print(
+                "storm timeline   [bin start s from the drop | stormed clients back by the bin's end | unaffected-room chat "
+                    + "intended in the bin: n, p99, max ms | /healthz sent in the bin: n, max ms]")
+        }
+        for b in s.stormTimeline {
+            print(
+                "timeline \(formatFixed(b.start, 1)) back=\(b.back)/\(s.stormClients) unaffected n=\(b.unaffectedCount) "
+                    + "p99=\(formatFixed(b.unaffectedP99Ms, 1)) max=\(formatFixed(b.unaffectedMaxMs, 1)) "
+                    + "healthz n=\(b.healthzCount) max=\(formatFixed(b.healthzMaxMs, 1))")
+        }
     }
     print("close codes      \(s.closeCodes)")
     print("received         \(s.messagesReceived) messages in \(s.framesReceived) frames, \(s.bytesReceived) bytes")

@@ -77,6 +77,7 @@ extension LoadWorker {
         c.back = true
         stats.stormBack += 1
         stats.stormBackHist.record(micros(now, stormIntended))
+        backTimes.append(now)
         c.droppedWithConnection = c.sentAtDrop - max(min(c.ownConfirmed, c.sentAtDrop), c.echoedAtDrop)
         stats.stormDroppedWithConnection += Int(c.droppedWithConnection)
         liveExpected -= Int(c.droppedWithConnection) * c.group.recipients

@@ -76,6 +76,8 @@ final class LoadWorker {
     /// 10 ms probe timer (intended, lateness ns): split at the drop instant and at all-back.
     var unaffectedSamples: [(UInt64, UInt64, UInt64)] = []
     var loopSamples: [(UInt64, UInt64)] = []
+    /// When each stormed client was back (monotonic ns), for the storm's timeline.
+    var backTimes: [UInt64] = []
     /// The step, the steady start, the drop instant and the all-back moment (monotonic ns), once
     /// the storm is over: the main thread splits the /healthz probe's samples with them.
     var stormWindow: (step: Int, steadyStart: UInt64, drop: UInt64, end: UInt64)?

@@ -122,6 +122,8 @@ struct Stats: Codable {
     /// what limits how fast the storm resolves.
     var stormServerCPU = -1.0
     var stormGeneratorCPU = 0.0
+    /// The storm over time (set once, by the main thread, for the step the storm was in).
+    var stormTimeline: [StormTimelineBin] = []
 
     /// Clears the steady-phase figures (histograms and counters) for the next rate step.
     mutating func resetSteadyFigures() {
@@ -216,6 +218,7 @@ struct Stats: Codable {
         if healthProbeCPUs.isEmpty { healthProbeCPUs = o.healthProbeCPUs }
         stormServerCPU = max(stormServerCPU, o.stormServerCPU)
         stormGeneratorCPU = max(stormGeneratorCPU, o.stormGeneratorCPU)
+        if stormTimeline.isEmpty { stormTimeline = o.stormTimeline }
         stormClients += o.stormClients
         stormResumed += o.stormResumed
         stormBack += o.stormBack

@@ -92,6 +92,7 @@ final class EchoDelegate: TransportDelegate {
                 ("oversizeCloses", c.oversizeCloses), ("binaryCloses", c.binaryCloses),
                 ("originRejections", c.originRejections), ("httpRequests", c.httpRequests),
                 ("httpFramingRefusals", c.httpFramingRefusals),
+                ("connectionsAccepted", c.connectionsAccepted), ("acceptFailures", c.acceptFailures),
                 ("openSessions", UInt64(transport.openSessionCount)),
             ]
             let body = "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
