@@ -6,10 +6,12 @@ import Synchronization
     import Glibc
 #endif
 
-/// The reconnect storm's stall probe: its own thread, one blocking TLS connection (OpenSSL) to
-/// the server, `GET /healthz` every `interval` over HTTP/1.1 keep-alive. (libssl is reached through
-/// `dlsym`: the target does not link OpenSSL itself, and libssl is already loaded by
-/// libwebsockets.) The server answers it
+/// The reconnect storm's stall probe: its own thread, a blocking TLS connection (OpenSSL) to the
+/// server, `GET /healthz` every `interval`. hearthd answers every plain HTTP request with
+/// `connection: close` (one request per connection), so after each such response the probe
+/// opens a new connection before the next request's clock starts: the handshake is never in a
+/// round trip. (libssl is reached through `dlsym`: the target does not link OpenSSL itself, and
+/// libssl is already loaded by libwebsockets.) The server answers it
 /// on its lws service thread, the one that runs the rooms, so a round trip that takes long means
 /// that loop was busy (or stalled) for about that long. Samples are read after the thread ends.
 final class HealthProbe: @unchecked Sendable {
@@ -105,8 +107,13 @@ final class HealthProbe: @unchecked Sendable {
             }
             if complete {
                 samples.append((intended, monotonicNanos() - now, lateness))
+                if HealthProbe.closesConnection(got) {
+                    lib.free(ssl)
+                    close(fd)
+                    ssl = nil
+                }
             } else {
-                // The server closed the keep-alive connection (or failed): count it and reconnect.
+                // The connection ended without a whole response: count it and reconnect.
                 reconnects += 1
                 lib.free(ssl)
                 close(fd)
@@ -149,6 +156,17 @@ final class HealthProbe: @unchecked Sendable {
     }
 
     /// Headers complete and `Content-Length` bytes of body (or a chunked body's last chunk).
+    /// Whether a response's head says `connection: close`.
+    static func closesConnection(_ b: [UInt8]) -> Bool {
+        let end = Array("\r\n\r\n".utf8)
+        guard b.count >= 4, let h = (0...(b.count - 4)).first(where: { Array(b[$0..<$0 + 4]) == end }) else {
+            return false
+        }
+        return String(decoding: b[0..<h], as: UTF8.self).lowercased().split(separator: "\r\n").contains {
+            $0.replacingOccurrences(of: " ", with: "") == "connection:close"
+        }
+    }
+
     static func responseComplete(_ b: [UInt8]) -> Bool {
         let end = Array("\r\n\r\n".utf8)
         guard b.count >= 4, let h = (0...(b.count - 4)).first(where: { Array(b[$0..<$0 + 4]) == end }) else {

@@ -486,8 +486,8 @@ func report(
         print("unaffected before \(describe(s.unaffectedBefore))  [chat in untouched rooms, intended before the drop]")
         print("unaffected storm  \(describe(s.unaffectedDuring))  [... intended between the drop and all back]")
         print(
-            "healthz before   \(describe(s.healthBefore))  [GET /healthz round trip every 10 ms, one keep-alive TLS "
-                + "connection, probe thread on CPU \(s.healthProbeCPUs) (the server's)]")
+            "healthz before   \(describe(s.healthBefore))  [GET /healthz round trip every 10 ms, each on a TLS "
+                + "connection opened before its clock starts, probe thread on CPU \(s.healthProbeCPUs) (the server's)]")
         print(
             "healthz storm    \(describe(s.healthDuring))  [... sent between the drop and all back; probe reconnects "
                 + "\(s.healthReconnects), its own wake-up lateness max \(formatFixed(s.healthWakeLagDuringMs, 1)) ms]")

@@ -68,6 +68,9 @@ final class LoadClient {
     var replayLeft = 0
     var resumed = false
     var back = false
+    /// When the client was back (monotonic ns; 0 before): chat slots intended between the drop
+    /// and this instant are skipped, not sent late.
+    var backAt: UInt64 = 0
     /// Own chat messages at the drop: the last one echoed back to this sender before it, and
     /// the last one sent. Those in between were in doubt (queued, in flight or unprocessed when
     /// the socket vanished); the replay of the sender's own copies says which the server accepted.

@@ -171,7 +171,11 @@ extension LoadWorker {
             connect(c)
         case .chat:
             guard e.at < steadyEnd, phase == .steady else { return }
-            if c.admitted && !c.closed && !c.away { sendChat(c, intended: e.at, now: now) }
+            // No chat while away: a slot intended between the drop and the client's return is
+            // skipped, also when this loop reaches it only after the client is back (a loop
+            // behind its schedule would otherwise send every such slot at once on return).
+            let missed = c.stormed && e.at >= stormIntended && e.at < c.backAt
+            if c.admitted && !c.closed && !c.away && !missed { sendChat(c, intended: e.at, now: now) }
             push(TimedEvent(at: e.at + UInt64(1e9 / chatRate), kind: .chat, target: e.target), now: now)
         case .hand:
             guard e.at < steadyEnd, phase == .steady else { return }

@@ -75,6 +75,7 @@ extension LoadWorker {
     func clientBack(_ c: LoadClient, now: UInt64) {
         guard !c.back else { return }
         c.back = true
+        c.backAt = now
         stats.stormBack += 1
         stats.stormBackHist.record(micros(now, stormIntended))
         backTimes.append(now)

@@ -112,7 +112,7 @@ struct Stats: Codable {
     var loopLagBeforeMs = 0.0
     var loopLagDuringMs = 0.0
     var loopLagUnaffectedDuringMs = 0.0
-    /// The /healthz probe: reconnects (the server closed keep-alive) and its own largest
+    /// The /healthz probe: reconnects (a connection that ended without a response) and its own largest
     /// wake-up lateness during the storm (ms; its CPU is shared with the generator).
     var healthReconnects = 0
     var healthWakeLagDuringMs = 0.0
