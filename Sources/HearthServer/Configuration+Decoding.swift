@@ -113,6 +113,7 @@ extension HearthConfiguration.Limits: ConfigurationSection {
         [
             .value("maxMessageBytes", \.maxMessageBytes), .value("sendQueueMaxMessages", \.sendQueueMaxMessages),
             .value("sendQueueMaxBytes", \.sendQueueMaxBytes), .value("socketSendBufferBytes", \.socketSendBufferBytes),
+            .value("joinBudgetMilliseconds", \.joinBudgetMilliseconds),
             .value("helloTimeoutSeconds", \.helloTimeoutSeconds), .value("pingIntervalSeconds", \.pingIntervalSeconds),
             .value("hangupSeconds", \.hangupSeconds), .value("maxMalformedMessages", \.maxMalformedMessages),
             .value("maxChatLength", \.maxChatLength), .value("maxSignalBytes", \.maxSignalBytes),

@@ -228,6 +228,9 @@ extension HearthConfiguration {
             throw .invalidValue(
                 key: "limits.socketSendBufferBytes", problem: "must be 0 (kernel auto-tuning) or 1 ... 1 GiB")
         }
+        if limits.joinBudgetMilliseconds < 0 || limits.joinBudgetMilliseconds > 10_000 {
+            throw .invalidValue(key: "limits.joinBudgetMilliseconds", problem: "must be 0 (no bound) or 1 ... 10000")
+        }
         if limits.sendQueueMaxBytes < limits.maxMessageBytes {
             throw .invalidValue(key: "limits.sendQueueMaxBytes", problem: "must be at least limits.maxMessageBytes")
         }

@@ -31,7 +31,7 @@ extension RoomHost {
                 reason: "authentication failed", at: at, transport: transport)
         case .success(let claims):
             guard let role = Role(rawValue: claims.role) else {
-                return drive(session, at: at, transport: transport) { $0.refused(.authenticationFailed, rid: rid) }
+                return drive(session, at: at, transport: transport) { $0.joinRefused(.authenticationFailed, rid: rid) }
             }
             // In a cluster, the room must be this node's (claimed and rebuilt if need be).
             if !roomHeld {

@@ -24,6 +24,17 @@ extension RoomHost {
     enum PendingJoin {
         case hello(SessionID, token: String, rid: String?)
         case resume(SessionID, secret: String, lastSeq: UInt64, rid: String?)
+
+        var session: SessionID {
+            switch self {
+            case .hello(let session, _, _), .resume(let session, _, _, _): return session
+            }
+        }
+        var rid: String? {
+            switch self {
+            case .hello(_, _, let rid), .resume(_, _, _, let rid): return rid
+            }
+        }
     }
 
     /// Makes sure this node holds `room`. If it does not, a claim starts (or is under way) and
@@ -90,14 +101,14 @@ extension RoomHost {
         for join in waiting {
             switch join {
             case .hello(let session, let token, let rid):
-                guard connections[session]?.state == .awaitingHello else { continue }
+                guard connections[session]?.state == .verifying else { continue }
                 if held {
                     hello(session, token: token, rid: rid, at: now, transport: transport, roomHeld: true)
                 } else {
                     elsewhere(session, rid: rid, at: now, transport: transport)
                 }
             case .resume(let session, let secret, let lastSeq, let rid):
-                guard connections[session]?.state == .awaitingHello else { continue }
+                guard connections[session]?.state == .verifying else { continue }
                 if held {
                     resume(
                         session, secret: secret, lastSeq: lastSeq, rid: rid, at: now, transport: transport,

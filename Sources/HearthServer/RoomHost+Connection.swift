@@ -34,11 +34,9 @@ extension RoomHost {
                 WireEncoder.encode(Message(rid: rid, event: .ack(Ack()))), type: "ack", to: [session],
                 transport: transport)
         case .verifyHello(let token, let rid):
-            guard acceptsNewWork else { return busy(session, rid: rid, at: at, transport: transport) }
-            hello(session, token: token, rid: rid, at: at, transport: transport)
+            join(.hello(session, token: token, rid: rid), at: at, transport: transport)
         case .verifyResume(let secret, let lastSeq, let rid):
-            guard acceptsNewWork else { return busy(session, rid: rid, at: at, transport: transport) }
-            resume(session, secret: secret, lastSeq: lastSeq, rid: rid, at: at, transport: transport)
+            join(.resume(session, secret: secret, lastSeq: lastSeq, rid: rid), at: at, transport: transport)
         case .verifyRefresh(let token, let rid):
             refresh(session, token: token, rid: rid, at: at, transport: transport)
         case .applyCommand(let command, let rid):
@@ -59,6 +57,43 @@ extension RoomHost {
             metrics.close(code)
             transport.close(session, code: code, reason: reason)
         }
+    }
+
+    /// A `hello` or `resume` to verify: now, or (past the iteration's join budget) at the end of
+    /// a later iteration, in arrival order (`JoinPacer`).
+    func join(_ join: PendingJoin, at: Instant, transport: any ShellTransport) {
+        guard pacer.admitsNow else {
+            pacer.wait(join)
+            metrics.joinsDeferred.increment()
+            return
+        }
+        run(join, at: at, transport: transport)
+    }
+
+    private func run(_ join: PendingJoin, at: Instant, transport: any ShellTransport) {
+        guard acceptsNewWork else { return busy(join.session, rid: join.rid, at: at, transport: transport) }
+        let started = ContinuousClock.now
+        switch join {
+        case .hello(let session, let token, let rid):
+            hello(session, token: token, rid: rid, at: at, transport: transport)
+        case .resume(let session, let secret, let lastSeq, let rid):
+            resume(session, secret: secret, lastSeq: lastSeq, rid: rid, at: at, transport: transport)
+        }
+        pacer.ran(ContinuousClock.now - started)
+    }
+
+    /// The end of a loop iteration: waiting joins run while the budget lasts (those whose
+    /// connection has closed meanwhile are dropped); if some still wait, the loop is asked
+    /// for another iteration at once instead of sleeping.
+    func iterationEnded(transport: any ShellTransport) {
+        guard pacer.waitingCount > 0 else { return pacer.iterationEnded() }
+        let now = Self.now()
+        while let join = pacer.nextWaiting() {
+            guard connections[join.session]?.state == .verifying else { continue }
+            run(join, at: now, transport: transport)
+        }
+        pacer.iterationEnded()
+        if pacer.waitingCount > 0 { transport.requestIteration() }
     }
 
     /// Whether a join may start: the journal and the records are not backlogged, and (in a

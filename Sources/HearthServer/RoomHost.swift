@@ -33,6 +33,8 @@ final class RoomHost: TransportDelegate {
     var draining = false
     /// Claims under way (cluster), with the joins waiting for each.
     var claiming: [RoomID: [PendingJoin]] = [:]
+    /// Joins past the loop iteration's join budget, waiting for a later iteration.
+    var pacer: JoinPacer
     /// How a finished claim comes back to the loop thread (set by `HearthServer`, or a test).
     var onClaimed: (@Sendable (RoomID, Result<SharedJournal.Claim, any Error>, ContinuousClock.Instant) -> Void)?
     let operations: OperationsAPI
@@ -84,6 +86,7 @@ final class RoomHost: TransportDelegate {
         self.operations = OperationsAPI(configuration: configuration)
         self.webApp = webApp
         self.slots = AddressSlots(limit: configuration.limits.maxConnectionsPerAddress)
+        self.pacer = JoinPacer(budget: .milliseconds(configuration.limits.joinBudgetMilliseconds))
         self.authFailures = FailureBudget(configuration.rateLimits)
         self.connectionLimits = ConnectionStateMachine.Limits(
             maxMalformedMessages: configuration.limits.maxMalformedMessages,
@@ -138,6 +141,8 @@ final class RoomHost: TransportDelegate {
     func transportDidClose(_ session: SessionID, transport: Transport) { closed(session, transport: transport) }
 
     func transportTick(_ transport: Transport) { tick(transport) }
+
+    func transportIterationEnded(_ transport: Transport) { iterationEnded(transport: transport) }
 
     func opened(_ session: SessionID, path: String, peerAddress: String, transport: any ShellTransport) {
         if shared != nil { fence(transport) }

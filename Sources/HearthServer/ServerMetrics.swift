@@ -24,6 +24,8 @@ final class ServerMetrics {
     /// Cluster: rooms this node claimed, and rooms it found taken over by another node.
     let claims: Counter
     let roomsLost: Counter
+    /// `hello`s and `resume`s that waited for a later loop iteration (`limits.joinBudgetMilliseconds`).
+    let joinsDeferred: Counter
     /// Source addresses with open connections, and with a failed-authentication budget in use.
     let addressesConnected: Gauge
     let addressesFailingAuthentication: Gauge
@@ -55,6 +57,7 @@ final class ServerMetrics {
         sendQueueDrops = Counter(label: "hearth_send_queue_drops_total", factory: factory)
         claims = Counter(label: "hearth_room_claims_total", factory: factory)
         roomsLost = Counter(label: "hearth_rooms_lost_total", factory: factory)
+        joinsDeferred = Counter(label: "hearth_joins_deferred_total", factory: factory)
         addressesConnected = Gauge(
             label: "hearth_tracked_addresses", dimensions: [("table", "connections")], factory: factory)
         addressesFailingAuthentication = Gauge(

@@ -10,6 +10,8 @@ protocol ShellTransport: AnyObject {
     func queuedMessages(_ session: SessionID) -> Int?
     var openSessionCount: Int { get }
     var counters: TransportCounters { get }
+    /// Another loop iteration at once, instead of waiting for I/O (work is waiting).
+    func requestIteration()
 }
 
 extension Transport: ShellTransport {

@@ -37,10 +37,11 @@ func hearthTimerCallback(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) {
     Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().timerFired(timer)
 }
 
-/// libev prepare callback (once per loop iteration, before it blocks): flush queued output.
+/// libev prepare callback (once per loop iteration, before it blocks): the delegate's end of
+/// the iteration, then flush queued output.
 func hearthPrepareCallback(_ owner: UnsafeMutableRawPointer?) {
     guard let owner else { return }
-    Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().flushDirty()
+    Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().iterationEnded()
 }
 
 /// libev io callback on the TLS listen socket: accept this iteration's share.

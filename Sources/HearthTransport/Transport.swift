@@ -224,6 +224,10 @@ public final class Transport: @unchecked Sendable {
     /// lws thread only. Number of open WebSocket sessions.
     public var openSessionCount: Int { loopWorker?.sessions.count ?? 0 }
 
+    /// lws thread only. Runs another loop iteration at once instead of waiting for I/O (the
+    /// delegate put work off to ``TransportDelegate/transportIterationEnded(_:)``).
+    public func requestIteration() { loopWorker?.requestIteration() }
+
     /// lws thread only. Bytes queued for `session`, or nil if unknown.
     public func queuedBytes(_ session: SessionID) -> Int? {
         loopWorker?.sessions[session.rawValue]?.queuedBytes

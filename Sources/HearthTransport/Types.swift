@@ -324,4 +324,12 @@ public protocol TransportDelegate: AnyObject {
     /// Graceful shutdown begins: last chance to send final messages or closes.
     /// Afterwards every open session is closed with 1001 "server restarting".
     func transportWillStop(_ transport: Transport)
+    /// The end of a loop iteration, after every callback of the iteration and before the queued
+    /// output is written (default: nothing). Work the delegate put off runs here; if some is
+    /// still left, ``Transport/requestIteration()`` keeps the loop from sleeping.
+    func transportIterationEnded(_ transport: Transport)
+}
+
+extension TransportDelegate {
+    public func transportIterationEnded(_ transport: Transport) {}
 }

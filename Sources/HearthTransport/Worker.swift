@@ -385,6 +385,17 @@ final class Worker {
         }
     }
 
+    /// The end of a loop iteration (the prepare watcher): the delegate's turn, then the writes.
+    func iterationEnded() {
+        if isServing { delegate?.transportIterationEnded(transport) }
+        flushDirty()
+    }
+
+    /// Wakes the loop's next wait at once (the same wake-up as a posted job).
+    func requestIteration() {
+        if let context { lws_cancel_service(context) }
+    }
+
     func breakLoop() {
         if let loop { clws_ev_break_all(loop) }
     }

@@ -38,10 +38,43 @@ final class ConnectionStateMachineTests: XCTestCase {
         var m = machine()
         XCTAssertEqual(m.state, .awaitingHello)
         XCTAssertEqual(m.received(.hello(token: "tok", rid: "1"), at: t0), [.verifyHello(token: "tok", rid: "1")])
-        XCTAssertEqual(m.state, .awaitingHello, "joined only once the shell says so")
+        XCTAssertEqual(m.state, .verifying, "joined only once the shell says so")
         m.joined(until: t0 + 60_000)
         XCTAssertEqual(m.state, .joined)
         XCTAssertEqual(m.authenticatedUntil, t0 + 60_000)
+    }
+
+    func testAHelloBeingVerifiedIsNotTimedOutAndASecondOneIsRefused() {
+        var m = machine { $0.helloTimeoutMilliseconds = 1_000 }
+        XCTAssertEqual(m.received(.hello(token: "tok", rid: "1"), at: t0), [.verifyHello(token: "tok", rid: "1")])
+        XCTAssertEqual(m.tick(now: t0 + 60_000), [], "it came in time; the shell holds it (JoinPacer)")
+        XCTAssertEqual(m.received(.hello(token: "t2", rid: "2"), at: t0), [.sendError(.alreadyJoined, rid: "2")])
+        XCTAssertEqual(
+            m.received(.resume(secret: "s", lastSeq: 0, rid: "3"), at: t0), [.sendError(.alreadyJoined, rid: "3")])
+        XCTAssertEqual(m.received(.ping(rid: "p"), at: t0), [.sendError(.helloRequired, rid: "p")])
+        XCTAssertEqual(m.state, .verifying, "refusing other messages does not drop the join being verified")
+        m.joined(until: nil)
+        XCTAssertEqual(m.state, .joined)
+    }
+
+    func testAJoinRefusedWithTheConnectionOpenMayBeTriedAgain() {
+        var m = machine { $0.helloTimeoutMilliseconds = 1_000 }
+        _ = m.received(.hello(token: "tok", rid: "1"), at: t0)
+        XCTAssertEqual(m.joinRefused(.authenticationFailed, rid: "1"), [.sendError(.authenticationFailed, rid: "1")])
+        XCTAssertEqual(m.state, .awaitingHello)
+        XCTAssertEqual(m.received(.hello(token: "tok", rid: "2"), at: t0), [.verifyHello(token: "tok", rid: "2")])
+        _ = m.refusedByBudget(rid: "2")
+        XCTAssertEqual(m.state, .awaitingHello)
+        XCTAssertEqual(
+            m.tick(now: t0 + 1_000), [.close(code: CloseCode.helloTimeout.rawValue, reason: "hello timeout")],
+            "back to waiting for a hello, so the hello timeout applies again")
+    }
+
+    func testAConnectionClosedWhileItsJoinIsVerifiedLeavesNoRoom() {
+        var m = machine()
+        _ = m.received(.resume(secret: "s", lastSeq: 0, rid: nil), at: t0)
+        XCTAssertEqual(m.closed(), [])
+        XCTAssertEqual(m.state, .closed)
     }
 
     func testResumeIsVerifiedByTheShellToo() {

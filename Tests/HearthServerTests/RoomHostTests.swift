@@ -23,6 +23,8 @@ final class FakeTransport: ShellTransport {
     func queuedMessages(_ session: SessionID) -> Int? { 0 }
     var openSessionCount: Int { 0 }
     var counters: TransportCounters { TransportCounters() }
+    var iterationRequests = 0
+    func requestIteration() { iterationRequests += 1 }
 
     func types(to session: SessionID) -> [String] {
         sent.filter { $0.0 == session }.compactMap { $0.1["type"] as? String }
@@ -113,6 +115,36 @@ final class RoomHostTests: XCTestCase {
         XCTAssertEqual(transport.last("error", to: b)?["code"] as? String, "resume-failed")
         XCTAssertEqual(transport.closes.last?.code, 4401)
         XCTAssertNil(host.connections[b])
+    }
+
+    func testJoinsPastTheIterationsBudgetWaitForTheNextIterationsInOrder() throws {
+        host.pacer = JoinPacer(budget: .nanoseconds(1))  // every join spends the whole budget
+        let a = open(1)
+        let b = open(2)
+        let c = open(3)
+        let d = open(4)
+        receive(a, #"{"type":"hello","token":"\#(try token("fac"))"}"#)
+        receive(b, #"{"type":"hello","token":"\#(try token("m1", role: "participant"))"}"#)
+        receive(c, #"{"type":"hello","token":"\#(try token("m2", role: "participant"))"}"#)
+        receive(d, #"{"type":"hello","token":"\#(try token("m3", role: "participant"))"}"#)
+        XCTAssertEqual(transport.types(to: a).first, "welcome", "the first ran at once")
+        XCTAssertTrue(transport.types(to: b).isEmpty && transport.types(to: c).isEmpty)
+        XCTAssertEqual(host.connections[b]?.state, .verifying)
+        host.tick(transport)  // the test's hello timeout is 0: a join that came in time is not closed
+        XCTAssertEqual(transport.closes.map(\.code), [])
+        host.closed(c, transport: transport)  // gone before its turn: skipped
+        host.iterationEnded(transport: transport)
+        XCTAssertTrue(transport.types(to: b).isEmpty, "the first join spent this iteration's budget")
+        XCTAssertEqual(transport.iterationRequests, 1, "joins wait: the loop must not sleep")
+        host.iterationEnded(transport: transport)
+        XCTAssertEqual(transport.types(to: b).first, "welcome", "one per iteration here")
+        XCTAssertTrue(transport.types(to: d).isEmpty)
+        XCTAssertEqual(transport.iterationRequests, 2)
+        host.iterationEnded(transport: transport)
+        XCTAssertEqual(transport.types(to: d).first, "welcome")
+        XCTAssertTrue(transport.types(to: c).isEmpty)
+        XCTAssertEqual(transport.iterationRequests, 2, "nothing waits any more")
+        XCTAssertEqual(host.connections[d]?.state, .joined)
     }
 
     func testAConnectionThatNeverSaysHelloIsClosed4408OnTheNextTick() {

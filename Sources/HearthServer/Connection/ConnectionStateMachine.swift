@@ -13,6 +13,9 @@ struct ConnectionStateMachine {
     enum State: Equatable {
         /// Open; waiting for `hello` or `resume` (closed with 4408 if neither comes in time).
         case awaitingHello
+        /// `hello` or `resume` arrived in time; the shell is verifying it, or holds it until the
+        /// loop has time for it (`JoinPacer`). No hello timeout; a second one is refused.
+        case verifying
         /// Joined a room (hello or resume accepted): its commands go to the engine.
         case joined
         /// The shell asked the transport to close it; further messages are ignored. A joined
@@ -99,10 +102,12 @@ struct ConnectionStateMachine {
             guard budget.allow(.control, now: now) else { return rateLimited(rid: rid) }
             return [.sendPong(rid: rid)]
         case .hello(let token, let rid):
-            if isJoined { return refused(.alreadyJoined, rid: rid) }
+            guard state == .awaitingHello else { return refused(.alreadyJoined, rid: rid) }
+            state = .verifying
             return [.verifyHello(token: token, rid: rid)]
         case .resume(let secret, let lastSeq, let rid):
-            if isJoined { return refused(.alreadyJoined, rid: rid) }
+            guard state == .awaitingHello else { return refused(.alreadyJoined, rid: rid) }
+            state = .verifying
             return [.verifyResume(secret: secret, lastSeq: lastSeq, rid: rid)]
         case .refresh(let token, let rid):
             guard isJoined else { return refused(.helloRequired, rid: rid) }
@@ -123,7 +128,7 @@ struct ConnectionStateMachine {
     /// `hello` or `resume` accepted: the connection joined, authenticated until `until`
     /// (nil: a resume, which carries no token).
     mutating func joined(until: Instant?) {
-        guard state == .awaitingHello else { return }
+        guard state == .verifying else { return }
         state = .joined
         if let until { authenticatedUntil = until }
     }
@@ -137,6 +142,13 @@ struct ConnectionStateMachine {
 
     /// Bad input (or a refused token on a connection that stays open): an error, and a close
     /// with 1008 once the connection keeps sending it.
+    /// The shell refused the `hello` or `resume` being verified, keeping the connection open: it
+    /// may try again (the refusal counts as a bad message).
+    mutating func joinRefused(_ code: ErrorCode, rid: String?) -> [Action] {
+        if state == .verifying { state = .awaitingHello }
+        return refused(code, rid: rid)
+    }
+
     mutating func refused(_ code: ErrorCode, rid: String?) -> [Action] {
         badMessages += 1
         guard badMessages > limits.maxMalformedMessages else { return [.sendError(code, rid: rid)] }
@@ -151,6 +163,7 @@ struct ConnectionStateMachine {
     /// A refusal decided by the shell (the address's authentication budget is spent) that
     /// counts as a strike against the connection's budget.
     mutating func refusedByBudget(rid: String?) -> [Action] {
+        if state == .verifying { state = .awaitingHello }  // a refused join: it may try again
         budget.refused()
         return rateLimited(rid: rid)
     }
@@ -190,13 +203,13 @@ struct ConnectionStateMachine {
         defer { state = .closed }
         switch state {
         case .joined, .closing(joined: true): return [.applyDisconnected]
-        case .awaitingHello, .closing(joined: false), .closed: return []
+        case .awaitingHello, .verifying, .closing(joined: false), .closed: return []
         }
     }
 
     private var isReading: Bool {
         switch state {
-        case .awaitingHello, .joined: return true
+        case .awaitingHello, .verifying, .joined: return true
         case .closing, .closed: return false
         }
     }

@@ -1,0 +1,55 @@
+import HearthTransport
+import XCTest
+
+@testable import HearthServer
+
+/// The join budget's bookkeeping, driven with made-up durations.
+final class JoinPacerTests: XCTestCase {
+    private func hello(_ id: UInt64) -> RoomHost.PendingJoin { .hello(SessionID(rawValue: id), token: "t", rid: nil) }
+
+    func testJoinsRunUntilTheIterationsBudgetIsSpentThenWaitInOrder() {
+        var p = JoinPacer(budget: .milliseconds(20))
+        XCTAssertTrue(p.admitsNow)
+        p.ran(.milliseconds(12))
+        XCTAssertTrue(p.admitsNow, "12 of 20 ms spent")
+        p.ran(.milliseconds(9))
+        XCTAssertFalse(p.admitsNow, "21 ms: the rest wait")
+        p.wait(hello(1))
+        p.wait(hello(2))
+        p.wait(hello(3))
+        XCTAssertEqual(p.waitingCount, 3)
+        XCTAssertNil(p.nextWaiting(), "none more in this iteration")
+        p.iterationEnded()
+        XCTAssertFalse(p.admitsNow, "a new join queues behind the waiting ones")
+        XCTAssertEqual(p.nextWaiting()?.session, SessionID(rawValue: 1))
+        p.ran(.milliseconds(15))
+        XCTAssertEqual(p.nextWaiting()?.session, SessionID(rawValue: 2))
+        p.ran(.milliseconds(15))
+        XCTAssertNil(p.nextWaiting(), "30 ms spent")
+        p.iterationEnded()
+        XCTAssertEqual(p.nextWaiting()?.session, SessionID(rawValue: 3))
+        XCTAssertEqual(p.waitingCount, 0)
+        XCTAssertTrue(p.admitsNow)
+    }
+
+    func testAZeroBudgetNeverHoldsAJoin() {
+        var p = JoinPacer(budget: .zero)
+        p.ran(.seconds(5))
+        XCTAssertTrue(p.admitsNow)
+    }
+
+    func testALongQueueIsCompactedWithoutLosingItsOrder() {
+        var p = JoinPacer(budget: .milliseconds(1))
+        p.ran(.milliseconds(2))
+        for i in 0..<3000 { p.wait(hello(UInt64(i))) }
+        var seen: [UInt64] = []
+        while p.waitingCount > 0 {
+            p.iterationEnded()
+            while let j = p.nextWaiting() {
+                seen.append(j.session.rawValue)
+                if seen.count % 7 == 0 { p.ran(.milliseconds(1)) }
+            }
+        }
+        XCTAssertEqual(seen, Array(0..<3000))
+    }
+}
