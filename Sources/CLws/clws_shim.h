@@ -92,9 +92,9 @@ static inline void clws_prepare_stop(void *loop, clws_prepare *p) {
 
 /*
  * An ev_io read watcher with a plain C callback and a context pointer: the TLS listen socket,
- * which the transport owns (not lws) so that it can pace accepts (Listener.swift). libev's
- * io watchers are level-triggered: connections left in the accept queue make it fire again
- * on the next iteration.
+ * which the transport owns (not lws) so that it can pause it when out of descriptors
+ * (Listener.swift). libev's io watchers are level-triggered: while connections wait in the
+ * accept queue it fires on every iteration.
  */
 typedef void (*clws_io_fn)(void *owner);
 typedef struct clws_io {

@@ -20,7 +20,8 @@ extension RoomHost {
         case elsewhere
     }
 
-    /// A `hello` or `resume` waiting for its room's claim; run again once the room is this node's.
+    /// A `hello` or `resume` waiting: for its room's claim (run again once the room is this
+    /// node's), or for a loop iteration with join budget left (`JoinPacer`).
     enum PendingJoin {
         case hello(SessionID, token: String, rid: String?)
         case resume(SessionID, secret: String, lastSeq: UInt64, rid: String?)

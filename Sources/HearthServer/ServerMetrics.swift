@@ -99,13 +99,7 @@ final class ServerMetrics {
 
     private func transportTotal(_ label: String, _ dimension: (String, String), _ total: UInt64) {
         let key = label + "|" + dimension.1
-        let counter: Counter
-        if let known = transportTotals[key] {
-            counter = known
-        } else {
-            counter = Counter(label: label, dimensions: [dimension], factory: factory)
-            transportTotals[key] = counter
-        }
+        let counter = cached(&transportTotals, key, label, dimension)
         let reported = reportedTransportTotals[key, default: 0]
         if total > reported { counter.increment(by: Int(total - reported)) }
         reportedTransportTotals[key] = total

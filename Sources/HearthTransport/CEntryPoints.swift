@@ -44,7 +44,7 @@ func hearthPrepareCallback(_ owner: UnsafeMutableRawPointer?) {
     Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().iterationEnded()
 }
 
-/// libev io callback on the TLS listen socket: accept this iteration's share.
+/// libev io callback on the TLS listen socket: accept the waiting connections.
 func hearthAcceptCallback(_ owner: UnsafeMutableRawPointer?) {
     guard let owner else { return }
     Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().acceptReady()

@@ -260,7 +260,7 @@ final class Worker {
         state = .running
         inbox.attach(context: ctx)
         clws_prepare_start(loop, prepare, hearthPrepareCallback, Unmanaged.passUnretained(self).toOpaque())
-        clws_io_start(loop, acceptWatcher, listener.fd, hearthAcceptCallback, Unmanaged.passUnretained(self).toOpaque())
+        startAccepting()
         schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
         logger.info(
             "transport listening",
@@ -323,10 +323,9 @@ final class Worker {
         if t == tickTimer {
             guard isServing else { return }
             schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
-            if acceptPaused, let loop {
+            if acceptPaused {
                 acceptPaused = false
-                clws_io_start(
-                    loop, acceptWatcher, listener.fd, hearthAcceptCallback, Unmanaged.passUnretained(self).toOpaque())
+                startAccepting()
             }
             keepalive()
             delegate?.transportTick(transport)
@@ -359,6 +358,11 @@ final class Worker {
         } else {
             schedule(stopTimer, after: Worker.stopGraceMicroseconds)
         }
+    }
+
+    private func startAccepting() {
+        guard let loop else { return }
+        clws_io_start(loop, acceptWatcher, listener.fd, hearthAcceptCallback, Unmanaged.passUnretained(self).toOpaque())
     }
 
     /// The listen socket is readable: accept every waiting connection and hand each to lws,

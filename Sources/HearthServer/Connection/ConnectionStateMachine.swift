@@ -140,8 +140,6 @@ struct ConnectionStateMachine {
         return [.sendAck(rid: rid)]
     }
 
-    /// Bad input (or a refused token on a connection that stays open): an error, and a close
-    /// with 1008 once the connection keeps sending it.
     /// The shell refused the `hello` or `resume` being verified, keeping the connection open: it
     /// may try again (the refusal counts as a bad message).
     mutating func joinRefused(_ code: ErrorCode, rid: String?) -> [Action] {
@@ -149,6 +147,8 @@ struct ConnectionStateMachine {
         return refused(code, rid: rid)
     }
 
+    /// Bad input (or a refused token on a connection that stays open): an error, and a close
+    /// with 1008 once the connection keeps sending it.
     mutating func refused(_ code: ErrorCode, rid: String?) -> [Action] {
         badMessages += 1
         guard badMessages > limits.maxMalformedMessages else { return [.sendError(code, rid: rid)] }
