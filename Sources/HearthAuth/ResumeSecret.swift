@@ -10,17 +10,23 @@ public enum ResumeSecret {
     /// padding (43 characters), and its ``hash(_:)``.
     public static func generate() -> (secret: String, hash: String) {
         let key = SymmetricKey(size: .bits256)
-        let secret = key.withUnsafeBytes { Base64URL.encode(Data($0)) }
+        let secret = key.withUnsafeBytes { Base64URL.encode(Array($0)) }
         return (secret, hash(secret))
     }
 
     /// Lower-case hex SHA-256 of the secret's UTF-8 bytes (64 characters).
     public static func hash(_ secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        let digest = SHA256.hash(data: Array(secret.utf8))
+        var hex: [UInt8] = []
+        hex.reserveCapacity(2 * SHA256.byteCount)
+        for byte in digest {
+            hex.append(hexDigits[Int(byte >> 4)])
+            hex.append(hexDigits[Int(byte & 0xF)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// Whether `secret` hashes to `expectedHash`, compared in constant time.
     public static func matches(_ secret: String, hash expectedHash: String) -> Bool {

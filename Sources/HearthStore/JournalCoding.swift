@@ -1,7 +1,9 @@
 import Foundation
 import HearthCore
 
-/// The journal's `body` column: JSON (Foundation's `JSONEncoder`, sorted keys), as TEXT.
+/// The journal's `body` column: JSON (Foundation's `JSONEncoder`, sorted keys), as TEXT. The
+/// entries written most (room chat and a join's) are written by `JournalFastCoding` instead,
+/// with the same bytes.
 ///
 /// Why JSON and not a compact binary format: a journal row is written once and read only at
 /// start-up, so its size and decoding speed barely matter next to the transaction's fsync;
@@ -15,54 +17,14 @@ import HearthCore
 /// instead. Case and field names are the storage format: never rename one.
 enum JournalCoding {
     static func encode(_ entry: JournalEntry) throws -> String {
-        if let fast = encodeRoomChat(entry) { return fast }
+        if let fast = JournalFastCoding.encode(entry) { return fast }
         return try encodeWithFoundation(entry)
     }
 
-    /// Foundation's encoding of every entry (the reference the fast path is tested against).
+    /// Foundation's encoding of every entry (the reference `JournalFastCoding` is tested against).
     static func encodeWithFoundation(_ entry: JournalEntry) throws -> String {
         let data = try encoder.encode(EntryBody(entry))
         return String(decoding: data, as: UTF8.self)
-    }
-
-    /// Room chat is most of the journal under load, and `JSONEncoder` took 6-7% of the
-    /// server's CPU encoding it (perf, 300 groups x 10 at 1 chat/s per member). This writes the
-    /// very bytes `JSONEncoder` (sorted keys) writes for that one shape; the store tests
-    /// compare the two over awkward texts. Every other entry returns nil (Foundation encodes it).
-    static func encodeRoomChat(_ entry: JournalEntry) -> String? {
-        guard case .command(let connection, let room, let journaled, let at) = entry,
-            case .chat(to: .room, let text) = journaled.command
-        else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count + room.rawValue.utf8.count + 110)
-        out += "{\"command\":{\"at\":\(at.milliseconds),\"command\":{\"chat\":{\"text\":".utf8
-        appendQuoted(text, to: &out)
-        out += ",\"to\":{\"room\":{}}}},\"connection\":\(connection.rawValue),\"room\":".utf8
-        appendQuoted(room.rawValue, to: &out)
-        out += "}}".utf8
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// A JSON string literal escaped as `JSONEncoder` escapes it (default options: `/` as `\/`,
-    /// the short escapes for \b \f \n \r \t, other controls as `\u00xx`, the rest verbatim).
-    private static func appendQuoted(_ s: String, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
-        out.append(0x22)
-        for b in s.utf8 {
-            switch b {
-            case 0x22: out += [0x5C, 0x22]  // \"
-            case 0x5C: out += [0x5C, 0x5C]  // \\
-            case 0x2F: out += [0x5C, 0x2F]  // \/
-            case 0x08: out += [0x5C, 0x62]  // \b
-            case 0x0C: out += [0x5C, 0x66]  // \f
-            case 0x0A: out += [0x5C, 0x6E]  // \n
-            case 0x0D: out += [0x5C, 0x72]  // \r
-            case 0x09: out += [0x5C, 0x74]  // \t
-            case 0x00...0x1F: out += [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]]  // \u00xx
-            default: out.append(b)  // ASCII and UTF-8 continuation/lead bytes: verbatim
-            }
-        }
-        out.append(0x22)
     }
 
     static func decode(kind: String, body: String) throws -> JournalEntry {

@@ -32,6 +32,21 @@ final class ResumeSecretTests: XCTestCase {
             ResumeSecret.hash("Zm9vYmFyYmF6cXV4"), "802465db6639387e55405b2dcae83e6fc548cbab0ab75d90e024588f04162280")
     }
 
+    /// RFC 4648 §10's vectors in the URL alphabet without padding, and the two bytes that
+    /// differ between the alphabets (0xfb 0xff: "+/8=" in standard base64).
+    func testBase64URLEncoding() {
+        let vectors: [(String, String)] = [
+            ("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE"),
+            ("foobar", "Zm9vYmFy"),
+        ]
+        for (plain, encoded) in vectors {
+            XCTAssertEqual(Base64URL.encode(Array(plain.utf8)), encoded)
+        }
+        XCTAssertEqual(Base64URL.encode([0xFB, 0xFF]), "-_8")
+        XCTAssertEqual(Base64URL.encode([0xFB, 0xFF, 0xBF]), "-_-_")
+        XCTAssertEqual(Base64URL.decodeLenient("-_-_"), [0xFB, 0xFF, 0xBF])
+    }
+
     func testGenerate() {
         let first = ResumeSecret.generate()
         let second = ResumeSecret.generate()

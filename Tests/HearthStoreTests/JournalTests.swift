@@ -344,8 +344,8 @@ extension JournalTests {
     }
 }
 
-/// The hand-written encoding of room chat must be byte for byte what `JSONEncoder` writes
-/// (and decode back to the same entry); every other entry goes through `JSONEncoder`.
+/// The hand-written encodings (`JournalFastCoding`) must be byte for byte what `JSONEncoder`
+/// writes, and decode back to the same entry; every other entry goes through `JSONEncoder`.
 final class JournalFastPathTests: XCTestCase {
     private let awkward = [
         "", "hello", "quote \" and backslash \\ and slash /", "line\nbreak\r\ttab",
@@ -354,7 +354,8 @@ final class JournalFastPathTests: XCTestCase {
         "{\"type\":\"chat\"}",
     ]
 
-    func testRoomChatMatchesJSONEncoderByteForByte() throws {
+    /// The awkward strings and 200 random ones (ASCII, controls and BMP text mixed).
+    private func texts() -> [String] {
         var rng = SystemRandomNumberGenerator()
         var texts = awkward
         for _ in 0..<200 {
@@ -368,29 +369,101 @@ final class JournalFastPathTests: XCTestCase {
                                     .randomElement(using: &rng)!)
                         })))
         }
-        for (i, text) in texts.enumerated() {
+        return texts
+    }
+
+    private func assertFastMatchesFoundation(
+        _ entry: JournalEntry, _ label: String, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        let fast = try XCTUnwrap(JournalFastCoding.encode(entry), label, file: file, line: line)
+        XCTAssertEqual(fast, try JournalCoding.encodeWithFoundation(entry), label, file: file, line: line)
+        XCTAssertEqual(try JournalCoding.decode(kind: entry.kind, body: fast), entry, label, file: file, line: line)
+    }
+
+    func testRoomChatMatchesJSONEncoderByteForByte() throws {
+        for (i, text) in texts().enumerated() {
             let entry = JournalEntry.command(
                 connection: ConnectionID(UInt64(i) * 7_919), room: RoomID("room/\(i) \"x\""),
                 command: JournaledCommand(.chat(to: .room, text: text))!,
                 at: Instant(milliseconds: 1_700_000_000_000 + Int64(i)))
-            let fast = try XCTUnwrap(JournalCoding.encodeRoomChat(entry))
-            XCTAssertEqual(fast, try JournalCoding.encodeWithFoundation(entry), "text #\(i)")
-            XCTAssertEqual(try JournalCoding.decode(kind: entry.kind, body: fast), entry)
+            try assertFastMatchesFoundation(entry, "text #\(i)")
         }
     }
 
-    func testOnlyRoomChatTakesTheFastPath() throws {
+    /// A join's entries: `connect` with the room's settings (every optional set, none set, the
+    /// defaults, or no settings), its consent, its admission and its media turned on.
+    func testJoinEntriesMatchJSONEncoderByteForByte() throws {
+        var bare = RoomSettings()
+        bare.consentVersion = nil
+        bare.consentText = nil
+        var other = unusualSettings()
+        other.media = .auto
+        other.meshLimit = 9
+        other.opensAt = Instant(milliseconds: -3)
+        let settings: [RoomSettings?] = [unusualSettings(), other, RoomSettings(), bare, nil]
+        for (i, text) in texts().enumerated() {
+            let room = RoomID("room/\(i) \(text)")
+            let roles = Role.allCases
+            let connect = JournalEntry.connect(
+                .init(
+                    connection: ConnectionID(UInt64(i) &* 0x9E37_79B9_7F4A_7C15), room: room,
+                    identity: Identity(userID: UserID("user \(text)"), role: roles[i % roles.count], alias: text),
+                    resumeHash: String(repeating: "ab", count: 32), settings: settings[i % settings.count],
+                    at: Instant(milliseconds: Int64(i) - 100)))
+            try assertFastMatchesFoundation(connect, "connect #\(i)")
+            let media: [Bool?] = [true, false, nil]
+            let commands: [ClientCommand] = [
+                .acknowledgeConsent(version: text), .admit(ParticipantID(UInt32(i) &* 40_503)),
+                .setMedia(audio: media[i % 3], video: media[(i / 3) % 3]),
+            ]
+            for command in commands {
+                let entry = try XCTUnwrap(
+                    JournalEntry.command(
+                        command, from: ConnectionID(UInt64(i)), room: room, at: Instant(milliseconds: 7)))
+                try assertFastMatchesFoundation(entry, "\(command) #\(i)")
+            }
+        }
+        try assertFastMatchesFoundation(
+            .command(
+                connection: ConnectionID(1), room: RoomID("r"),
+                command: JournaledCommand(.admit(ParticipantID(UInt32.max)))!,
+                at: Instant(milliseconds: Int64.min)), "admit max")
+    }
+
+    /// A reconnect's entries: `resume` (with and without the rotated hash, from rows written
+    /// before secrets rotated) and `disconnected`.
+    func testReconnectEntriesMatchJSONEncoderByteForByte() throws {
+        for (i, text) in texts().enumerated() {
+            let room = RoomID(text)
+            try assertFastMatchesFoundation(
+                .resume(
+                    connection: ConnectionID(UInt64(i)), room: room, resumeHash: text,
+                    newResumeHash: i % 2 == 0 ? nil : "new \(text)", lastSeq: UInt64.max - UInt64(i),
+                    at: Instant(milliseconds: Int64(i))), "resume #\(i)")
+            try assertFastMatchesFoundation(
+                .disconnected(
+                    connection: ConnectionID(UInt64.max - UInt64(i)), room: room, at: Instant(milliseconds: 1)),
+                "disconnected #\(i)")
+        }
+    }
+
+    /// Which entries take the fast path; every entry, fast or not, round-trips through `encode`.
+    func testOnlyTheHotShapesTakeTheFastPath() throws {
         let at = Instant(milliseconds: 5)
         for command in sampleCommands {
             guard let journaled = JournaledCommand(command) else { continue }
             let entry = JournalEntry.command(connection: ConnectionID(1), room: RoomID("r"), command: journaled, at: at)
-            if case .chat(to: .room, _) = command {
-                XCTAssertNotNil(JournalCoding.encodeRoomChat(entry))
-            } else {
-                XCTAssertNil(JournalCoding.encodeRoomChat(entry), "\(command)")
+            switch command {
+            case .chat(to: .room, _), .acknowledgeConsent, .admit, .setMedia:
+                XCTAssertNotNil(JournalFastCoding.encode(entry), "\(command)")
+            default:
+                XCTAssertNil(JournalFastCoding.encode(entry), "\(command)")
             }
             XCTAssertEqual(try JournalCoding.decode(kind: entry.kind, body: try JournalCoding.encode(entry)), entry)
         }
-        XCTAssertNil(JournalCoding.encodeRoomChat(.endRoom(RoomID("r"), at: at)))
+        let room = RoomID("r")
+        XCTAssertNil(JournalFastCoding.encode(.endRoom(room, at: at)))
+        XCTAssertNil(JournalFastCoding.encode(.createRoom(room, settings: RoomSettings(), at: at)))
+        XCTAssertNil(JournalFastCoding.encode(.timerFired(TimerID(room: room, kind: .idle), at: at)))
     }
 }
