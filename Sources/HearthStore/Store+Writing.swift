@@ -18,7 +18,8 @@ extension Store {
         var head: (baseID: Int64, baseHash: String, lastID: Int64, lastHash: String, count: Int)? = nil
         func loadHead() throws -> (baseID: Int64, baseHash: String, lastID: Int64, lastHash: String, count: Int) {
             if let head { return head }
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM audit_head WHERE id = 1") else {
+            // Both statements on the head run once per transaction: cached, not compiled each time.
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM audit_head WHERE id = 1")) else {
                 throw DatabaseError(message: "audit_head row missing")
             }
             return (row["base_id"], row["base_hash"], row["last_id"], row["last_hash"], row["count"])
@@ -71,12 +72,12 @@ extension Store {
             }
         }
         if let h = head {
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE audit_head SET base_id = ?, base_hash = ?, last_id = ?, last_hash = ?, count = ?
                     WHERE id = 1
-                    """,
-                arguments: [h.baseID, h.baseHash, h.lastID, h.lastHash, h.count])
+                    """
+            ).execute(arguments: [h.baseID, h.baseHash, h.lastID, h.lastHash, h.count])
         }
     }
 }

@@ -158,6 +158,43 @@ final class TokenVerifierTests: XCTestCase {
     func testCritHeaderIsRefused() throws {
         let token = TestJWT.hs256(header: ["alg": "HS256", "crit": ["exp"], "exp": 1])
         assertRefused(token, by: try hsVerifier(), .unsupportedHeader)
+        // Of any type, null included: its presence is the refusal.
+        for crit: Any in [NSNull(), "exp", 1, [String: Any]()] {
+            assertRefused(
+                TestJWT.hs256(header: ["alg": "HS256", "crit": crit]), by: try hsVerifier(), .unsupportedHeader)
+        }
+    }
+
+    /// Header fields of every JSON type (signed correctly, so only the header rules decide), and
+    /// headers that are not a JSON object at all.
+    func testHeaderFieldsOfEveryJSONType() throws {
+        let verifier = try hsVerifier()
+        let kidVerifier = try hsVerifier(kid: "k")
+        for alg: Any in [NSNull(), true, 1.5, ["HS256"], ["a": "HS256"]] {
+            assertRefused(TestJWT.hs256(header: ["alg": alg]), by: verifier, .algorithmNotAllowed)
+        }
+        for kid: Any in [NSNull(), false, 7, ["k"], ["k": "k"]] {
+            assertRefused(TestJWT.hs256(header: ["alg": "HS256", "kid": kid]), by: kidVerifier, .malformed)
+        }
+        // Fields the verifier does not read are ignored, whatever their type.
+        XCTAssertNotNil(
+            assertAccepted(
+                TestJWT.hs256(header: ["alg": "HS256", "kid": "k", "typ": 5, "x5u": NSNull(), "cty": ["a": [1]]]),
+                by: kidVerifier))
+        let payload = TestJWT.b64url(TestJWT.json(TestJWT.claims()))
+        for header in ["[]", "\"HS256\"", "null", "1", "{", "{\"alg\":\"HS256\"", ""] {
+            let input = TestJWT.b64url(Data(header.utf8)) + "." + payload
+            let mac = HMAC<SHA256>.authenticationCode(
+                for: Data(input.utf8), using: SymmetricKey(data: Array(TestJWT.secret.utf8)))
+            assertRefused(input + "." + TestJWT.b64url(Data(mac)), by: verifier, .malformed)
+        }
+        // Segments that are not base64url (standard alphabet, padding, stray characters).
+        let token = TestJWT.hs256()
+        var parts = token.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        for bad in [parts[0] + "=", parts[0].replacingOccurrences(of: "e", with: "+") + "/", "*" + parts[0]] {
+            parts[0] = bad
+            assertRefused(parts.joined(separator: "."), by: verifier, .malformed)
+        }
     }
 
     // MARK: Signature
