@@ -260,8 +260,17 @@ public struct Room: Sendable {
         if log.count > settings.replayWindow + settings.replayWindow / 4 {
             log.removeFirst(log.count - settings.replayWindow)
         }
-        let connections = audience.compactMap { seats[$0]?.connection }
+        let connections = audience.compactMap { seatField($0) { $0.connection } ?? nil }
         if !connections.isEmpty { fx.append(.send(message, to: connections)) }
+    }
+
+    /// One field of a seat, read in place. `seats[id]?.field` copies the whole `Seat` (a
+    /// retain and a release of each of its references) to read one field; in `publish`, once
+    /// per recipient of every event, that was about 1% of the server's CPU under chat load.
+    @inline(__always)
+    func seatField<T>(_ id: ParticipantID, _ field: (borrowing Seat) -> T) -> T? {
+        guard let index = seats.index(forKey: id) else { return nil }
+        return field(seats.values[index])
     }
 
     /// Publishes the staff view to staff and the member view to everyone else in `audience`.
@@ -269,8 +278,8 @@ public struct Room: Sendable {
         _ seat: Seat, audience: [ParticipantID], into fx: inout [Effect],
         _ make: (MemberView) -> ServerEvent
     ) {
-        let staff = audience.filter { seats[$0]?.isStaff == true }
-        let others = audience.filter { seats[$0]?.isStaff != true }
+        let staff = audience.filter { seatField($0) { $0.isStaff } == true }
+        let others = audience.filter { seatField($0) { $0.isStaff } != true }
         publish(make(seat.memberView(forStaff: true)), to: staff, into: &fx)
         publish(make(seat.memberView(forStaff: false)), to: others, into: &fx)
     }

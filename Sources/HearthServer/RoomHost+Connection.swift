@@ -6,16 +6,21 @@ import HearthWire
 /// Drives the connections' state machines and performs the actions they return.
 extension RoomHost {
     /// Feeds one input to a connection's state machine, keeps (or forgets) the machine, and
-    /// performs its actions in order.
+    /// performs its actions in order. `input` runs inside an access to `connections`: it may
+    /// only call the machine's own methods (every caller passes one such call).
     func drive(
         _ session: SessionID, at: Instant, transport: any ShellTransport,
         _ input: (inout ConnectionStateMachine) -> [ConnectionStateMachine.Action]
     ) {
-        guard var machine = connections[session] else { return }
-        let actions = input(&machine)
-        connections[session] = machine.state == .closed ? nil : machine
+        // In place (`values[index]`), not copied out and stored back: a copy would share the
+        // machine's command budget with the dictionary's, so the first change to the budget
+        // (every command takes from it) copied the budget's whole table, for every message.
+        guard let index = connections.index(forKey: session) else { return }
+        let actions = input(&connections.values[index])
+        let room = connections.values[index].room
+        if connections.values[index].state == .closed { connections.remove(at: index) }
         for action in actions {
-            perform(action, session: session, room: machine.room, at: at, transport: transport)
+            perform(action, session: session, room: room, at: at, transport: transport)
         }
     }
 
