@@ -1,7 +1,8 @@
 /*
- * Thin C shim for HearthTransport: only what Swift cannot import directly
- * from libwebsockets 4.1.6 / libev / OpenSSL (function-like macros, variadic
- * logging, 64-bit option constants, SSL_OP_* bit macros).  Everything is
+ * Thin C shim for HearthTransport and the load generator: only what Swift
+ * cannot import directly from libwebsockets 4.1.6 / libev / OpenSSL
+ * (function-like macros, variadic logging, 64-bit option constants, SSL_OP_*
+ * bit macros).  Everything is
  * `static inline` or a constant, so no C target is needed.
  */
 #ifndef CLWS_SHIM_H
@@ -9,6 +10,7 @@
 
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
+#include <openssl/err.h>
 #include <ev.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -208,6 +210,81 @@ static inline void clws_request_line_release(SSL *ssl, int index) {
     free(line->bytes);
     line->bytes = NULL;
     line->length = 0;
+}
+
+/*
+ * The load generator's client sockets (loadtest/loadgen, ClientLink.swift): an ev_io watcher
+ * for reading and/or writing with a C callback, its owner and a tag (the connection's index).
+ * `events` is a mask of CLWS_EV_READ and CLWS_EV_WRITE; 0 stops the watcher. Setting the
+ * events the watcher already has does nothing.
+ */
+static const int CLWS_EV_READ = EV_READ;
+static const int CLWS_EV_WRITE = EV_WRITE;
+typedef void (*clws_sock_fn)(void *owner, int tag, int revents);
+typedef struct clws_sock {
+    ev_io watcher; /* first member: the watcher pointer is the struct pointer */
+    clws_sock_fn fn;
+    void *owner;
+    int tag;
+} clws_sock;
+
+static inline void clws_sock_trampoline(struct ev_loop *loop, ev_io *w, int revents) {
+    (void)loop;
+    clws_sock *s = (clws_sock *)w;
+    s->fn(s->owner, s->tag, revents);
+}
+static inline void clws_sock_watch(void *loop, clws_sock *s, int fd, int events, clws_sock_fn fn, void *owner,
+                                   int tag) {
+    events &= EV_READ | EV_WRITE;
+    if (ev_is_active(&s->watcher)) {
+        if (s->watcher.fd == fd && (s->watcher.events & (EV_READ | EV_WRITE)) == events) return;
+        ev_io_stop((struct ev_loop *)loop, &s->watcher);
+    }
+    if (!events) return;
+    s->fn = fn;
+    s->owner = owner;
+    s->tag = tag;
+    ev_io_init(&s->watcher, clws_sock_trampoline, fd, events);
+    ev_io_start((struct ev_loop *)loop, &s->watcher);
+}
+
+/* Its TLS: a client context that verifies nothing (the server's certificate is a throwaway
+ * self-signed one on loopback) and takes partial writes from a buffer that may move between
+ * retries. */
+static inline SSL_CTX *clws_loadgen_ssl_ctx(void) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) return NULL;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
+    return ctx;
+}
+/* A client connection on `fd`: it writes to the socket itself, and reads from a memory BIO that
+ * the generator fills with one read() of everything the socket holds (an empty BIO asks for
+ * more, it is not the end). `sni`: the server name sent. */
+static inline SSL *clws_loadgen_ssl_new(SSL_CTX *ctx, int fd, const char *sni) {
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl) return NULL;
+    BIO *rbio = BIO_new(BIO_s_mem());
+    BIO *wbio = BIO_new_socket(fd, BIO_NOCLOSE);
+    if (!rbio || !wbio) {
+        BIO_free(rbio);
+        BIO_free(wbio);
+        SSL_free(ssl);
+        return NULL;
+    }
+    BIO_set_mem_eof_return(rbio, -1);
+    SSL_set_bio(ssl, rbio, wbio);
+    SSL_set_tlsext_host_name(ssl, sni);
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+/* The reason of the last OpenSSL error on this thread (and clears the queue), or NULL. */
+static inline const char *clws_ssl_error_reason(void) {
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    return e ? ERR_reason_error_string(e) : NULL;
 }
 
 #endif

@@ -5,7 +5,7 @@ import CLws
 #endif
 
 // C entry points: nonisolated global functions outside any @main file, so no actor isolation is
-// assumed when libwebsockets or pthreads call them on a worker thread.
+// assumed when libev, libwebsockets or pthreads call them on a worker thread.
 
 /// pthread start routine: runs one worker's event loop; `arg` is a +1 retained LoadWorker.
 func loadgenThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
@@ -15,15 +15,16 @@ func loadgenThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPoint
     return nil
 }
 
-/// The client protocol callback.
-func loadgenLwsCallback(
-    _ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
-    _ input: UnsafeMutableRawPointer?, _ len: Int
-) -> Int32 {
-    guard let wsi, let ctx = lws_get_context(wsi), let owner = lws_context_user(ctx) else {
-        return lws_callback_http_dummy(wsi, reason, user, input, len)
-    }
-    return Unmanaged<LoadWorker>.fromOpaque(owner).takeUnretainedValue().callback(wsi, reason, input, len)
+/// libev: a connection's socket is ready; `tag` is its index in the worker.
+func loadgenSocketCallback(_ owner: UnsafeMutableRawPointer?, _ tag: Int32, _ revents: Int32) {
+    guard let owner else { return }
+    Unmanaged<LoadWorker>.fromOpaque(owner).takeUnretainedValue().socketReady(Int(tag), revents)
+}
+
+/// libev prepare: the loop is about to block; the worker writes what its connections queued.
+func loadgenFlushCallback(_ owner: UnsafeMutableRawPointer?) {
+    guard let owner else { return }
+    Unmanaged<LoadWorker>.fromOpaque(owner).takeUnretainedValue().flushDirty()
 }
 
 /// lws sul timer callback; the sul is the first member of a clws_timer whose owner is the worker.

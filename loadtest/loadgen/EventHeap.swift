@@ -5,6 +5,8 @@ enum EventKind: UInt8 {
     case storm, reconnect, tick
     /// Breakouts: a facilitator plans and opens its group's breakouts.
     case breakoutsOpen
+    /// A connection not open by its deadline (`LoadClient.openDeadline`) is given up.
+    case openDeadline
 }
 
 struct TimedEvent {

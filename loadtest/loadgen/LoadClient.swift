@@ -1,4 +1,10 @@
-/// One client connection (lws thread only).
+import CLws
+
+/// Where a client's connection is: no socket, TCP connecting, TLS handshake, waiting for the
+/// upgrade's response, open.
+enum LinkState { case idle, connecting, handshaking, upgrading, open }
+
+/// One client (its worker's thread only).
 final class LoadClient {
     let index: Int
     let group: LoadGroup
@@ -6,7 +12,24 @@ final class LoadClient {
     let groupSize: Int
     let slow: Bool
     let token: String
-    var wsi: OpaquePointer?
+    /// The connection (`LoadWorker+Link`): its state, socket, TLS, libev watcher, the upgrade's
+    /// key and response so far, the frame reader, and the frames not yet written
+    /// (`out[outHead...]`; `writeBlocked` while the socket takes no more).
+    var link = LinkState.idle
+    var fd: Int32 = -1
+    var ssl: OpaquePointer?
+    let watcher: UnsafeMutablePointer<clws_sock>
+    var upgradeKey = ""
+    var responseHead: [UInt8] = []
+    var reader = WebSocketFrameReader()
+    var out: [UInt8] = []
+    var outHead = 0
+    var writeBlocked = false
+    /// The last read of this readiness left the socket empty: no read until the next one.
+    var drained = false
+    var dirty = false
+    var openDeadline: UInt64 = 0
+    var isOpen: Bool { link == .open }
     var connectIntended: UInt64 = 0
     var established = false
     var closed = false
@@ -15,10 +38,6 @@ final class LoadClient {
     var closeCode = -1
     var gotRemoved = false
     var stoppedReading = false
-    /// Outbound messages, each with LWS_PRE bytes of headroom; `outbox[outHead...]` pending.
-    var outbox: [[UInt8]] = []
-    var outHead = 0
-    var rx: [UInt8] = []
     var lastEventSeq: Int64 = 0
     // Mesh: per peer slot.
     var peerPrimary: [Bool]
@@ -99,5 +118,9 @@ final class LoadClient {
         ringSeq = Array(repeating: 0, count: Self.ringSize)
         ringRemaining = Array(repeating: 0, count: Self.ringSize)
         ringMax = Array(repeating: 0, count: Self.ringSize)
+        watcher = .allocate(capacity: 1)
+        watcher.initialize(to: clws_sock())
     }
+
+    deinit { watcher.deallocate() }
 }

@@ -2,7 +2,8 @@
 final class LoadGroup {
     let local: Int
     let room: String
-    let path: UnsafeMutablePointer<CChar>
+    /// The WebSocket's path: `/v1/rooms/<room>`, or `/relay/<room>` against a peer relay.
+    let path: String
     var slots: [Int] = []  // worker connection index per slot
     var slotByMember: [String: Int] = [:]
     var admitRequested: Set<String> = []
@@ -37,7 +38,7 @@ final class LoadGroup {
     /// Reconnect storm: every member of this group drops and resumes (false: an unaffected room).
     var stormed = false
 
-    init(local: Int, room: String, path: UnsafeMutablePointer<CChar>) {
+    init(local: Int, room: String, path: String) {
         self.local = local
         self.room = room
         self.path = path

@@ -207,14 +207,15 @@ extension LoadWorker {
             g.removeIntended = e.at
             if let id = member(victim.memberID) { send(c, .remove(id, ban: false, reason: nil)) }
         case .slowStop:
-            if let wsi = c.wsi, !c.closed {
+            if c.isOpen, !c.closed {
                 c.stoppedReading = true
-                _ = lws_rx_flow_control(wsi, 0)
+                watch(c)
             }
         case .slowResume:
-            if let wsi = c.wsi, !c.closed {
+            if c.isOpen, !c.closed {
                 c.stoppedReading = false
-                _ = lws_rx_flow_control(wsi, 1)
+                watch(c)
+                readLink(c)
             }
         case .breakoutsOpen:
             openBreakouts(c, intended: e.at)
@@ -226,6 +227,8 @@ extension LoadWorker {
             c.closed = false
             c.closeCode = -1
             connect(c)
+        case .openDeadline:
+            openDeadlinePassed(c, now: now)
         case .tick:
             let t = monotonicNanos()
             loopSamples.append((e.at, t > e.at ? t - e.at : 0))

@@ -7,25 +7,18 @@ import HearthWire
 #endif
 
 // Sending: every client message is encoded by HearthWire's `ClientMessageEncoder` (the inverse
-// of the server's `WireDecoder`), straight into the outbox entry behind its LWS_PRE headroom.
+// of the server's `WireDecoder`) and framed into the connection's output (`+Link`), which the
+// loop writes before it next blocks.
 extension LoadWorker {
     func send(_ c: LoadClient, _ command: ClientCommand) {
         send(c, .command(command, rid: nil))
     }
 
     func send(_ c: LoadClient, _ message: Inbound) {
-        guard c.wsi != nil, !c.closed else { return }
-        var bytes = [UInt8](repeating: 0, count: pre)
-        ClientMessageEncoder.encode(message, appendingTo: &bytes)
-        queue(c, bytes)
-    }
-
-    /// Queues an encoded message (with LWS_PRE bytes of headroom) for the connection's next
-    /// writeable callback.
-    func queue(_ c: LoadClient, _ bytes: [UInt8]) {
-        guard let wsi = c.wsi, !c.closed else { return }
-        c.outbox.append(bytes)
-        if c.outbox.count - c.outHead == 1 { lws_callback_on_writable(wsi) }
+        guard c.isOpen, !c.closed else { return }
+        scratch.removeAll(keepingCapacity: true)
+        ClientMessageEncoder.encode(message, appendingTo: &scratch)
+        queueFrame(c, length: scratch.count) { $0 += scratch }
     }
 
     /// A member id the server sent (`p7`), for a command; nil (and a failure) if it is not one.
@@ -48,20 +41,20 @@ extension LoadWorker {
         c.ringRemaining[r] = Int32(c.group.recipients)
         c.ringMax[r] = 0
         liveExpected += c.group.recipients
-        if c.wsi != nil && !c.closed {
+        if c.isOpen && !c.closed {
             // The steady phase's hot path (up to 15k sends/s in `throughput`, where the generator
             // is the limit): the text is ASCII that JSON never escapes, so it goes between the
             // two halves of a message HearthWire encoded once, instead of through a jansson
             // tree per message.
             let head = "lg|\(c.group.local)|\(c.slot)|\(n)|\(intended)|"
             let pad = max(1, plan.chatBytes - chatTemplate.prefix.count - chatTemplate.suffix.count - head.utf8.count)
-            var bytes = [UInt8](repeating: 0, count: pre)
-            bytes.reserveCapacity(pre + chatTemplate.prefix.count + head.utf8.count + pad + chatTemplate.suffix.count)
-            bytes += chatTemplate.prefix
-            bytes += head.utf8
-            bytes += chatPadding[..<pad]
-            bytes += chatTemplate.suffix
-            queue(c, bytes)
+            let length = chatTemplate.prefix.count + head.utf8.count + pad + chatTemplate.suffix.count
+            queueFrame(c, length: length) { out in
+                out += chatTemplate.prefix
+                out += head.utf8
+                out += chatPadding[..<pad]
+                out += chatTemplate.suffix
+            }
         }
         stats.chatSent += 1
         stats.sendLag.record(micros(now, intended))
@@ -93,7 +86,7 @@ extension LoadWorker {
     /// generator's CPU while groups join (loadtest/RESULTS.md, "Before and after the
     /// architecture redesign").
     func sendSignal(_ c: LoadClient, to: ParticipantID, peer: String, kind: SignalKind, payload: String) {
-        guard c.wsi != nil, !c.closed else { return }
+        guard c.isOpen, !c.closed else { return }
         let key = kind.rawValue + "|" + peer
         let envelope: (prefix: [UInt8], suffix: [UInt8])
         if let cached = signalEnvelopes[key] {
@@ -102,12 +95,11 @@ extension LoadWorker {
             envelope = Self.signalEnvelope(to: to, kind: kind)
             signalEnvelopes[key] = envelope
         }
-        var bytes = [UInt8](repeating: 0, count: pre)
-        bytes.reserveCapacity(pre + envelope.prefix.count + payload.utf8.count + envelope.suffix.count)
-        bytes += envelope.prefix
-        bytes += payload.utf8
-        bytes += envelope.suffix
-        queue(c, bytes)
+        queueFrame(c, length: envelope.prefix.count + payload.utf8.count + envelope.suffix.count) { out in
+            out += envelope.prefix
+            out += payload.utf8
+            out += envelope.suffix
+        }
     }
 
     /// A signal as HearthWire encodes it, cut around its payload.

@@ -8,17 +8,14 @@ extension LoadWorker {
     // MARK: - Reconnect storm
 
     /// The drop instant: every stormed connection's TCP connection vanishes without a close
-    /// frame. `SO_LINGER {on, 0}` then `shutdown(SHUT_RDWR)` on the lws socket: the shutdown
-    /// sends FIN at once and forbids any further write on the socket, so lws can no longer send a
-    /// close frame; when lws then closes the fd, linger 0 turns the close into an RST. The old wsi
-    /// is detached first (its opaque user data cleared), so its own close callback is ignored
-    /// here. Each client then reconnects after its jitter over a new TLS connection.
+    /// frame. `SO_LINGER {on, 0}`, `shutdown(SHUT_RDWR)` (FIN at once), then the close, which
+    /// linger 0 turns into an RST. Each client then reconnects after its jitter over a new TLS
+    /// connection.
     func beginStorm(at intended: UInt64) {
         stormIntended = intended
         stormDeadline = intended + UInt64(plan.stormTimeout * 1e9)
         stormCPUAtDrop = (plan.serverPid > 0 ? processCPUSeconds(plan.serverPid) : nil, ownCPUSeconds())
         let t0 = monotonicNanos()
-        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         for c in connections where c.stormed {
             stats.stormClients += 1
             stormPending += 1
@@ -26,21 +23,10 @@ extension LoadWorker {
             c.sentAtDrop = c.chatSent
             c.ownConfirmed = c.echoedAtDrop
             stats.stormInDoubt += Int(c.sentAtDrop - c.echoedAtDrop)
-            if let wsi = c.wsi, !c.closed {
-                let fd = lws_get_socket_fd(wsi)
-                lws_set_opaque_user_data(wsi, nil)
-                if fd >= 0 {
-                    _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-                    _ = shutdown(fd, Int32(SHUT_RDWR))
-                }
-            }
-            c.wsi = nil
+            releaseLink(c, abort: true)
             c.away = true
             c.established = false
             c.closed = true
-            c.rx.removeAll(keepingCapacity: true)
-            c.outbox.removeAll()
-            c.outHead = 0
             let jitter = plan.stormJitter > 0 ? Double.random(in: 0..<plan.stormJitter, using: &rng) : 0
             c.reconnectIntended = intended + UInt64(jitter * 1e9)
             heap.push(TimedEvent(at: c.reconnectIntended, kind: .reconnect, target: Int32(c.index)))

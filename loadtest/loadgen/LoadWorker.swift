@@ -8,13 +8,15 @@ import HearthWire
     import Glibc
 #endif
 
-/// One event-loop thread: an lws client context on its own libev loop (a foreign loop, as in
-/// the server), many connections, the groups they play, and what they measured. Everything
-/// here is confined to that thread; the main thread reads `stats` and `failures` after join.
+/// One event-loop thread: a libev loop with an lws context on it for its timers (a foreign
+/// loop, as in the server), many connections, the groups they play, and what they measured.
+/// Everything here is confined to that thread; the main thread reads `stats` and `failures`
+/// after join.
 ///
-/// This file holds the context, the loop, the timers and the lws callback; the extensions hold
-/// the run's phases (`+Phases`), the protocol player (`+Player`), sending (`+Send`), receiving
-/// (`+Receive`), the reconnect storm (`+Storm`) and the per-step checks (`+Measurement`).
+/// This file holds the context, the loop and the timers; the extensions hold the connections'
+/// sockets, TLS and frames (`+Link`), the run's phases (`+Phases`), the protocol player
+/// (`+Player`), sending (`+Send`), receiving (`+Receive`), the reconnect storm (`+Storm`) and
+/// the per-step checks (`+Measurement`).
 final class LoadWorker {
     enum RunPhase { case setup, steady, drain, control, breakouts, done }
 
@@ -48,11 +50,20 @@ final class LoadWorker {
     var breakoutDeadline: UInt64 = 0
     var groupsReady = 0
     var rng: XorShift
-    let pre = clws_pre()
-    /// The lws retry/idle policy (validity timers off), alive while `run` is.
-    var retryPolicy: UnsafePointer<lws_retry_bo_t>?
     var cStrings: [UnsafeMutablePointer<CChar>] = []
-    var sourceAddresses: [UnsafeMutablePointer<CChar>] = []
+    /// Where connections go from (127.0.0.N, spread over the source addresses) and to.
+    var sourceAddresses: [sockaddr_in] = []
+    var serverAddress = sockaddr_in()
+    /// The connections' TLS context (nil in plain mode), the buffer messages are read into, the
+    /// connections with frames queued this loop iteration, and the watcher that flushes them.
+    var sslContext: OpaquePointer?
+    let readBuffer = UnsafeMutableRawPointer.allocate(byteCount: LoadWorker.readBufferSize, alignment: 16)
+    /// Where a TLS connection's read() goes before OpenSSL decrypts it into `readBuffer`.
+    let socketBuffer = UnsafeMutableRawPointer.allocate(byteCount: LoadWorker.readBufferSize, alignment: 16)
+    var dirtyLinks: [Int32] = []
+    let flusher: UnsafeMutablePointer<clws_prepare>
+    /// A message encoded before it is framed (`+Send`).
+    var scratch: [UInt8] = []
     let offerPayload: String
     let answerPayload: String
     let icePerSide: Int
@@ -95,6 +106,8 @@ final class LoadWorker {
         eventTimer.initialize(to: clws_timer())
         phaseTimer = .allocate(capacity: 1)
         phaseTimer.initialize(to: clws_timer())
+        flusher = .allocate(capacity: 1)
+        flusher.initialize(to: clws_prepare())
         icePerSide = max(0, plan.icePerPair / 2)
         chatPadding = [UInt8](repeating: UInt8(ascii: "x"), count: max(1, plan.chatBytes))
         offerPayload = LoadWorker.sdp(kind: "offer", bytes: plan.sdpBytes)
@@ -105,12 +118,20 @@ final class LoadWorker {
         if minter == nil && !plan.relay { failures.append("the token secret cannot sign HS256 tokens") }
         let issuedAt = Date(timeIntervalSince1970: TimeInterval(time(nil)))
         for i in 0..<plan.sourceCount {
-            sourceAddresses.append(strdup("127.0.0.\(plan.sourceBase + i)"))
+            var source = sockaddr_in()
+            source.sin_family = sa_family_t(AF_INET)
+            _ = inet_pton(AF_INET, "127.0.0.\(plan.sourceBase + i)", &source.sin_addr)
+            sourceAddresses.append(source)
+        }
+        if let server = LoadWorker.ipv4(host: plan.host, port: plan.port) {
+            serverAddress = server
+        } else {
+            failures.append("cannot resolve \(plan.host) to an IPv4 address")
         }
         for g in groupIndices {
             let room = "\(plan.roomPrefix)-\(g)"
             let group = LoadGroup(
-                local: groups.count, room: room, path: strdup(plan.relay ? "/relay/\(room)" : "/v1/rooms/\(room)"))
+                local: groups.count, room: room, path: plan.relay ? "/relay/\(room)" : "/v1/rooms/\(room)")
             for slot in 0..<plan.groupSize {
                 let slow = slot >= plan.groupSize - plan.slowPerGroup && slot > 0
                 let claims = JoinClaims(
@@ -138,15 +159,29 @@ final class LoadWorker {
 
     deinit {
         for p in cStrings { free(p) }
-        for p in sourceAddresses { free(p) }
-        for g in groups { free(g.path) }
         eventTimer.deallocate()
         phaseTimer.deallocate()
+        flusher.deallocate()
+        readBuffer.deallocate()
+        socketBuffer.deallocate()
     }
 
-    static func from(_ wsi: OpaquePointer) -> LoadWorker? {
-        guard let ctx = lws_get_context(wsi), let p = lws_context_user(ctx) else { return nil }
-        return Unmanaged<LoadWorker>.fromOpaque(p).takeUnretainedValue()
+    /// `host:port` as an IPv4 socket address (a literal, else the first IPv4 address of the name).
+    static func ipv4(host: String, port: Int) -> sockaddr_in? {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
+        if inet_pton(AF_INET, host, &address.sin_addr) == 1 { return address }
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &found) == 0, let first = found, let a = first.pointee.ai_addr else {
+            return nil
+        }
+        defer { freeaddrinfo(found) }
+        address.sin_addr = a.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+        return address
     }
 
     func cs(_ s: String) -> UnsafePointer<CChar> {
@@ -161,11 +196,9 @@ final class LoadWorker {
         let protocols = UnsafeMutablePointer<lws_protocols>.allocate(capacity: 2)
         protocols.initialize(repeating: lws_protocols(), count: 2)
         defer { protocols.deallocate() }
-        protocols[0].name = cs("hearth.v1")
-        protocols[0].callback = loadgenLwsCallback
-        protocols[0].per_session_data_size = 0
-        protocols[0].rx_buffer_size = 4096
-        protocols[0].tx_packet_size = 0
+        // lws runs the timers only; the connections are the generator's own (`+Link`).
+        protocols[0].name = cs("hearth-loadgen")
+        protocols[0].callback = lws_callback_http_dummy
 
         guard let loop = clws_ev_loop_new() else {
             failures.append("cannot create the libev loop")
@@ -176,32 +209,25 @@ final class LoadWorker {
         foreignLoops.initialize(to: loop)
         defer { foreignLoops.deallocate() }
 
-        // No lws validity (ping/hangup) timers: in lws 4.1.6 every reschedule of one (on every
-        // frame received) is an O(connections) insertion into one sorted list, as in the server.
-        let retry = UnsafeMutablePointer<lws_retry_bo_t>.allocate(capacity: 1)
-        retry.initialize(to: lws_retry_bo_t())
-        retry.pointee.secs_since_valid_ping = 0
-        retry.pointee.secs_since_valid_hangup = 0
-        defer { retry.deallocate() }
-        retryPolicy = UnsafePointer(retry)
-
         var info = lws_context_creation_info()
         info.port = -1  // CONTEXT_PORT_NO_LISTEN: client only
         info.protocols = UnsafePointer(protocols)
-        // The server's certificate is a throwaway self-signed one: do not load the OS CA store.
-        // With it, OpenSSL 3 listed /etc/ssl/certs for every handshake (perf: getdents64 11% of
-        // the generator's CPU in `connect`).
         info.options = CLWS_OPT_DO_SSL_GLOBAL_INIT | CLWS_OPT_LIBEV | CLWS_OPT_DISABLE_OS_CA_CERTS
-        info.retry_and_idle_policy = UnsafePointer(retry)
         info.foreign_loops = foreignLoops
         info.user = Unmanaged.passUnretained(self).toOpaque()
-        info.timeout_secs = 30
         guard let ctx = lws_create_context(&info) else {
             clws_ev_loop_destroy(loop)
             failures.append("lws_create_context failed (is libwebsockets-evlib-ev installed?)")
             return
         }
         context = ctx
+        // The server's certificate is a throwaway self-signed one: it is not verified, and no CA
+        // store is loaded (with one, OpenSSL 3 listed /etc/ssl/certs for every handshake).
+        if !plan.plain {
+            sslContext = clws_loadgen_ssl_ctx()
+            if sslContext == nil { failures.append("cannot create the TLS client context") }
+        }
+        clws_prepare_start(loop, flusher, loadgenFlushCallback, Unmanaged.passUnretained(self).toOpaque())
 
         // Open loop: every connection has an intended connect time.
         t0 = monotonicNanos() + 200_000_000
@@ -219,6 +245,10 @@ final class LoadWorker {
 
         clws_ev_run(loop)
 
+        clws_prepare_stop(loop, flusher)
+        for c in connections { releaseLink(c) }
+        if let sslContext { SSL_CTX_free(sslContext) }
+        sslContext = nil
         lws_sul_cancel(sul(eventTimer))
         lws_sul_cancel(sul(phaseTimer))
         lws_context_destroy(ctx)
@@ -275,133 +305,39 @@ final class LoadWorker {
     }
 
     func connect(_ c: LoadClient) {
-        guard let context else { return }
-        var info = lws_client_connect_info()
-        info.context = context
-        info.port = Int32(plan.port)
-        info.ssl_connection =
-            plan.plain
-            ? 0
-            : Int32(
-                LCCSCF_USE_SSL.rawValue | LCCSCF_ALLOW_SELFSIGNED.rawValue
-                    | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK.rawValue | LCCSCF_ALLOW_EXPIRED.rawValue
-                    | LCCSCF_ALLOW_INSECURE.rawValue)
-        info.opaque_user_data = UnsafeMutableRawPointer(bitPattern: c.index + 1)
-        info.retry_and_idle_policy = retryPolicy
-        info.iface = UnsafePointer(sourceAddresses[c.index % sourceAddresses.count])
-        info.path = UnsafePointer(c.group.path)
-        var wsi: OpaquePointer?
-        plan.host.withCString { host in
-            "hearth.v1".withCString { proto in
-                "http/1.1".withCString { alpn in
-                    "localhost".withCString { hostHeader in
-                        info.address = host
-                        info.host = hostHeader
-                        // A peer relay negotiates no subprotocol: offer none, bind to ours.
-                        info.protocol = plan.relay ? nil : proto
-                        info.local_protocol_name = proto
-                        info.alpn = alpn
-                        wsi = lws_client_connect_via_info(&info)
-                    }
-                }
-            }
-        }
-        if wsi == nil && !c.closed {
-            c.closed = true
-            stats.connectErrors += 1
-            if stats.connectErrorSamples.count < 5 {
-                stats.connectErrorSamples.append("connect_via_info returned NULL")
-            }
-        }
+        guard let failure = openLink(c, now: monotonicNanos()), !c.closed else { return }
+        c.closed = true
+        stats.connectErrors += 1
+        if stats.connectErrorSamples.count < 5 { stats.connectErrorSamples.append(failure) }
     }
 
-    // MARK: - lws callback
-
-    func connection(_ wsi: OpaquePointer) -> LoadClient? {
-        guard let p = lws_get_opaque_user_data(wsi) else { return nil }
-        let i = Int(bitPattern: p) - 1
-        return i >= 0 && i < connections.count ? connections[i] : nil
-    }
-
-    func callback(
-        _ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ input: UnsafeMutableRawPointer?, _ len: Int
-    ) -> Int32 {
-        switch reason {
-        case LWS_CALLBACK_CLIENT_ESTABLISHED:
-            guard let c = connection(wsi) else { return -1 }
-            let now = monotonicNanos()
-            c.wsi = wsi
-            c.established = true
-            if c.away {
-                // A reconnect in the storm: resume the held seat from the last seq processed.
-                stats.stormHandshake.record(micros(now, c.reconnectIntended))
-                send(c, .resume(secret: c.resumeSecret, lastSeq: UInt64(max(0, c.lastEventSeq)), rid: nil))
-                return 0
-            }
-            stats.established += 1
-            stats.handshake.record(micros(now, c.connectIntended))
-            if c.slow {
-                var size = Int32(plan.slowReceiveBuffer)
-                _ = setsockopt(
-                    lws_get_socket_fd(wsi), SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-            }
-            if plan.relay {
-                relayJoined(c, now: now)
-            } else {
-                send(c, .hello(token: c.token, rid: nil))
-            }
-        case LWS_CALLBACK_CLIENT_RECEIVE:
-            guard let c = connection(wsi), let input else { return 0 }
-            let final = lws_is_final_fragment(wsi) != 0
-            if !final || !c.rx.isEmpty {
-                c.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len))
-                if !final { return 0 }
-                let frame = c.rx
-                c.rx.removeAll(keepingCapacity: true)
-                frame.withUnsafeBytes { receive(c, $0) }
-            } else {
-                receive(c, UnsafeRawBufferPointer(start: input, count: len))
-            }
-        case LWS_CALLBACK_CLIENT_WRITEABLE:
-            guard let c = connection(wsi), c.outHead < c.outbox.count else { return 0 }
-            let written = c.outbox[c.outHead].withUnsafeMutableBufferPointer { b in
-                lws_write(wsi, b.baseAddress! + pre, b.count - pre, LWS_WRITE_TEXT)
-            }
-            if written < 0 { return -1 }
-            c.outbox[c.outHead] = []
-            c.outHead += 1
-            if c.outHead == c.outbox.count {
-                c.outbox.removeAll(keepingCapacity: true)
-                c.outHead = 0
-            } else {
-                if c.outHead >= 64 {
-                    c.outbox.removeFirst(c.outHead)
-                    c.outHead = 0
-                }
-                lws_callback_on_writable(wsi)
-            }
-        case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-            if let c = connection(wsi), let input, len >= 2 {
-                let b = input.assumingMemoryBound(to: UInt8.self)
-                c.closeCode = Int(b[0]) << 8 | Int(b[1])
-            }
-        case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-            guard let c = connection(wsi) else { return 0 }
-            let text = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "?"
-            connectionEnded(c, error: text)
-        case LWS_CALLBACK_CLIENT_CLOSED:
-            guard let c = connection(wsi) else { return 0 }
-            connectionEnded(c, error: nil)
-        default:
-            return lws_callback_http_dummy(wsi, reason, nil, input, len)
+    /// The WebSocket is open: a new member says hello (or, against a peer relay, is joined at
+    /// once); a reconnect in the storm resumes its held seat from the last seq processed.
+    func opened(_ c: LoadClient) {
+        let now = monotonicNanos()
+        c.link = .open
+        c.established = true
+        if c.away {
+            stats.stormHandshake.record(micros(now, c.reconnectIntended))
+            send(c, .resume(secret: c.resumeSecret, lastSeq: UInt64(max(0, c.lastEventSeq)), rid: nil))
+            return
         }
-        return 0
+        stats.established += 1
+        stats.handshake.record(micros(now, c.connectIntended))
+        if c.slow {
+            var size = Int32(plan.slowReceiveBuffer)
+            _ = setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if plan.relay {
+            relayJoined(c, now: now)
+        } else {
+            send(c, .hello(token: c.token, rid: nil))
+        }
     }
 
     func connectionEnded(_ c: LoadClient, error: String?) {
         guard !c.closed else { return }
         c.closed = true
-        c.wsi = nil
         guard phase != .done else { return }
         if c.away && !c.established {
             // A storm reconnect that failed before the WebSocket opened: retry (as a client would).
