@@ -67,6 +67,11 @@ struct Run: ParsableCommand {
     var stormJitter = environmentNumber("STORM_JITTER") ?? 0
     @Option(help: "The storm fails if not every client is back after this long (seconds; default $STORM_TIMEOUT).")
     var stormTimeout = environmentNumber("STORM_TIMEOUT") ?? 60
+    @Option(
+        help:
+            "1: a reconnect offers the dropped connection's TLS session (resumption, as a browser does); 0: full handshakes (default $STORM_TLS_RESUME, else 0)."
+    )
+    var stormTlsResume = environmentNumber("STORM_TLS_RESUME") ?? 0
     @Option(help: "First source address: 127.0.0.N.") var sourceBase = 2
     @Option(help: "Number of source addresses.") var sourceCount = 16
     @Option(help: "Refuse to open more connections than this.") var maxConnections = 19_000
@@ -167,6 +172,7 @@ struct Run: ParsableCommand {
         plan.stormGroups = stormGroups
         plan.stormJitter = stormJitter
         plan.stormTimeout = stormTimeout
+        plan.stormTLSResume = stormTlsResume != 0
         if stormAt > 0 { plan.serverPid = listenerPid(port: port) ?? 0 }
         plan.sourceBase = sourceBase
         plan.sourceCount = sourceCount
@@ -334,6 +340,7 @@ struct PlanSummary: Codable {
     var p99LimitMs: Double
     var stormAt: Double = 0
     var stormJitter: Double = 0
+    var stormTLSResume = false
     var breakouts = 0
 
     init(_ p: Plan) {
@@ -349,6 +356,7 @@ struct PlanSummary: Codable {
         p99LimitMs = p.p99LimitMs
         stormAt = p.stormAt
         stormJitter = p.stormJitter
+        stormTLSResume = p.stormTLSResume
         breakouts = p.breakouts
     }
 }
@@ -468,7 +476,11 @@ func report(
     if storm {
         print(
             "storm            \(s.stormClients) clients dropped (no close frame: SO_LINGER 0 + shutdown), jitter 0..\(formatFixed(plan.stormJitter, 1)) s; "
-                + "drop loop \(formatFixed(s.stormDropLoopMs, 1)) ms; reconnect retries \(s.stormRetries)")
+                + "drop loop \(formatFixed(s.stormDropLoopMs, 1)) ms; reconnect retries \(s.stormRetries)"
+                + (s.stormRetrySamples.isEmpty ? "" : " (\(s.stormRetrySamples.joined(separator: "; ")))") + "; "
+                + (plan.stormTLSResume
+                    ? "TLS sessions offered, resumed \(s.stormTLSResumed)" : "full TLS handshakes (no session offered)")
+        )
         print(
             "all back         \(formatFixed(s.stormAllBackSeconds, 3)) s after the drop (last resumed after \(formatFixed(s.stormAllResumedSeconds, 3)) s); "
                 + "resumed \(s.stormResumed), back with replay \(s.stormBack), gaps \(s.stormGaps)")

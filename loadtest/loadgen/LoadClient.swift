@@ -29,6 +29,9 @@ final class LoadClient {
     var drained = false
     var dirty = false
     var openDeadline: UInt64 = 0
+    /// The dropped connection's TLS session, offered once by the storm's reconnect (with
+    /// `--storm-tls-resume 1`).
+    var tlsSession: OpaquePointer?
     var isOpen: Bool { link == .open }
     var connectIntended: UInt64 = 0
     var established = false
@@ -122,5 +125,8 @@ final class LoadClient {
         watcher.initialize(to: clws_sock())
     }
 
-    deinit { watcher.deallocate() }
+    deinit {
+        watcher.deallocate()
+        if let tlsSession { SSL_SESSION_free(tlsSession) }
+    }
 }

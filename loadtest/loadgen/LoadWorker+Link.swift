@@ -93,6 +93,11 @@ extension LoadWorker {
                 return closeLink(c, error: "cannot create the connection's TLS state")
             }
             c.ssl = ssl
+            if let session = c.tlsSession {
+                _ = SSL_set_session(ssl, session)
+                SSL_SESSION_free(session)
+                c.tlsSession = nil
+            }
             c.link = .handshaking
             handshake(c)
         case .handshaking:

@@ -23,6 +23,14 @@ extension LoadWorker {
             c.sentAtDrop = c.chatSent
             c.ownConfirmed = c.echoedAtDrop
             stats.stormInDoubt += Int(c.sentAtDrop - c.echoedAtDrop)
+            if plan.stormTLSResume, let ssl = c.ssl {
+                // The session with the server's latest ticket (TLS 1.3 sends them after the
+                // handshake; the connection has read them long since). OpenSSL marks the
+                // session of a connection freed without a shutdown as not resumable; a browser
+                // keeps it across a network drop, so the shutdown flags are set (nothing is sent).
+                c.tlsSession = SSL_get1_session(ssl)
+                SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN)
+            }
             releaseLink(c, abort: true)
             c.away = true
             c.established = false

@@ -319,6 +319,7 @@ final class LoadWorker {
         c.established = true
         if c.away {
             stats.stormHandshake.record(micros(now, c.reconnectIntended))
+            if let ssl = c.ssl, SSL_session_reused(ssl) == 1 { stats.stormTLSResumed += 1 }
             send(c, .resume(secret: c.resumeSecret, lastSeq: UInt64(max(0, c.lastEventSeq)), rid: nil))
             return
         }
@@ -343,6 +344,7 @@ final class LoadWorker {
             // A storm reconnect that failed before the WebSocket opened: retry (as a client would).
             if c.reconnectAttempts < 4 {
                 stats.stormRetries += 1
+                if stats.stormRetrySamples.count < 5 { stats.stormRetrySamples.append(error ?? "closed before open") }
                 let now = monotonicNanos()
                 push(TimedEvent(at: now + 100_000_000, kind: .reconnect, target: Int32(c.index)), now: now)
                 return

@@ -57,6 +57,9 @@ struct Plan: Sendable {
     var stormGroups = 0.9
     var stormJitter = 0.0
     var stormTimeout = 60.0
+    /// A reconnect offers the dropped connection's TLS session (TLS 1.3 resumption with a
+    /// ticket, as a browser reconnecting to the same server does); false: full handshakes.
+    var stormTLSResume = false
     /// Breakouts (`breakouts` scenario): after the steady phase every facilitator plans this many
     /// breakouts (automatic assignment) and opens them, the groups' intended times spread over
     /// `controlSpread` s; members renegotiate media and chat in their breakout, then the

@@ -86,6 +86,10 @@ struct Stats: Codable {
     var stormGaps = 0
     var stormReplayed = 0
     var stormRetries = 0
+    /// Storm reconnects whose TLS session was resumed (with `--storm-tls-resume 1`).
+    var stormTLSResumed = 0
+    /// Why storm reconnects failed before they opened (the first few).
+    var stormRetrySamples: [String] = []
     var stormInDoubt = 0
     var stormDroppedWithConnection = 0
     var unexpectedDeliveries = 0
@@ -153,6 +157,8 @@ struct Stats: Codable {
         unaffectedDuring = fresh.unaffectedDuring
         (stormClients, stormResumed, stormBack, stormGaps, stormReplayed) = (0, 0, 0, 0, 0)
         (stormRetries, stormInDoubt, stormDroppedWithConnection, unexpectedDeliveries) = (0, 0, 0, 0)
+        stormTLSResumed = 0
+        stormRetrySamples = []
         (stormAllResumedSeconds, stormAllBackSeconds, stormDropLoopMs) = (0, 0, 0)
         (unaffectedGapBeforeMs, unaffectedGapDuringMs, loopLagBeforeMs, loopLagDuringMs) = (0, 0, 0, 0)
         loopLagUnaffectedDuringMs = 0
@@ -225,6 +231,8 @@ struct Stats: Codable {
         stormGaps += o.stormGaps
         stormReplayed += o.stormReplayed
         stormRetries += o.stormRetries
+        stormTLSResumed += o.stormTLSResumed
+        stormRetrySamples += o.stormRetrySamples.prefix(max(0, 5 - stormRetrySamples.count))
         stormInDoubt += o.stormInDoubt
         stormDroppedWithConnection += o.stormDroppedWithConnection
         unexpectedDeliveries += o.unexpectedDeliveries
