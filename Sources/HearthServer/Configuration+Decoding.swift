@@ -117,7 +117,8 @@ extension HearthConfiguration.Limits: ConfigurationSection {
             .value("helloTimeoutSeconds", \.helloTimeoutSeconds), .value("pingIntervalSeconds", \.pingIntervalSeconds),
             .value("hangupSeconds", \.hangupSeconds), .value("maxMalformedMessages", \.maxMalformedMessages),
             .value("maxChatLength", \.maxChatLength), .value("maxSignalBytes", \.maxSignalBytes),
-            .value("maxConnectionsPerAddress", \.maxConnectionsPerAddress), .value("maxRooms", \.maxRooms),
+            .value("maxConnectionsPerAddress", \.maxConnectionsPerAddress),
+            .value("maxHandshakesInFlight", \.maxHandshakesInFlight), .value("maxRooms", \.maxRooms),
             .value("maxWaiting", \.maxWaiting), .value("journalQueueMaxEntries", \.journalQueueMaxEntries),
         ]
     }

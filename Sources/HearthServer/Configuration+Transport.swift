@@ -17,6 +17,7 @@ extension HearthConfiguration {
         t.socketSendBufferBytes = limits.socketSendBufferBytes
         t.pingIntervalSeconds = limits.pingIntervalSeconds
         t.hangupSeconds = limits.hangupSeconds
+        t.maxHandshakesInFlight = limits.maxHandshakesInFlight
         t.allowedOrigins = allowedOrigins
         t.trustedProxies = trustedProxies.compactMap(IPNetwork.init)
         if let ciphers = tls.ciphers { t.tls12Ciphers = ciphers }

@@ -206,6 +206,9 @@ extension HearthConfiguration {
         if limits.maxConnectionsPerAddress < 0 {
             throw .invalidValue(key: "limits.maxConnectionsPerAddress", problem: "must not be negative")
         }
+        if limits.maxHandshakesInFlight < 0 {
+            throw .invalidValue(key: "limits.maxHandshakesInFlight", problem: "must not be negative")
+        }
         let rates: [(String, Double)] = [
             ("authFailureBurst", Double(rateLimits.authFailureBurst)),
             ("authFailuresPerSecond", rateLimits.authFailuresPerSecond), ("chatBurst", Double(rateLimits.chatBurst)),

@@ -235,6 +235,9 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var maxSignalBytes: Int = 16_384
         /// Open connections from one address (0 = no limit). Behind a load balancer, raise it.
         public var maxConnectionsPerAddress: Int = 200
+        /// Connections in their TLS handshake (before their first request) held at once (0 =
+        /// no bound); the rest wait in the kernel's accept queue (`Listener`).
+        public var maxHandshakesInFlight: Int = 1024
         /// Live rooms on this node.
         public var maxRooms: Int = 5000
         /// Members waiting in one room's waiting room.

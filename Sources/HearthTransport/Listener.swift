@@ -16,6 +16,14 @@
 /// exactly as lws's own listener does). Accepting only some per loop iteration, to keep a
 /// reconnect storm's handshakes from stalling the rooms, was built and measured; it did not pay
 /// and is not here (branch `accept-pacing`, and RESULTS.md).
+///
+/// One bound stays: the connections still in their handshake (accepted, no request yet) that
+/// the worker holds at once (`TransportConfiguration.maxHandshakesInFlight`). lws 4.1.6 gives
+/// each one a pending timeout in one sorted list per thread and inserts by walking it from the
+/// head, so a storm's thousands of handshakes in flight cost time quadratic in their number:
+/// with 9,000 reconnecting clients that list took a third of the loop and the storm never
+/// ended (RESULTS.md, issue 16 part 4). At the bound the worker stops this watcher; it starts
+/// it again when a connection sends its request or closes.
 final class Listener {
     /// The kernel's accept queue (capped by `net.core.somaxconn`, 4096 by default).
     static let backlog: Int32 = 4096
@@ -104,12 +112,14 @@ final class Listener {
         Glibc.close(fd)
     }
 
-    /// Accepts every waiting connection and hands each to `take` as a non-blocking,
-    /// close-on-exec socket with Nagle off. Returns nil once the queue is empty, or the `errno`
+    /// Accepts every waiting connection (at most `limit`) and hands each to `take` as a
+    /// non-blocking, close-on-exec socket with Nagle off. Returns nil once the queue is empty
+    /// or `limit` are taken, or the `errno`
     /// of an `accept` that failed for want of descriptors or memory: the caller then pauses the
     /// listener, since the still-readable socket would otherwise spin the loop.
-    func acceptAll(_ take: (Int32) -> Void) -> Int32? {
-        while true {
+    func acceptAll(limit: Int = .max, _ take: (Int32) -> Void) -> Int32? {
+        var taken = 0
+        while taken < limit {
             let client = Glibc.accept(fd, nil, nil)
             if client < 0 {
                 switch errno {
@@ -122,7 +132,9 @@ final class Listener {
             var one: Int32 = 1
             setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             take(client)
+            taken += 1
         }
+        return nil
     }
 
     private static func setDescriptorFlags(_ fd: Int32) {

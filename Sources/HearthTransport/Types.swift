@@ -59,6 +59,11 @@ public struct TransportConfiguration: Sendable {
     public var internalSocketPath: String?
     /// Largest HTTP request body accepted (bigger requests get 413).
     public var maxHTTPBodyBytes: Int = 65_536
+    /// Accepted connections that have not yet sent a request (TLS handshake, then the upgrade
+    /// or HTTP request line and headers) that the listener holds at once; past it, it accepts
+    /// no more until one gets there or closes, and the rest wait in the kernel's accept queue
+    /// (0: no bound). See `Listener`.
+    public var maxHandshakesInFlight: Int = 1024
     /// libwebsockets' own log mask (`LLL_ERR` = 1, `LLL_WARN` = 2,
     /// `LLL_NOTICE` = 4, `LLL_INFO` = 8). Lines go to a `Logger` labelled
     /// `hearth.lws`. Notice and above are very chatty with libev.

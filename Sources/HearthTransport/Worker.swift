@@ -70,6 +70,10 @@ final class Worker {
     private var vhost: OpaquePointer?
     /// The listener was stopped after a failed accept; the next tick starts it again.
     private var acceptPaused = false
+    /// Connections adopted and not yet at their first request (`Listener`): at
+    /// `maxHandshakesInFlight` the listener is held until one gets there or closes.
+    private var handshaking: Set<OpaquePointer> = []
+    private var acceptHeld = false
     private var lastAcceptFailureLog: UInt64 = 0
 
     /// Marks a per-connection user word holding an `HTTPExchange` key (else a `Session` key).
@@ -325,7 +329,7 @@ final class Worker {
             schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
             if acceptPaused {
                 acceptPaused = false
-                startAccepting()
+                if !acceptHeld { startAccepting() }
             }
             keepalive()
             delegate?.transportTick(transport)
@@ -369,14 +373,19 @@ final class Worker {
     /// which does its TLS handshake when its ClientHello is read. Out of descriptors, the
     /// listener pauses until the next tick (see `Listener`).
     func acceptReady() {
-        guard isServing, let vhost else { return }
-        let failure = listener.acceptAll { fd in
+        guard isServing, let vhost, let loop else { return }
+        let bound = configuration.maxHandshakesInFlight
+        let failure = listener.acceptAll(limit: bound > 0 ? max(0, bound - handshaking.count) : .max) { fd in
             counters.connectionsAccepted += 1
             // nil when lws cannot take it (a client already gone, or past lws's descriptor
             // table); lws has then closed the socket.
-            _ = lws_adopt_socket_vhost(vhost, fd)
+            if let wsi = lws_adopt_socket_vhost(vhost, fd) { handshaking.insert(wsi) }
         }
-        guard let error = failure, let loop else { return }
+        if bound > 0 && handshaking.count >= bound {
+            clws_io_stop(loop, acceptWatcher)
+            acceptHeld = true
+        }
+        guard let error = failure else { return }
         counters.acceptFailures += 1
         clws_io_stop(loop, acceptWatcher)
         acceptPaused = true
@@ -387,6 +396,16 @@ final class Worker {
                 "accept failed; listener paused until the next tick",
                 metadata: ["error": "\(String(cString: strerror(error)))", "sessions": "\(sessions.count)"])
         }
+    }
+
+    /// `wsi` got to its first request, or closed: it no longer counts against
+    /// `maxHandshakesInFlight`, and a held listener starts again below the bound.
+    private func handshakeEnded(_ wsi: OpaquePointer) {
+        guard handshaking.remove(wsi) != nil, acceptHeld,
+            handshaking.count < configuration.maxHandshakesInFlight
+        else { return }
+        acceptHeld = false
+        if !acceptPaused && isServing { startAccepting() }
     }
 
     /// The end of a loop iteration (the prepare watcher): the delegate's turn, then the writes.
@@ -431,12 +450,15 @@ final class Worker {
             drainInbox()
             return 0
         case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+            handshakeEnded(wsi)
             return confirmUpgrade(wsi, input)
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
             // A backstop: every HTTP/1.1 upgrade passed CONFIRM_UPGRADE already, but lws (built
             // with HTTP/2) has upgrade paths that skip it, WebSocket over h2 among them.
+            handshakeEnded(wsi)
             return filterUpgrade(wsi)
         case LWS_CALLBACK_ESTABLISHED:
+            handshakeEnded(wsi)
             return established(wsi, user)
         case LWS_CALLBACK_RECEIVE:
             return receive(wsi, user, input, len)
@@ -449,6 +471,7 @@ final class Worker {
             closed(user)
             return 0
         case LWS_CALLBACK_HTTP:
+            handshakeEnded(wsi)
             return httpBegin(wsi, user)
         case LWS_CALLBACK_HTTP_BODY:
             return httpBody(user, input, len)
@@ -462,6 +485,7 @@ final class Worker {
         case LWS_CALLBACK_WSI_DESTROY:
             // Last notification for any wsi (user space intact): if CLOSED was
             // never delivered for a session, report it now (exactly once).
+            handshakeEnded(wsi)
             closed(user)
             httpClosed(user)
             return lws_callback_http_dummy(wsi, reason, user, input, len)
