@@ -139,41 +139,37 @@ def test_wrong_resume_secrets_spend_the_authentication_budget_and_are_not_journa
         assert server.stop() == 0, server.log()
 
 
+def with_idle_connections(limits, count, body):
+    """Runs `body(server, idle)` against a server with `limits` while `count` TCP connections
+    to it are open and silent (accepted, no ClientHello)."""
+    server = Server(limits=limits)
+    idle = []
+    try:
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(count)]
+        time.sleep(0.3)  # all accepted
+        run(body(server, idle))
+    finally:
+        for s in idle:
+            s.close()
+        assert server.stop() == 0, server.log()
+
+
 def test_connections_in_their_handshake_are_bounded():
     """limits.maxHandshakesInFlight: with that many accepted connections that have not sent a
     request yet, the listener accepts no more until one of them sends its request or closes;
     the next connection waits in the kernel's accept queue meanwhile, then is served."""
-    server = Server(limits={"maxHandshakesInFlight": 2})
-    idle = []
-    try:
-        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
-        time.sleep(0.3)  # both accepted; neither sends a ClientHello
-
-        async def go():
-            with pytest.raises((asyncio.TimeoutError, TimeoutError)):
-                await asyncio.wait_for(Client.connect(server, "hs-room"), 1.5)
-            idle[0].close()
-            c = await Client.join(server, "hs-room", "facilitator", "F")
-            await c.request("chat", to="room", text="served once a handshake slot was free")
-            await c.close()
-        run(go())
-    finally:
-        for s in idle:
-            s.close()
-        assert server.stop() == 0, server.log()
+    async def go(server, idle):
+        with pytest.raises((asyncio.TimeoutError, TimeoutError)):
+            await asyncio.wait_for(Client.connect(server, "hs-room"), 1.5)
+        idle[0].close()
+        c = await Client.join(server, "hs-room", "facilitator", "F")
+        await c.request("chat", to="room", text="served once a handshake slot was free")
+        await c.close()
+    with_idle_connections({"maxHandshakesInFlight": 2}, 2, go)
 
 
 def test_no_bound_on_connections_in_their_handshake_when_zero():
-    server = Server(limits={"maxHandshakesInFlight": 0})
-    idle = []
-    try:
-        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
-
-        async def go():
-            c = await Client.join(server, "hs-free", "facilitator", "F")
-            await c.close()
-        run(go())
-    finally:
-        for s in idle:
-            s.close()
-        assert server.stop() == 0, server.log()
+    async def go(server, idle):
+        c = await Client.join(server, "hs-free", "facilitator", "F")
+        await c.close()
+    with_idle_connections({"maxHandshakesInFlight": 0}, 3, go)
