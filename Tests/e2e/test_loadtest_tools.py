@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from hearth import DEV_SECRET, ROOT, free_port
+from hearth import DEV_SECRET, ROOT, Server, free_port
 
 BIN = pathlib.Path(os.environ.get("HEARTHD_BIN", ROOT / ".build" / "debug" / "hearthd")).parent
 LOADGEN = BIN / "hearth-loadgen"
@@ -160,6 +160,30 @@ def test_loadgen_breakouts_renegotiates_in_every_breakout_and_back(server):
     assert step["breakoutChatSent"] == 27 and step["breakoutChatExpected"] == 3 * (9 + 4 + 4 + 4)
     assert step["breakoutChatDelivered"] == step["breakoutChatExpected"] and step["breakoutChatLost"] == 0
     assert step["breakoutCrossRoom"] == 0 and step["errorCodes"] == {}
+
+
+def test_loadgen_slow_consumers_are_cut_off_by_hearthd_alone():
+    """The `slow-consumer` scenario in small: one member per group stops reading, its buffers and
+    then its send queue fill, and hearthd cuts it off (4008, its own count), each non-reader and
+    nobody else; once the non-readers read again they see their connection end, so none is still
+    open at the end, and the readers lose nothing."""
+    server = Server(limits={"socketSendBufferBytes": 4096, "sendQueueMaxMessages": 32,
+                            "pingIntervalSeconds": 60, "hangupSeconds": 120})
+    try:
+        env = dict(os.environ, HEARTH_TOKEN_SECRET=DEV_SECRET)
+        r, summary, report = loadgen(server.port, "--chat-bytes", "1500", "--duration", "8", "--slow-per-group", "1",
+                                     "--slow-after", "0.5", "--slow-pause", "6", "--no-mesh", env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert summary.startswith("t: ok "), summary
+        step = report["steps"][-1]
+        assert step["slowConnections"] == 4 and step["slowStillOpen"] == 0, step
+        assert step["slowCut4008"] + step["slowClosedOtherwise"] == 4
+        assert step["chatDelivered"] == step["chatExpected"] > 0 and step["chatLost"] == 0
+        with server.https("/metrics") as m:
+            drops = [l for l in m.read().decode().splitlines() if l.startswith("hearth_send_queue_drops_total")]
+        assert drops and float(drops[0].split()[1]) == 4, drops
+    finally:
+        assert server.stop() == 0, server.log()
 
 
 def load_plot_module():

@@ -29,6 +29,15 @@ extension LoadWorker {
         guard fd >= 0 else { return "socket: \(errnoText())" }
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        if c.slow {
+            // Before connect, so the window it offers is small from the start: a non-reader then
+            // stops the server with a zero window (probed, and reopened the moment it reads
+            // again). Shrunk after the handshake, the window already offered was larger than the
+            // buffer: the kernel dropped what overflowed, and the server's retransmissions backed
+            // off for longer than the pause, so the resumed reader saw nothing more in the run.
+            var size = Int32(plan.slowReceiveBuffer)
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var source = sourceAddresses[c.index % sourceAddresses.count]
         var server = serverAddress
         let bound = withUnsafePointer(to: &source) {

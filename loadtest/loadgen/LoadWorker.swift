@@ -325,10 +325,6 @@ final class LoadWorker {
         }
         stats.established += 1
         stats.handshake.record(micros(now, c.connectIntended))
-        if c.slow {
-            var size = Int32(plan.slowReceiveBuffer)
-            _ = setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
         if plan.relay {
             relayJoined(c, now: now)
         } else {
