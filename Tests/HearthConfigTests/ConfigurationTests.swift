@@ -180,6 +180,12 @@ final class ConfigurationTests: XCTestCase {
         assertErrorKey(key + "limits:\n  hangupSeconds: 10\n", key: "limits.hangupSeconds")
         assertErrorKey(key + "limits:\n  socketSendBufferBytes: -1\n", key: "limits.socketSendBufferBytes")
         XCTAssertEqual(try load(key + "limits:\n  socketSendBufferBytes: 0\n").limits.socketSendBufferBytes, 0)
+        // 0 means "no bound" for these two; only a negative count is refused.
+        for name in ["maxConnectionsPerAddress", "maxHandshakesInFlight"] {
+            assertErrorKey(key + "limits:\n  \(name): -1\n", key: "limits.\(name)")
+        }
+        XCTAssertEqual(try load(key + "limits:\n  maxHandshakesInFlight: 0\n").limits.maxHandshakesInFlight, 0)
+        XCTAssertEqual(try load(key + "limits:\n  maxConnectionsPerAddress: 0\n").limits.maxConnectionsPerAddress, 0)
     }
 
     func testTheJournalQueueBoundHasASafeDefaultAndCanBeSet() throws {
