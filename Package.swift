@@ -80,7 +80,11 @@ let package = Package(
             dependencies: [
                 "HearthServer", "HearthStore", "HearthCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+            ],
+            // jemalloc (Debian's libjemalloc) replaces glibc's malloc in the whole process:
+            // closing thousands of connections at once left glibc's bins fragmented, and each
+            // allocation after it searched them (loadtest/RESULTS.md, issue 16 part 2).
+            linkerSettings: [.linkedLibrary("jemalloc")]),
         .executableTarget(
             name: "transport-demo",
             dependencies: ["HearthTransport", .product(name: "Logging", package: "swift-log")],

@@ -167,3 +167,12 @@ def test_restart_everyone_resumes_nothing_acknowledged_is_lost(sig):
         asyncio.run(asyncio.wait_for(after(), 30))
     finally:
         server.stop(signal.SIGKILL)
+
+
+def test_hearthd_allocates_with_jemalloc(server):
+    """hearthd is linked against jemalloc, which replaces glibc's malloc for the whole process
+    (OpenSSL and libwebsockets included): after thousands of connections closed at once, glibc's
+    fragmented bins made every allocation search them (loadtest/RESULTS.md, issue 16 part 2).
+    A build that lost the link would still pass everything else, only slower in a storm."""
+    maps = open(f"/proc/{server.process.pid}/maps").read()
+    assert "libjemalloc.so" in maps, "hearthd does not have jemalloc mapped"
