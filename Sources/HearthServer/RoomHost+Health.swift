@@ -63,6 +63,6 @@ extension RoomHost {
             ("origin", c.originRejections), ("upgrade", c.upgradeRejections),
             ("request-line", c.unreadableRequestLines), ("http-framing", c.httpFramingRefusals),
         ])
-        metrics.transportAccepts(accepted: c.connectionsAccepted, failed: c.acceptFailures)
+        metrics.transportAccepts(accepted: c.connectionsAccepted, failed: c.acceptFailures, deferred: c.acceptDeferrals)
     }
 }

@@ -92,9 +92,10 @@ final class ServerMetrics {
 
     /// Reports the TLS listener's totals: `hearth_transport_accepts_total{result}`, `accepted`
     /// or `failed` (out of descriptors or memory: the listener pauses until the next tick).
-    func transportAccepts(accepted: UInt64, failed: UInt64) {
+    func transportAccepts(accepted: UInt64, failed: UInt64, deferred: UInt64) {
         transportTotal("hearth_transport_accepts_total", ("result", "accepted"), accepted)
         transportTotal("hearth_transport_accepts_total", ("result", "failed"), failed)
+        transportTotal("hearth_transport_accept_pauses_total", ("cause", "budget"), deferred)
     }
 
     private func transportTotal(_ label: String, _ dimension: (String, String), _ total: UInt64) {

@@ -112,14 +112,14 @@ final class Listener {
         Glibc.close(fd)
     }
 
-    /// Accepts every waiting connection (at most `limit`) and hands each to `take` as a
-    /// non-blocking, close-on-exec socket with Nagle off. Returns nil once the queue is empty
-    /// or `limit` are taken, or the `errno`
+    /// Accepts every waiting connection (at most `limit`, and none once `until` says so) and
+    /// hands each to `take` as a non-blocking, close-on-exec socket with Nagle off. Returns nil
+    /// once the queue is empty, `limit` are taken or `until` is true, or the `errno`
     /// of an `accept` that failed for want of descriptors or memory: the caller then pauses the
     /// listener, since the still-readable socket would otherwise spin the loop.
-    func acceptAll(limit: Int = .max, _ take: (Int32) -> Void) -> Int32? {
+    func acceptAll(limit: Int = .max, until done: () -> Bool = { false }, _ take: (Int32) -> Void) -> Int32? {
         var taken = 0
-        while taken < limit {
+        while taken < limit && !done() {
             let client = Glibc.accept(fd, nil, nil)
             if client < 0 {
                 switch errno {

@@ -255,6 +255,9 @@ public struct TransportCounters: Sendable, Equatable {
     /// descriptors or memory; the listener then pauses until the next tick).
     public var connectionsAccepted: UInt64 = 0
     public var acceptFailures: UInt64 = 0
+    /// Loop iterations whose accept budget ran out (`AcceptBudget`): the listener left the
+    /// rest of its queue to the next iteration.
+    public var acceptDeferrals: UInt64 = 0
     public var sessionsClosed: UInt64 = 0
     /// Sessions closed with 4008 because their send queue overflowed.
     public var queueOverflowCloses: UInt64 = 0

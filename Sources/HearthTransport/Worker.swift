@@ -63,6 +63,8 @@ final class Worker {
     /// The list `flushDirty` works through (swapped with `dirty`, so neither is reallocated).
     var flushing: [Session] = []
     private let prepare: UnsafeMutablePointer<clws_prepare>
+    /// The loop's check watcher: notes when each iteration's work began (`iterationBegan`).
+    private let check: UnsafeMutablePointer<clws_check>
     /// The TLS listen socket (opened by `Transport.start` on the caller's thread) and its
     /// watcher; accepted connections are adopted into `vhost`.
     let listener: Listener
@@ -75,6 +77,11 @@ final class Worker {
     private var handshaking: Set<OpaquePointer> = []
     private var acceptHeld = false
     private var lastAcceptFailureLog: UInt64 = 0
+    /// How long this iteration may accept (`AcceptBudget`), when it began, and whether the
+    /// listener waits for the next iteration because the budget is spent.
+    private var acceptBudget = AcceptBudget()
+    private var iterationStart: UInt64 = 0
+    private var acceptDeferred = false
 
     /// Marks a per-connection user word holding an `HTTPExchange` key (else a `Session` key).
     static let exchangeTag: UInt64 = 1 << 63
@@ -96,6 +103,8 @@ final class Worker {
         stopTimer.initialize(to: clws_timer())
         prepare = .allocate(capacity: 1)
         prepare.initialize(to: clws_prepare())
+        check = .allocate(capacity: 1)
+        check.initialize(to: clws_check())
         acceptWatcher = .allocate(capacity: 1)
         acceptWatcher.initialize(to: clws_io())
     }
@@ -105,6 +114,7 @@ final class Worker {
         tickTimer.deallocate()
         stopTimer.deallocate()
         prepare.deallocate()
+        check.deallocate()
         acceptWatcher.deallocate()
     }
 
@@ -264,6 +274,8 @@ final class Worker {
         state = .running
         inbox.attach(context: ctx)
         clws_prepare_start(loop, prepare, hearthPrepareCallback, Unmanaged.passUnretained(self).toOpaque())
+        clws_check_start(loop, check, hearthCheckCallback, Unmanaged.passUnretained(self).toOpaque())
+        iterationStart = Worker.nowNanos()
         startAccepting()
         schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
         logger.info(
@@ -279,6 +291,7 @@ final class Worker {
         // The loop was broken by a stop: tear down on this thread.
         state = .tearingDown
         clws_prepare_stop(loop, prepare)
+        clws_check_stop(loop, check)
         clws_io_stop(loop, acceptWatcher)
         listener.close()
         dirty.removeAll()
@@ -329,7 +342,7 @@ final class Worker {
             schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
             if acceptPaused {
                 acceptPaused = false
-                if !acceptHeld { startAccepting() }
+                if !acceptHeld && !acceptDeferred { startAccepting() }
             }
             keepalive()
             delegate?.transportTick(transport)
@@ -369,21 +382,31 @@ final class Worker {
         clws_io_start(loop, acceptWatcher, listener.fd, hearthAcceptCallback, Unmanaged.passUnretained(self).toOpaque())
     }
 
-    /// The listen socket is readable: accept every waiting connection and hand each to lws,
-    /// which does its TLS handshake when its ClientHello is read. Out of descriptors, the
-    /// listener pauses until the next tick (see `Listener`).
+    /// The listen socket is readable: accept the waiting connections and hand each to lws,
+    /// which starts its TLS handshake, while the iteration's accept budget lasts. Out of
+    /// descriptors, the listener pauses until the next tick (see `Listener`).
     func acceptReady() {
         guard isServing, let vhost, let loop else { return }
         let bound = configuration.maxHandshakesInFlight
-        let failure = listener.acceptAll(limit: bound > 0 ? max(0, bound - handshaking.count) : .max) { fd in
+        let started = Worker.nowNanos()
+        let failure = listener.acceptAll(
+            limit: bound > 0 ? max(0, bound - handshaking.count) : .max,
+            until: { acceptBudget.isSpent(after: Worker.nowNanos() &- started) }
+        ) { fd in
             counters.connectionsAccepted += 1
             // nil when lws cannot take it (a client already gone, or past lws's descriptor
             // table); lws has then closed the socket.
             if let wsi = lws_adopt_socket_vhost(vhost, fd) { handshaking.insert(wsi) }
         }
+        acceptBudget.accepted(for: Worker.nowNanos() &- started)
         if bound > 0 && handshaking.count >= bound {
             clws_io_stop(loop, acceptWatcher)
             acceptHeld = true
+        } else if acceptBudget.isSpent() && !acceptDeferred {
+            // More may wait: the next iteration takes them (`iterationEnded` starts the listener).
+            clws_io_stop(loop, acceptWatcher)
+            acceptDeferred = true
+            counters.acceptDeferrals += 1
         }
         guard let error = failure else { return }
         counters.acceptFailures += 1
@@ -405,13 +428,23 @@ final class Worker {
             handshaking.count < configuration.maxHandshakesInFlight
         else { return }
         acceptHeld = false
-        if !acceptPaused && isServing { startAccepting() }
+        if !acceptPaused && !acceptDeferred && isServing { startAccepting() }
+    }
+
+    /// The start of a loop iteration (the check watcher, right after the loop woke).
+    func iterationBegan() {
+        iterationStart = Worker.nowNanos()
     }
 
     /// The end of a loop iteration (the prepare watcher): the delegate's turn, then the writes.
     func iterationEnded() {
         if isServing { delegate?.transportIterationEnded(transport) }
         flushDirty()
+        acceptBudget.iterationEnded(took: Worker.nowNanos() &- iterationStart)
+        if acceptDeferred {
+            acceptDeferred = false
+            if !acceptHeld && !acceptPaused && isServing { startAccepting() }
+        }
     }
 
     /// Wakes the loop's next wait at once (the same wake-up as a posted job).
@@ -430,6 +463,13 @@ final class Worker {
         scratch.deallocate()
         scratchCapacity = max(needed, scratchCapacity * 2)
         scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchCapacity, alignment: 16)
+    }
+
+    /// Nanoseconds on the monotonic clock.
+    static func nowNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
     /// Milliseconds on the monotonic clock.

@@ -1,0 +1,37 @@
+/// How long the listener may spend accepting in one loop iteration.
+///
+/// Accepting a connection starts its TLS handshake: lws reads the ClientHello and writes the
+/// server's flight, key exchange and signature included, as it adopts the socket. When thousands
+/// of clients reconnected at once, whole iterations went on handshakes while the established
+/// rooms waited for the next one (loadtest/RESULTS.md, issue 16 part 2). An iteration may now
+/// accept for as long as the previous one spent on everything else (at least `minimum`); past
+/// it the listener waits for the next iteration. The rooms then wait for about twice their own
+/// work, and a session start, whose own signalling fills the iterations, still gets half the
+/// loop for its handshakes. No upper bound: one of 50 ms starved a 10k session start (1,234
+/// clients not connected after 30 s in one of two runs), as a fixed number of accepts per
+/// iteration had (the `accept-pacing` branch).
+///
+/// Pure bookkeeping in nanoseconds (no clock of its own): the worker times its accepts and its
+/// iterations.
+struct AcceptBudget: Equatable {
+    static let minimum: UInt64 = 5_000_000
+
+    /// What this iteration may spend accepting.
+    private(set) var budget: UInt64 = AcceptBudget.minimum
+    /// What it has spent so far.
+    private(set) var spent: UInt64 = 0
+
+    /// Whether accepting for `running` more (on top of what was spent) uses up the budget.
+    func isSpent(after running: UInt64 = 0) -> Bool { spent + running >= budget }
+
+    /// Accepting took `duration`.
+    mutating func accepted(for duration: UInt64) { spent += duration }
+
+    /// The iteration is over after `took` in all: the next may accept for as long as this one
+    /// did everything else (at least `minimum`).
+    mutating func iterationEnded(took: UInt64) {
+        let other = took > spent ? took - spent : 0
+        budget = max(Self.minimum, other)
+        spent = 0
+    }
+}

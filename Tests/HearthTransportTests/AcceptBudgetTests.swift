@@ -1,0 +1,43 @@
+import XCTest
+
+@testable import HearthTransport
+
+/// The accept budget's bookkeeping, driven with made-up durations (nanoseconds).
+final class AcceptBudgetTests: XCTestCase {
+    private let ms: UInt64 = 1_000_000
+
+    func testAnIterationAcceptsForAsLongAsThePreviousOneDidEverythingElse() {
+        var b = AcceptBudget()
+        XCTAssertEqual(b.budget, 5 * ms, "the first iteration gets the minimum")
+        b.accepted(for: 2 * ms)
+        XCTAssertFalse(b.isSpent())
+        XCTAssertTrue(b.isSpent(after: 3 * ms), "2 + 3 ms reach the 5 ms budget")
+        b.accepted(for: 4 * ms)
+        XCTAssertTrue(b.isSpent())
+        // 36 ms in all, 6 of them accepting: the rooms' own work was 30 ms.
+        b.iterationEnded(took: 36 * ms)
+        XCTAssertEqual(b.budget, 30 * ms)
+        XCTAssertEqual(b.spent, 0, "a new iteration starts with nothing spent")
+        XCTAssertFalse(b.isSpent(after: 29 * ms))
+        XCTAssertTrue(b.isSpent(after: 30 * ms))
+    }
+
+    func testTheBudgetHasAFloorAndFollowsLongIterations() {
+        var b = AcceptBudget()
+        b.iterationEnded(took: 1 * ms)
+        XCTAssertEqual(b.budget, AcceptBudget.minimum, "a quiet loop still accepts")
+        b.iterationEnded(took: 400 * ms)
+        XCTAssertEqual(b.budget, 400 * ms, "a session start's long iterations leave handshakes half the loop")
+        b.accepted(for: 80 * ms)
+        b.iterationEnded(took: 70 * ms)  // clocks that disagree: never a negative remainder
+        XCTAssertEqual(b.budget, AcceptBudget.minimum)
+    }
+
+    func testAnIterationSpentOnlyOnAcceptingLeavesTheNextTheMinimum() {
+        var b = AcceptBudget()
+        b.iterationEnded(took: 40 * ms)
+        b.accepted(for: 40 * ms)
+        b.iterationEnded(took: 41 * ms)
+        XCTAssertEqual(b.budget, AcceptBudget.minimum, "1 ms of other work: the rooms go next")
+    }
+}
