@@ -93,36 +93,6 @@ static inline void clws_prepare_stop(void *loop, clws_prepare *p) {
 }
 
 /*
- * Its mirror, an ev_check watcher: libev runs it once per loop iteration, right after the loop
- * wakes and before any other callback of the iteration. The transport notes the time there, so
- * that it knows how long each iteration's work took. Unreferenced too.
- */
-typedef struct clws_check {
-    ev_check watcher; /* first member: the watcher pointer is the struct pointer */
-    clws_prepare_fn fn;
-    void *owner;
-} clws_check;
-
-static inline void clws_check_trampoline(struct ev_loop *loop, ev_check *w, int revents) {
-    (void)loop;
-    (void)revents;
-    clws_check *c = (clws_check *)w;
-    c->fn(c->owner);
-}
-static inline void clws_check_start(void *loop, clws_check *c, clws_prepare_fn fn, void *owner) {
-    c->fn = fn;
-    c->owner = owner;
-    ev_check_init(&c->watcher, clws_check_trampoline);
-    ev_check_start((struct ev_loop *)loop, &c->watcher);
-    ev_unref((struct ev_loop *)loop);
-}
-static inline void clws_check_stop(void *loop, clws_check *c) {
-    if (!ev_is_active(&c->watcher)) return;
-    ev_ref((struct ev_loop *)loop);
-    ev_check_stop((struct ev_loop *)loop, &c->watcher);
-}
-
-/*
  * An ev_io read watcher with a plain C callback and a context pointer: the TLS listen socket,
  * which the transport owns (not lws) so that it can pause it when out of descriptors
  * (Listener.swift). libev's io watchers are level-triggered: while connections wait in the

@@ -12,7 +12,8 @@
 /// iteration had (the `accept-pacing` branch).
 ///
 /// Pure bookkeeping in nanoseconds (no clock of its own): the worker times its accepts and its
-/// iterations.
+/// iterations in the loop thread's CPU time (`Worker+Listener.swift`), so that time the thread
+/// spent stopped or preempted is not taken for work.
 struct AcceptBudget: Equatable {
     static let minimum: UInt64 = 5_000_000
 

@@ -44,12 +44,6 @@ func hearthPrepareCallback(_ owner: UnsafeMutableRawPointer?) {
     Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().iterationEnded()
 }
 
-/// libev check watcher: the loop woke up; an iteration's callbacks follow.
-func hearthCheckCallback(_ owner: UnsafeMutableRawPointer?) {
-    guard let owner else { return }
-    Unmanaged<Worker>.fromOpaque(owner).takeUnretainedValue().iterationBegan()
-}
-
 /// libev io callback on the TLS listen socket: accept the waiting connections.
 func hearthAcceptCallback(_ owner: UnsafeMutableRawPointer?) {
     guard let owner else { return }

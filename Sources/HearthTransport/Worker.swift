@@ -16,7 +16,8 @@ import Synchronization
 ///
 /// This file holds the context, the loop, its timers and the callback switch; each reason is
 /// handed to a method in `Worker+WebSocket.swift` (upgrade, receive, keepalive, close),
-/// `SendQueue.swift` (queues, batching, the writes) or `HTTPExchange.swift` (plain HTTP).
+/// `SendQueue.swift` (queues, batching, the writes) or `HTTPExchange.swift` (plain HTTP). The
+/// listen socket, its accepts and its pauses are in `Worker+Listener.swift`.
 final class Worker {
     /// Largest coalesced frame written in one `lws_write`.
     static let batchLimit = 65_536
@@ -42,10 +43,10 @@ final class Worker {
     var counters = TransportCounters()
     var nextSerial: UInt64 = 1
     var nextExchange: UInt64 = 1
-    private var context: OpaquePointer?
+    private(set) var context: OpaquePointer?
     /// The plaintext vhost on `internalSocketPath`, if configured.
     private(set) var internalVhost: OpaquePointer?
-    private var loop: UnsafeMutableRawPointer?
+    private(set) var loop: UnsafeMutableRawPointer?
     enum State { case starting, running, stopping, tearingDown }
     private(set) var state = State.starting
     /// Running or stopping: sessions and exchanges are served.
@@ -63,25 +64,22 @@ final class Worker {
     /// The list `flushDirty` works through (swapped with `dirty`, so neither is reallocated).
     var flushing: [Session] = []
     private let prepare: UnsafeMutablePointer<clws_prepare>
-    /// The loop's check watcher: notes when each iteration's work began (`iterationBegan`).
-    private let check: UnsafeMutablePointer<clws_check>
+
+    // The listener's state (`Worker+Listener.swift`).
     /// The TLS listen socket (opened by `Transport.start` on the caller's thread) and its
     /// watcher; accepted connections are adopted into `vhost`.
     let listener: Listener
-    private let acceptWatcher: UnsafeMutablePointer<clws_io>
-    private var vhost: OpaquePointer?
-    /// The listener was stopped after a failed accept; the next tick starts it again.
-    private var acceptPaused = false
-    /// Connections adopted and not yet at their first request (`Listener`): at
-    /// `maxHandshakesInFlight` the listener is held until one gets there or closes.
-    private var handshaking: Set<OpaquePointer> = []
-    private var acceptHeld = false
-    private var lastAcceptFailureLog: UInt64 = 0
-    /// How long this iteration may accept (`AcceptBudget`), when it began, and whether the
-    /// listener waits for the next iteration because the budget is spent.
-    private var acceptBudget = AcceptBudget()
-    private var iterationStart: UInt64 = 0
-    private var acceptDeferred = false
+    let acceptWatcher: UnsafeMutablePointer<clws_io>
+    private(set) var vhost: OpaquePointer?
+    /// Why the listener is stopped; it watches again once none is left.
+    var listenerPauses = ListenerPauses()
+    /// Connections adopted and not yet at their first request: at `maxHandshakesInFlight`
+    /// the listener pauses until one gets there or closes.
+    var handshaking: Set<OpaquePointer> = []
+    var lastAcceptFailureLog: UInt64 = 0
+    /// How long this iteration may accept, and the thread's CPU time when the last one ended.
+    var acceptBudget = AcceptBudget()
+    var iterationStart: UInt64 = 0
 
     /// Marks a per-connection user word holding an `HTTPExchange` key (else a `Session` key).
     static let exchangeTag: UInt64 = 1 << 63
@@ -103,8 +101,6 @@ final class Worker {
         stopTimer.initialize(to: clws_timer())
         prepare = .allocate(capacity: 1)
         prepare.initialize(to: clws_prepare())
-        check = .allocate(capacity: 1)
-        check.initialize(to: clws_check())
         acceptWatcher = .allocate(capacity: 1)
         acceptWatcher.initialize(to: clws_io())
     }
@@ -114,7 +110,6 @@ final class Worker {
         tickTimer.deallocate()
         stopTimer.deallocate()
         prepare.deallocate()
-        check.deallocate()
         acceptWatcher.deallocate()
     }
 
@@ -274,8 +269,7 @@ final class Worker {
         state = .running
         inbox.attach(context: ctx)
         clws_prepare_start(loop, prepare, hearthPrepareCallback, Unmanaged.passUnretained(self).toOpaque())
-        clws_check_start(loop, check, hearthCheckCallback, Unmanaged.passUnretained(self).toOpaque())
-        iterationStart = Worker.nowNanos()
+        iterationStart = Worker.threadCPUNanos()
         startAccepting()
         schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
         logger.info(
@@ -291,7 +285,6 @@ final class Worker {
         // The loop was broken by a stop: tear down on this thread.
         state = .tearingDown
         clws_prepare_stop(loop, prepare)
-        clws_check_stop(loop, check)
         clws_io_stop(loop, acceptWatcher)
         listener.close()
         dirty.removeAll()
@@ -340,10 +333,7 @@ final class Worker {
         if t == tickTimer {
             guard isServing else { return }
             schedule(tickTimer, after: Int64(configuration.tickMilliseconds) * 1000)
-            if acceptPaused {
-                acceptPaused = false
-                if !acceptHeld && !acceptDeferred { startAccepting() }
-            }
+            resumeListener(.descriptors)
             keepalive()
             delegate?.transportTick(transport)
         } else if t == stopTimer {
@@ -377,74 +367,11 @@ final class Worker {
         }
     }
 
-    private func startAccepting() {
-        guard let loop else { return }
-        clws_io_start(loop, acceptWatcher, listener.fd, hearthAcceptCallback, Unmanaged.passUnretained(self).toOpaque())
-    }
-
-    /// The listen socket is readable: accept the waiting connections and hand each to lws,
-    /// which starts its TLS handshake, while the iteration's accept budget lasts. Out of
-    /// descriptors, the listener pauses until the next tick (see `Listener`).
-    func acceptReady() {
-        guard isServing, let vhost, let loop else { return }
-        let bound = configuration.maxHandshakesInFlight
-        let started = Worker.nowNanos()
-        let failure = listener.acceptAll(
-            limit: bound > 0 ? max(0, bound - handshaking.count) : .max,
-            until: { acceptBudget.isSpent(after: Worker.nowNanos() &- started) }
-        ) { fd in
-            counters.connectionsAccepted += 1
-            // nil when lws cannot take it (a client already gone, or past lws's descriptor
-            // table); lws has then closed the socket.
-            if let wsi = lws_adopt_socket_vhost(vhost, fd) { handshaking.insert(wsi) }
-        }
-        acceptBudget.accepted(for: Worker.nowNanos() &- started)
-        if bound > 0 && handshaking.count >= bound {
-            clws_io_stop(loop, acceptWatcher)
-            acceptHeld = true
-        } else if acceptBudget.isSpent() && !acceptDeferred {
-            // More may wait: the next iteration takes them (`iterationEnded` starts the listener).
-            clws_io_stop(loop, acceptWatcher)
-            acceptDeferred = true
-            counters.acceptDeferrals += 1
-        }
-        guard let error = failure else { return }
-        counters.acceptFailures += 1
-        clws_io_stop(loop, acceptWatcher)
-        acceptPaused = true
-        let now = Worker.nowMs()
-        if now &- lastAcceptFailureLog >= 10_000 {
-            lastAcceptFailureLog = now
-            logger.warning(
-                "accept failed; listener paused until the next tick",
-                metadata: ["error": "\(String(cString: strerror(error)))", "sessions": "\(sessions.count)"])
-        }
-    }
-
-    /// `wsi` got to its first request, or closed: it no longer counts against
-    /// `maxHandshakesInFlight`, and a held listener starts again below the bound.
-    private func handshakeEnded(_ wsi: OpaquePointer) {
-        guard handshaking.remove(wsi) != nil, acceptHeld,
-            handshaking.count < configuration.maxHandshakesInFlight
-        else { return }
-        acceptHeld = false
-        if !acceptPaused && !acceptDeferred && isServing { startAccepting() }
-    }
-
-    /// The start of a loop iteration (the check watcher, right after the loop woke).
-    func iterationBegan() {
-        iterationStart = Worker.nowNanos()
-    }
-
     /// The end of a loop iteration (the prepare watcher): the delegate's turn, then the writes.
     func iterationEnded() {
         if isServing { delegate?.transportIterationEnded(transport) }
         flushDirty()
-        acceptBudget.iterationEnded(took: Worker.nowNanos() &- iterationStart)
-        if acceptDeferred {
-            acceptDeferred = false
-            if !acceptHeld && !acceptPaused && isServing { startAccepting() }
-        }
+        listenerIterationEnded()
     }
 
     /// Wakes the loop's next wait at once (the same wake-up as a posted job).
@@ -463,13 +390,6 @@ final class Worker {
         scratch.deallocate()
         scratchCapacity = max(needed, scratchCapacity * 2)
         scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchCapacity, alignment: 16)
-    }
-
-    /// Nanoseconds on the monotonic clock.
-    static func nowNanos() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
     /// Milliseconds on the monotonic clock.

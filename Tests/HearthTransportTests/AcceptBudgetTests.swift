@@ -41,3 +41,26 @@ final class AcceptBudgetTests: XCTestCase {
         XCTAssertEqual(b.budget, AcceptBudget.minimum, "1 ms of other work: the rooms go next")
     }
 }
+
+/// The listener's pause causes: it stops on the first and starts again when the last is gone.
+final class ListenerPausesTests: XCTestCase {
+    func testTheListenerStopsOnTheFirstCauseAndStartsWhenTheLastIsGone() {
+        var p = ListenerPauses()
+        XCTAssertTrue(p.isListening)
+        XCTAssertTrue(p.pause(.handshakes), "the first cause stops the watcher")
+        XCTAssertFalse(p.pause(.budget), "a second cause: already stopped")
+        XCTAssertFalse(p.pause(.budget), "the same cause again: nothing to do")
+        XCTAssertFalse(p.resume(.budget), "the handshake bound still holds")
+        XCTAssertFalse(p.isListening)
+        XCTAssertTrue(p.resume(.handshakes), "the last cause gone: the watcher starts")
+        XCTAssertTrue(p.isListening)
+    }
+
+    func testResumingACauseThatDoesNotHoldStartsNothing() {
+        var p = ListenerPauses()
+        XCTAssertFalse(p.resume(.descriptors), "listening already: no second start")
+        _ = p.pause(.descriptors)
+        XCTAssertFalse(p.resume(.budget))
+        XCTAssertEqual(p.causes, [.descriptors])
+    }
+}
