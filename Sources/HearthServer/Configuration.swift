@@ -222,9 +222,11 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         /// to 4 MiB per connection): bounds what a client that stops reading holds in the
         /// kernel, so its backlog reaches the send queue and its 4008 cut-off.
         public var socketSendBufferBytes: Int = 262_144
-        /// Event-loop time that joins (`hello`, `resume`) may take in one loop iteration (0: no
-        /// bound). Past it, joins wait for the following iterations (`JoinPacer`), so that
-        /// thousands of clients resuming at once do not stall the rooms already running.
+        /// Event-loop time that joins (`hello`, `resume`) and departures (a joined connection's
+        /// close, told to the engine) may take in one loop iteration (0: no bound). Past it,
+        /// they wait for the following iterations in arrival order (`JoinPacer`), so that
+        /// thousands of clients dropping or resuming at once do not stall the rooms already
+        /// running.
         public var joinBudgetMilliseconds: Int = 20
         public var helloTimeoutSeconds: Int = 5
         public var pingIntervalSeconds: Int = 20

@@ -20,6 +20,20 @@ extension RoomHost {
         case elsewhere
     }
 
+    /// What waits in the `JoinPacer` for a loop iteration with budget left, in arrival order.
+    enum PacedWork {
+        case join(PendingJoin)
+        /// A joined connection closed: the engine's `disconnected` for it.
+        case departure(SessionID, room: RoomID)
+
+        var session: SessionID {
+            switch self {
+            case .join(let join): return join.session
+            case .departure(let session, _): return session
+            }
+        }
+    }
+
     /// A `hello` or `resume` waiting: for its room's claim (run again once the room is this
     /// node's), or for a loop iteration with join budget left (`JoinPacer`).
     enum PendingJoin {

@@ -57,7 +57,7 @@ extension RoomHost {
         case .relaySFU(let message, let rid):
             relaySFU(message, rid: rid, from: session, room: room, transport: transport)
         case .applyDisconnected:
-            dispatch(.disconnected(connection(session)), room: room, at: at, transport: transport)
+            depart(session, room: room, at: at, transport: transport)
         case .close(let code, let reason):
             metrics.close(code)
             transport.close(session, code: code, reason: reason)
@@ -68,11 +68,30 @@ extension RoomHost {
     /// a later iteration, in arrival order (`JoinPacer`).
     func join(_ join: PendingJoin, at: Instant, transport: any ShellTransport) {
         guard pacer.admitsNow else {
-            pacer.wait(join)
+            pacer.wait(.join(join))
             metrics.joinsDeferred.increment()
             return
         }
         run(join, at: at, transport: transport)
+    }
+
+    /// A joined connection closed: the engine hears of it now, or (past the iteration's budget,
+    /// or behind joins and departures already waiting) at the end of a later iteration, in
+    /// arrival order (`JoinPacer`). Until then the member shows as present; what is sent to it
+    /// goes nowhere, and a resume replays it. A stopping server tells the engine at once.
+    func depart(_ session: SessionID, room: RoomID, at: Instant, transport: any ShellTransport) {
+        guard pacer.admitsNow || stopping else {
+            pacer.wait(.departure(session, room: room))
+            metrics.departuresDeferred.increment()
+            return
+        }
+        runDeparture(session, room: room, at: at, transport: transport)
+    }
+
+    private func runDeparture(_ session: SessionID, room: RoomID, at: Instant, transport: any ShellTransport) {
+        let started = ContinuousClock.now
+        dispatch(.disconnected(connection(session)), room: room, at: at, transport: transport)
+        pacer.ran(ContinuousClock.now - started)
     }
 
     private func run(_ join: PendingJoin, at: Instant, transport: any ShellTransport) {
@@ -87,18 +106,36 @@ extension RoomHost {
         pacer.ran(ContinuousClock.now - started)
     }
 
-    /// The end of a loop iteration: waiting joins run while the budget lasts (those whose
-    /// connection has closed meanwhile are dropped); if some still wait, the loop is asked
-    /// for another iteration at once instead of sleeping.
+    /// The end of a loop iteration: waiting joins and departures run while the budget lasts
+    /// (joins whose connection has closed meanwhile are dropped); if some still wait, the loop
+    /// is asked for another iteration at once instead of sleeping.
     func iterationEnded(transport: any ShellTransport) {
         guard pacer.waitingCount > 0 else { return pacer.iterationEnded() }
         let now = Self.now()
-        while let join = pacer.nextWaiting() {
-            guard connections[join.session]?.state == .verifying else { continue }
-            run(join, at: now, transport: transport)
+        while let work = pacer.nextWaiting() {
+            runWaiting(work, at: now, transport: transport)
         }
         pacer.iterationEnded()
         if pacer.waitingCount > 0 { transport.requestIteration() }
+    }
+
+    /// The server is stopping: the engine hears of every waiting departure now, so that the
+    /// journal and the records have them; waiting joins are dropped (their connections close).
+    func departAllWaiting(transport: any ShellTransport) {
+        let now = Self.now()
+        for case .departure(let session, let room) in pacer.takeAll() {
+            runDeparture(session, room: room, at: now, transport: transport)
+        }
+    }
+
+    private func runWaiting(_ work: PacedWork, at now: Instant, transport: any ShellTransport) {
+        switch work {
+        case .join(let join):
+            guard connections[join.session]?.state == .verifying else { return }
+            run(join, at: now, transport: transport)
+        case .departure(let session, let room):
+            runDeparture(session, room: room, at: now, transport: transport)
+        }
     }
 
     /// Whether a join may start: the journal and the records are not backlogged, and (in a

@@ -31,6 +31,8 @@ final class RoomHost: TransportDelegate {
     let shared: SharedJournal?
     /// SIGTERM in a cluster: no more joins or claims while the node hands its rooms over.
     var draining = false
+    /// The transport is stopping: departures are no longer paced (`depart`).
+    var stopping = false
     /// Claims under way (cluster), with the joins waiting for each.
     var claiming: [RoomID: [PendingJoin]] = [:]
     /// Joins past the loop iteration's join budget, waiting for a later iteration.
@@ -230,6 +232,8 @@ final class RoomHost: TransportDelegate {
 
     func transportWillStop(_ transport: Transport) {
         logger.info("stopping: telling every client to reconnect", metadata: ["connections": "\(connections.count)"])
+        stopping = true
+        departAllWaiting(transport: transport)
         journal.flush()
         janus?.shutDown()
     }

@@ -26,6 +26,8 @@ final class ServerMetrics {
     let roomsLost: Counter
     /// `hello`s and `resume`s that waited for a later loop iteration (`limits.joinBudgetMilliseconds`).
     let joinsDeferred: Counter
+    /// Closes of joined connections whose `disconnected` waited for a later loop iteration (the same budget).
+    let departuresDeferred: Counter
     /// Source addresses with open connections, and with a failed-authentication budget in use.
     let addressesConnected: Gauge
     let addressesFailingAuthentication: Gauge
@@ -58,6 +60,7 @@ final class ServerMetrics {
         claims = Counter(label: "hearth_room_claims_total", factory: factory)
         roomsLost = Counter(label: "hearth_rooms_lost_total", factory: factory)
         joinsDeferred = Counter(label: "hearth_joins_deferred_total", factory: factory)
+        departuresDeferred = Counter(label: "hearth_departures_deferred_total", factory: factory)
         addressesConnected = Gauge(
             label: "hearth_tracked_addresses", dimensions: [("table", "connections")], factory: factory)
         addressesFailingAuthentication = Gauge(

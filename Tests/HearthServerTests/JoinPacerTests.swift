@@ -1,11 +1,13 @@
+import HearthCore
 import HearthTransport
 import XCTest
 
 @testable import HearthServer
 
-/// The join budget's bookkeeping, driven with made-up durations.
+/// The join (and departure) budget's bookkeeping, driven with made-up durations.
 final class JoinPacerTests: XCTestCase {
-    private func hello(_ id: UInt64) -> RoomHost.PendingJoin { .hello(SessionID(rawValue: id), token: "t", rid: nil) }
+    private func hello(_ id: UInt64) -> RoomHost.PacedWork { .join(.hello(SessionID(rawValue: id), token: "t", rid: nil)) }
+    private func departure(_ id: UInt64) -> RoomHost.PacedWork { .departure(SessionID(rawValue: id), room: RoomID("r")) }
 
     func testJoinsRunUntilTheIterationsBudgetIsSpentThenWaitInOrder() {
         var p = JoinPacer(budget: .milliseconds(20))
@@ -30,6 +32,36 @@ final class JoinPacerTests: XCTestCase {
         XCTAssertEqual(p.nextWaiting()?.session, SessionID(rawValue: 3))
         XCTAssertEqual(p.waitingCount, 0)
         XCTAssertTrue(p.admitsNow)
+    }
+
+    func testDeparturesAndJoinsWaitInOneQueueInArrivalOrder() {
+        var p = JoinPacer(budget: .milliseconds(5))
+        p.ran(.milliseconds(5))
+        p.wait(departure(1))
+        p.wait(hello(2))
+        p.wait(departure(3))
+        p.wait(hello(1))  // the same member back: after its departure, never before
+        p.iterationEnded()
+        var order: [String] = []
+        while let work = p.nextWaiting() {
+            switch work {
+            case .join(let join): order.append("join \(join.session.rawValue)")
+            case .departure(let session, _): order.append("departure \(session.rawValue)")
+            }
+        }
+        XCTAssertEqual(order, ["departure 1", "join 2", "departure 3", "join 1"])
+    }
+
+    func testStoppingTakesEverythingWaitingWhateverTheBudget() {
+        var p = JoinPacer(budget: .milliseconds(1))
+        p.ran(.milliseconds(3))
+        p.wait(departure(1))
+        p.wait(hello(2))
+        p.wait(departure(3))
+        XCTAssertNil(p.nextWaiting(), "no budget left")
+        XCTAssertEqual(p.takeAll().map(\.session.rawValue), [1, 2, 3])
+        XCTAssertEqual(p.waitingCount, 0)
+        XCTAssertTrue(p.takeAll().isEmpty)
     }
 
     func testAZeroBudgetNeverHoldsAJoin() {

@@ -147,6 +147,56 @@ final class RoomHostTests: XCTestCase {
         XCTAssertEqual(host.connections[d]?.state, .joined)
     }
 
+    func testDeparturesPastTheIterationsBudgetReachTheEngineInLaterIterations() throws {
+        let a = open(1)
+        let b = open(2)
+        let c = open(3)
+        receive(a, #"{"type":"hello","token":"\#(try token("fac"))"}"#)
+        receive(b, #"{"type":"hello","token":"\#(try token("m1", role: "participant"))"}"#)
+        receive(c, #"{"type":"hello","token":"\#(try token("m2", role: "participant"))"}"#)
+        host.iterationEnded(transport: transport)
+        host.pacer = JoinPacer(budget: .nanoseconds(1))  // each departure spends the whole budget
+        let seen = transport.types(to: a).count
+        host.closed(b, transport: transport)
+        let afterFirst = transport.types(to: a).count
+        XCTAssertGreaterThan(afterFirst, seen, "the first departure reached the engine at once: the facilitator heard")
+        XCTAssertNil(host.connections[b])
+        host.closed(c, transport: transport)
+        XCTAssertEqual(transport.types(to: a).count, afterFirst, "the second waits for a later iteration")
+        XCTAssertNil(host.connections[c], "the connection itself is gone at once")
+        XCTAssertEqual(host.pacer.waitingCount, 1)
+        host.iterationEnded(transport: transport)
+        XCTAssertEqual(transport.types(to: a).count, afterFirst, "this iteration's budget is spent")
+        XCTAssertEqual(transport.iterationRequests, 1, "a departure waits: the loop must not sleep")
+        host.iterationEnded(transport: transport)
+        XCTAssertGreaterThan(transport.types(to: a).count, afterFirst, "the second departure reached the engine")
+        XCTAssertEqual(host.pacer.waitingCount, 0)
+        XCTAssertEqual(transport.types(to: a).filter { $0 == "member-updated" }.count, 2)
+    }
+
+    func testAStoppingServerTellsTheEngineOfEveryDepartureAtOnce() throws {
+        let a = open(1)
+        let b = open(2)
+        let c = open(3)
+        receive(a, #"{"type":"hello","token":"\#(try token("fac"))"}"#)
+        receive(b, #"{"type":"hello","token":"\#(try token("m1", role: "participant"))"}"#)
+        receive(c, #"{"type":"hello","token":"\#(try token("m2", role: "participant"))"}"#)
+        host.iterationEnded(transport: transport)
+        host.pacer = JoinPacer(budget: .nanoseconds(1))
+        host.closed(a, transport: transport)
+        host.closed(b, transport: transport)
+        XCTAssertEqual(host.pacer.waitingCount, 1, "b's departure waits")
+        func connectedSeats() -> Int { host.engine.rooms[RoomID("r1")]?.seats.values.filter(\.isConnected).count ?? -1 }
+        XCTAssertEqual(connectedSeats(), 2, "b still shows as present")
+        host.stopping = true
+        host.departAllWaiting(transport: transport)
+        XCTAssertEqual(host.pacer.waitingCount, 0)
+        XCTAssertEqual(connectedSeats(), 1, "b's departure reached the engine")
+        host.closed(c, transport: transport)
+        XCTAssertEqual(host.pacer.waitingCount, 0, "while stopping, a departure runs at once")
+        XCTAssertEqual(connectedSeats(), 0)
+    }
+
     func testAConnectionThatNeverSaysHelloIsClosed4408OnTheNextTick() {
         let a = open(1)
         host.tick(transport)
