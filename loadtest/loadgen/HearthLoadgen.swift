@@ -494,7 +494,8 @@ func report(
         print("back             \(describe(s.stormBackHist))  [drop instant -> resumed + every replayed event]")
         print(
             "replay           \(s.stormReplayed) events replayed; own chat in doubt at the drop \(s.stormInDoubt), "
-                + "never accepted (dropped with the socket) \(s.stormDroppedWithConnection)")
+                + "never accepted (dropped with the socket) \(s.stormDroppedWithConnection); "
+                + "chat slots skipped, reached over 1 s late \(s.stormChatSkippedLate)")
         print("unaffected before \(describe(s.unaffectedBefore))  [chat in untouched rooms, intended before the drop]")
         print("unaffected storm  \(describe(s.unaffectedDuring))  [... intended between the drop and all back]")
         print(

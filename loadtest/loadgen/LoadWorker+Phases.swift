@@ -175,7 +175,18 @@ extension LoadWorker {
             // skipped, also when this loop reaches it only after the client is back (a loop
             // behind its schedule would otherwise send every such slot at once on return).
             let missed = c.stormed && e.at >= stormIntended && e.at < c.backAt
-            if c.admitted && !c.closed && !c.away && !missed { sendChat(c, intended: e.at, now: now) }
+            // Nor, after the drop, a stormed client's slot this loop reaches over a second late:
+            // busy with thousands of client handshakes, the loop falls seconds behind, and the
+            // slots of the clients already back would all go out together once it catches up, a
+            // burst no real clients make (each sends on its own clock).
+            let behind = c.stormed && e.at >= stormIntended && now > e.at + LoadWorker.stormChatLateLimit
+            if c.admitted && !c.closed && !c.away && !missed {
+                if behind {
+                    stats.stormChatSkippedLate += 1
+                } else {
+                    sendChat(c, intended: e.at, now: now)
+                }
+            }
             push(TimedEvent(at: e.at + UInt64(1e9 / chatRate), kind: .chat, target: e.target), now: now)
         case .hand:
             guard e.at < steadyEnd, phase == .steady else { return }

@@ -78,6 +78,8 @@ final class LoadWorker {
     var signalEnvelopes: [String: (prefix: [UInt8], suffix: [UInt8])] = [:]
     // Reconnect storm.
     var stormIntended: UInt64 = 0
+    /// How late (ns) the stormed loop may reach a chat slot after the drop and still send it.
+    static let stormChatLateLimit: UInt64 = 1_000_000_000
     var stormPending = 0
     var stormDone = false
     var stormDeadline: UInt64 = 0

@@ -91,6 +91,8 @@ struct Stats: Codable {
     /// Why storm reconnects failed before they opened (the first few).
     var stormRetrySamples: [String] = []
     var stormInDoubt = 0
+    /// Chat slots of clients already back that the stormed loop reached over a second late.
+    var stormChatSkippedLate = 0
     var stormDroppedWithConnection = 0
     var unexpectedDeliveries = 0
     // Breakouts counters.
@@ -158,6 +160,7 @@ struct Stats: Codable {
         (stormClients, stormResumed, stormBack, stormGaps, stormReplayed) = (0, 0, 0, 0, 0)
         (stormRetries, stormInDoubt, stormDroppedWithConnection, unexpectedDeliveries) = (0, 0, 0, 0)
         stormTLSResumed = 0
+        stormChatSkippedLate = 0
         stormRetrySamples = []
         (stormAllResumedSeconds, stormAllBackSeconds, stormDropLoopMs) = (0, 0, 0)
         (unaffectedGapBeforeMs, unaffectedGapDuringMs, loopLagBeforeMs, loopLagDuringMs) = (0, 0, 0, 0)
@@ -234,6 +237,7 @@ struct Stats: Codable {
         stormTLSResumed += o.stormTLSResumed
         stormRetrySamples += o.stormRetrySamples.prefix(max(0, 5 - stormRetrySamples.count))
         stormInDoubt += o.stormInDoubt
+        stormChatSkippedLate += o.stormChatSkippedLate
         stormDroppedWithConnection += o.stormDroppedWithConnection
         unexpectedDeliveries += o.unexpectedDeliveries
         stormAllResumedSeconds = max(stormAllResumedSeconds, o.stormAllResumedSeconds)
