@@ -6,8 +6,22 @@ import XCTest
 
 /// The join (and departure) budget's bookkeeping, driven with made-up durations.
 final class JoinPacerTests: XCTestCase {
-    private func hello(_ id: UInt64) -> RoomHost.PacedWork { .join(.hello(SessionID(rawValue: id), token: "t", rid: nil)) }
-    private func departure(_ id: UInt64) -> RoomHost.PacedWork { .departure(SessionID(rawValue: id), room: RoomID("r")) }
+    private func hello(_ id: UInt64) -> RoomHost.PacedWork {
+        .join(.hello(SessionID(rawValue: id), token: "t", rid: nil))
+    }
+    private func departure(_ id: UInt64) -> RoomHost.PacedWork {
+        .departure(SessionID(rawValue: id), room: RoomID("r"))
+    }
+    /// A pacer whose iteration has spent its budget, with departure 1, join 2 and departure 3
+    /// waiting (in that order).
+    private func spentWithThreeWaiting() -> JoinPacer {
+        var p = JoinPacer(budget: .milliseconds(5))
+        p.ran(.milliseconds(5))
+        p.wait(departure(1))
+        p.wait(hello(2))
+        p.wait(departure(3))
+        return p
+    }
 
     func testJoinsRunUntilTheIterationsBudgetIsSpentThenWaitInOrder() {
         var p = JoinPacer(budget: .milliseconds(20))
@@ -35,11 +49,7 @@ final class JoinPacerTests: XCTestCase {
     }
 
     func testDeparturesAndJoinsWaitInOneQueueInArrivalOrder() {
-        var p = JoinPacer(budget: .milliseconds(5))
-        p.ran(.milliseconds(5))
-        p.wait(departure(1))
-        p.wait(hello(2))
-        p.wait(departure(3))
+        var p = spentWithThreeWaiting()
         p.wait(hello(1))  // the same member back: after its departure, never before
         p.iterationEnded()
         var order: [String] = []
@@ -53,11 +63,7 @@ final class JoinPacerTests: XCTestCase {
     }
 
     func testStoppingTakesEverythingWaitingWhateverTheBudget() {
-        var p = JoinPacer(budget: .milliseconds(1))
-        p.ran(.milliseconds(3))
-        p.wait(departure(1))
-        p.wait(hello(2))
-        p.wait(departure(3))
+        var p = spentWithThreeWaiting()
         XCTAssertNil(p.nextWaiting(), "no budget left")
         XCTAssertEqual(p.takeAll().map(\.session.rawValue), [1, 2, 3])
         XCTAssertEqual(p.waitingCount, 0)

@@ -147,7 +147,9 @@ final class RoomHostTests: XCTestCase {
         XCTAssertEqual(host.connections[d]?.state, .joined)
     }
 
-    func testDeparturesPastTheIterationsBudgetReachTheEngineInLaterIterations() throws {
+    /// A facilitator and two participants joined in room r1; then a join budget of 1 ns, so
+    /// that each departure spends the whole of an iteration's.
+    private func facilitatorAndTwoParticipantsWithNoDepartureBudget() throws -> (SessionID, SessionID, SessionID) {
         let a = open(1)
         let b = open(2)
         let c = open(3)
@@ -155,7 +157,12 @@ final class RoomHostTests: XCTestCase {
         receive(b, #"{"type":"hello","token":"\#(try token("m1", role: "participant"))"}"#)
         receive(c, #"{"type":"hello","token":"\#(try token("m2", role: "participant"))"}"#)
         host.iterationEnded(transport: transport)
-        host.pacer = JoinPacer(budget: .nanoseconds(1))  // each departure spends the whole budget
+        host.pacer = JoinPacer(budget: .nanoseconds(1))
+        return (a, b, c)
+    }
+
+    func testDeparturesPastTheIterationsBudgetReachTheEngineInLaterIterations() throws {
+        let (a, b, c) = try facilitatorAndTwoParticipantsWithNoDepartureBudget()
         let seen = transport.types(to: a).count
         host.closed(b, transport: transport)
         let afterFirst = transport.types(to: a).count
@@ -176,14 +183,7 @@ final class RoomHostTests: XCTestCase {
     }
 
     func testAStoppingServerTellsTheEngineOfEveryDepartureAtOnce() throws {
-        let a = open(1)
-        let b = open(2)
-        let c = open(3)
-        receive(a, #"{"type":"hello","token":"\#(try token("fac"))"}"#)
-        receive(b, #"{"type":"hello","token":"\#(try token("m1", role: "participant"))"}"#)
-        receive(c, #"{"type":"hello","token":"\#(try token("m2", role: "participant"))"}"#)
-        host.iterationEnded(transport: transport)
-        host.pacer = JoinPacer(budget: .nanoseconds(1))
+        let (a, b, c) = try facilitatorAndTwoParticipantsWithNoDepartureBudget()
         host.closed(a, transport: transport)
         host.closed(b, transport: transport)
         XCTAssertEqual(host.pacer.waitingCount, 1, "b's departure waits")
