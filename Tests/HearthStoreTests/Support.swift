@@ -60,7 +60,8 @@ let sampleCommands: [ClientCommand] = [
     .acknowledgeHelp(p2),
     .end,
     .planBreakouts(
-        [BreakoutPlanEntry(name: "Pair \"1\" ünï", members: [p1, p2]), BreakoutPlanEntry(name: "Empty")], automatic: true),
+        [BreakoutPlanEntry(name: "Pair \"1\" ünï", members: [p1, p2]), BreakoutPlanEntry(name: "Empty")],
+        automatic: true),
     .planBreakouts([BreakoutPlanEntry(name: "By hand", members: [p2])], automatic: false),
     .openBreakouts(durationSeconds: 600, warningSeconds: 0),
     .openBreakouts(durationSeconds: nil, warningSeconds: nil),
