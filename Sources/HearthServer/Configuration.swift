@@ -224,7 +224,7 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         public var socketSendBufferBytes: Int = 262_144
         /// Event-loop time that joins (`hello`, `resume`) and departures (a joined connection's
         /// close, told to the engine) may take in one loop iteration (0: no bound). Past it,
-        /// they wait for the following iterations in arrival order (`JoinPacer`), so that
+        /// they wait for the following iterations, joins first (`JoinPacer`), so that
         /// thousands of clients dropping or resuming at once do not stall the rooms already
         /// running.
         public var joinBudgetMilliseconds: Int = 20

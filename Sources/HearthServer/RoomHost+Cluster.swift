@@ -20,18 +20,23 @@ extension RoomHost {
         case elsewhere
     }
 
-    /// What waits in the `JoinPacer` for a loop iteration with budget left, in arrival order.
+    /// What waits in the `JoinPacer` for a loop iteration with budget left.
     enum PacedWork {
         case join(PendingJoin)
-        /// A joined connection closed: the engine's `disconnected` for it.
-        case departure(SessionID, room: RoomID)
+        case departure(Departure)
 
         var session: SessionID {
             switch self {
             case .join(let join): return join.session
-            case .departure(let session, _): return session
+            case .departure(let departure): return departure.session
             }
         }
+    }
+
+    /// A joined connection closed: the engine's `disconnected` for it, still to run.
+    struct Departure {
+        var session: SessionID
+        var room: RoomID
     }
 
     /// A `hello` or `resume` waiting: for its room's claim (run again once the room is this

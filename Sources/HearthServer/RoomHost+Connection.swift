@@ -67,7 +67,7 @@ extension RoomHost {
     /// A `hello` or `resume` to verify: now, or (past the iteration's join budget) at the end of
     /// a later iteration, in arrival order (`JoinPacer`).
     func join(_ join: PendingJoin, at: Instant, transport: any ShellTransport) {
-        guard pacer.admitsNow else {
+        guard pacer.admitsJoinNow else {
             pacer.wait(.join(join))
             metrics.joinsDeferred.increment()
             return
@@ -76,12 +76,12 @@ extension RoomHost {
     }
 
     /// A joined connection closed: the engine hears of it now, or (past the iteration's budget,
-    /// or behind joins and departures already waiting) at the end of a later iteration, in
-    /// arrival order (`JoinPacer`). Until then the member shows as present; what is sent to it
-    /// goes nowhere, and a resume replays it. A stopping server tells the engine at once.
+    /// or behind joins and departures already waiting) at the end of a later iteration, after
+    /// the waiting joins (`JoinPacer`). Until then the member shows as present; what is sent to
+    /// it goes nowhere, and a resume replays it. A stopping server tells the engine at once.
     func depart(_ session: SessionID, room: RoomID, at: Instant, transport: any ShellTransport) {
-        guard pacer.admitsNow || stopping else {
-            pacer.wait(.departure(session, room: room))
+        guard pacer.admitsDepartureNow || stopping else {
+            pacer.wait(.departure(Departure(session: session, room: room)))
             metrics.departuresDeferred.increment()
             return
         }
@@ -123,8 +123,8 @@ extension RoomHost {
     /// journal and the records have them; waiting joins are dropped (their connections close).
     func departAllWaiting(transport: any ShellTransport) {
         let now = Self.now()
-        for case .departure(let session, let room) in pacer.takeAll() {
-            runDeparture(session, room: room, at: now, transport: transport)
+        for case .departure(let departure) in pacer.takeAll() {
+            runDeparture(departure.session, room: departure.room, at: now, transport: transport)
         }
     }
 
@@ -133,8 +133,8 @@ extension RoomHost {
         case .join(let join):
             guard connections[join.session]?.state == .verifying else { return }
             run(join, at: now, transport: transport)
-        case .departure(let session, let room):
-            runDeparture(session, room: room, at: now, transport: transport)
+        case .departure(let departure):
+            runDeparture(departure.session, room: departure.room, at: now, transport: transport)
         }
     }
 

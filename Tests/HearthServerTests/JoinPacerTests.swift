@@ -10,7 +10,7 @@ final class JoinPacerTests: XCTestCase {
         .join(.hello(SessionID(rawValue: id), token: "t", rid: nil))
     }
     private func departure(_ id: UInt64) -> RoomHost.PacedWork {
-        .departure(SessionID(rawValue: id), room: RoomID("r"))
+        .departure(RoomHost.Departure(session: SessionID(rawValue: id), room: RoomID("r")))
     }
     /// A pacer whose iteration has spent its budget, with departure 1, join 2 and departure 3
     /// waiting (in that order).
@@ -25,18 +25,18 @@ final class JoinPacerTests: XCTestCase {
 
     func testJoinsRunUntilTheIterationsBudgetIsSpentThenWaitInOrder() {
         var p = JoinPacer(budget: .milliseconds(20))
-        XCTAssertTrue(p.admitsNow)
+        XCTAssertTrue(p.admitsJoinNow)
         p.ran(.milliseconds(12))
-        XCTAssertTrue(p.admitsNow, "12 of 20 ms spent")
+        XCTAssertTrue(p.admitsJoinNow, "12 of 20 ms spent")
         p.ran(.milliseconds(9))
-        XCTAssertFalse(p.admitsNow, "21 ms: the rest wait")
+        XCTAssertFalse(p.admitsJoinNow, "21 ms: the rest wait")
         p.wait(hello(1))
         p.wait(hello(2))
         p.wait(hello(3))
         XCTAssertEqual(p.waitingCount, 3)
         XCTAssertNil(p.nextWaiting(), "none more in this iteration")
         p.iterationEnded()
-        XCTAssertFalse(p.admitsNow, "a new join queues behind the waiting ones")
+        XCTAssertFalse(p.admitsJoinNow, "a new join queues behind the waiting ones")
         XCTAssertEqual(p.nextWaiting()?.session, SessionID(rawValue: 1))
         p.ran(.milliseconds(15))
         XCTAssertEqual(p.nextWaiting()?.session, SessionID(rawValue: 2))
@@ -45,27 +45,41 @@ final class JoinPacerTests: XCTestCase {
         p.iterationEnded()
         XCTAssertEqual(p.nextWaiting()?.session, SessionID(rawValue: 3))
         XCTAssertEqual(p.waitingCount, 0)
-        XCTAssertTrue(p.admitsNow)
+        XCTAssertTrue(p.admitsJoinNow)
     }
 
-    func testDeparturesAndJoinsWaitInOneQueueInArrivalOrder() {
+    func testWaitingJoinsGoBeforeWaitingDeparturesEachInArrivalOrder() {
         var p = spentWithThreeWaiting()
-        p.wait(hello(1))  // the same member back: after its departure, never before
+        p.wait(hello(1))  // the same member back: it may overtake its departure
+        XCTAssertFalse(p.admitsJoinNow, "joins wait: no budget left")
         p.iterationEnded()
+        XCTAssertFalse(p.admitsJoinNow, "a new join queues behind the waiting joins")
         var order: [String] = []
         while let work = p.nextWaiting() {
             switch work {
             case .join(let join): order.append("join \(join.session.rawValue)")
-            case .departure(let session, _): order.append("departure \(session.rawValue)")
+            case .departure(let departure): order.append("departure \(departure.session.rawValue)")
             }
         }
-        XCTAssertEqual(order, ["departure 1", "join 2", "departure 3", "join 1"])
+        XCTAssertEqual(order, ["join 2", "join 1", "departure 1", "departure 3"])
+    }
+
+    func testWaitingDeparturesDoNotHoldBackANewJoin() {
+        var p = JoinPacer(budget: .milliseconds(5))
+        p.ran(.milliseconds(5))
+        p.wait(departure(1))
+        p.wait(departure(2))
+        p.iterationEnded()
+        XCTAssertTrue(p.admitsJoinNow, "only departures wait: a join runs at once")
+        XCTAssertFalse(p.admitsDepartureNow, "a new departure queues behind the waiting ones")
+        p.ran(.milliseconds(5))
+        XCTAssertFalse(p.admitsJoinNow, "the budget is spent")
     }
 
     func testStoppingTakesEverythingWaitingWhateverTheBudget() {
         var p = spentWithThreeWaiting()
         XCTAssertNil(p.nextWaiting(), "no budget left")
-        XCTAssertEqual(p.takeAll().map(\.session.rawValue), [1, 2, 3])
+        XCTAssertEqual(p.takeAll().map(\.session.rawValue), [2, 1, 3], "the joins, then the departures")
         XCTAssertEqual(p.waitingCount, 0)
         XCTAssertTrue(p.takeAll().isEmpty)
     }
@@ -73,7 +87,7 @@ final class JoinPacerTests: XCTestCase {
     func testAZeroBudgetNeverHoldsAJoin() {
         var p = JoinPacer(budget: .zero)
         p.ran(.seconds(5))
-        XCTAssertTrue(p.admitsNow)
+        XCTAssertTrue(p.admitsJoinNow)
     }
 
     func testALongQueueIsCompactedWithoutLosingItsOrder() {

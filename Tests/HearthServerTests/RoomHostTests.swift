@@ -182,6 +182,29 @@ final class RoomHostTests: XCTestCase {
         XCTAssertEqual(Array(transport.types(to: a).dropFirst(seen)), ["waiting-updated", "waiting-updated"])
     }
 
+    func testAResumeOvertakesItsOwnWaitingDepartureAndStaysConnected() throws {
+        let (a, b, c) = try facilitatorAndTwoParticipantsWithNoDepartureBudget()
+        let resumeSecret = try XCTUnwrap(transport.last("welcome", to: b)?["resumeSecret"] as? String)
+        host.closed(c, transport: transport)  // runs at once and spends the iteration's budget
+        host.closed(b, transport: transport)
+        XCTAssertEqual(host.pacer.waitingCount, 1, "b's departure waits")
+        let d = open(4)
+        receive(d, #"{"type":"resume","secret":"\#(resumeSecret)","lastSeq":0,"rid":"r"}"#)
+        XCTAssertEqual(host.pacer.waitingCount, 2, "the resume waits too: no budget left")
+        host.iterationEnded(transport: transport)
+        XCTAssertEqual(host.pacer.waitingCount, 2, "this iteration's budget is spent")
+        host.iterationEnded(transport: transport)
+        XCTAssertEqual(transport.types(to: d).first, "resumed", "the join went first")
+        XCTAssertEqual(host.pacer.waitingCount, 1, "b's departure still waits")
+        host.iterationEnded(transport: transport)
+        XCTAssertEqual(host.pacer.waitingCount, 0)
+        let seats = try XCTUnwrap(host.engine.rooms[RoomID("r1")]?.seats)
+        XCTAssertEqual(seats.values.filter(\.isConnected).count, 2, "a, and b on its new connection")
+        XCTAssertEqual(host.connections[d]?.state, .joined)
+        XCTAssertNil(host.connections[b])
+        _ = a
+    }
+
     func testAStoppingServerTellsTheEngineOfEveryDepartureAtOnce() throws {
         let (a, b, c) = try facilitatorAndTwoParticipantsWithNoDepartureBudget()
         host.closed(a, transport: transport)
