@@ -43,7 +43,7 @@ final class Worker {
     var counters = TransportCounters()
     var nextSerial: UInt64 = 1
     var nextExchange: UInt64 = 1
-    private(set) var context: OpaquePointer?
+    private var context: OpaquePointer?
     /// The plaintext vhost on `internalSocketPath`, if configured.
     private(set) var internalVhost: OpaquePointer?
     private(set) var loop: UnsafeMutableRawPointer?
