@@ -173,6 +173,46 @@ final class JournalTests: XCTestCase {
         XCTAssertEqual(eager.statistics.transactions, 20)
     }
 
+    /// A batch whose last row fails is rolled back whole (its audit and attendance rows with
+    /// it), the writer tries again, and once the failure is gone every row is written once,
+    /// the audit chain whole. A transaction left open after the failure would make every
+    /// later `BEGIN` fail instead.
+    func testAFailedBatchIsRolledBackAndWrittenOnceOnRetry() throws {
+        let held = Mutex(true)
+        let path = (try temporaryDirectory(self) as NSString).appendingPathComponent(Store.fileName)
+        let store = try Store(
+            path: path,
+            writerGate: {
+                let deadline = Date(timeIntervalSinceNow: 10)
+                while held.withLock({ $0 }) && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+            })
+        try store.rawExecute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        let room = RoomID("r")
+        let member = Party(userID: UserID("u"), id: p1, role: .participant)
+        store.append(
+            AuditRecord(
+                at: Instant(milliseconds: 1), room: room, actor: member, subject: member, action: "arrive",
+                outcome: .done, reason: nil))
+        store.append(AttendanceRecord(at: Instant(milliseconds: 1), room: room, member: member, kind: .enterWaiting))
+        let last = store.append(.disconnected(connection: ConnectionID(1), room: room, at: Instant(milliseconds: 2)))
+        held.withLock { $0 = false }
+
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while store.statistics.failures < 2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        XCTAssertGreaterThanOrEqual(store.statistics.failures, 2, "the batch was not tried again")
+        XCTAssertEqual(store.committedTicket, 0)
+        XCTAssertEqual(try store.verifyAudit(), .ok(count: 0))
+        XCTAssertEqual(try store.attendanceRecords(room: room), [])
+
+        try store.rawExecute("DROP TRIGGER refuse")
+        XCTAssertTrue(store.waitCommitted(last, timeout: 10))
+        XCTAssertEqual(try store.verifyAudit(), .ok(count: 1))
+        XCTAssertEqual(try store.attendanceRecords(room: room).count, 1)
+        XCTAssertEqual(try store.entries(of: room).count, 1)
+        XCTAssertEqual(store.statistics.transactions, 1)
+    }
+
     /// 10,000 entries appended from one thread: all there, in order, in far fewer
     /// transactions than entries; `onCommit` saw the tickets rise to the last one.
     func testGroupCommit() throws {
