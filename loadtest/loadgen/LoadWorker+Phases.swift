@@ -175,7 +175,7 @@ extension LoadWorker {
             // skipped, also when this loop reaches it only after the client is back (a loop
             // behind its schedule would otherwise send every such slot at once on return).
             let missed = c.stormed && e.at >= stormIntended && e.at < c.backAt
-            // Nor, after the drop, a stormed client's slot this loop reaches over a second late:
+            // Nor, after the drop, a stormed client's slot this loop reaches over 250 ms late:
             // busy with thousands of client handshakes, the loop falls seconds behind, and the
             // slots of the clients already back would all go out together once it catches up, a
             // burst no real clients make (each sends on its own clock).

@@ -91,7 +91,7 @@ struct Stats: Codable {
     /// Why storm reconnects failed before they opened (the first few).
     var stormRetrySamples: [String] = []
     var stormInDoubt = 0
-    /// Chat slots of clients already back that the stormed loop reached over a second late.
+    /// Chat slots of clients already back that the stormed loop reached over `LoadWorker.stormChatLateLimit` late.
     var stormChatSkippedLate = 0
     var stormDroppedWithConnection = 0
     var unexpectedDeliveries = 0
