@@ -495,7 +495,8 @@ func report(
         print(
             "replay           \(s.stormReplayed) events replayed; own chat in doubt at the drop \(s.stormInDoubt), "
                 + "never accepted (dropped with the socket) \(s.stormDroppedWithConnection); "
-                + "chat slots skipped, reached over \(LoadWorker.stormChatLateLimit / 1_000_000) ms late \(s.stormChatSkippedLate)")
+                + "chat slots skipped, reached over \(LoadWorker.stormChatLateLimit / 1_000_000) ms late \(s.stormChatSkippedLate)"
+        )
         print("unaffected before \(describe(s.unaffectedBefore))  [chat in untouched rooms, intended before the drop]")
         print("unaffected storm  \(describe(s.unaffectedDuring))  [... intended between the drop and all back]")
         print(
