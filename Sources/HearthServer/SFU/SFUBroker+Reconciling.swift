@@ -96,7 +96,7 @@ extension SFUBroker {
                     handle, session: session,
                     body: [
                         ("request", .string("update")),
-                        ("subscribe", .array(added.sorted().map { .object([("feed", .integer(Int64($0)))]) })),
+                        ("subscribe", feedList(added)),
                     ], label: "update"))
         ]
     }

@@ -43,6 +43,12 @@ extension SFUBroker {
         return janusRequest("message", session: session, handle: handle, extra: extra, pending: pending)
     }
 
+    /// Janus's list of publisher feeds to subscribe to (`streams` of a join, `subscribe` of an
+    /// update), in feed order.
+    func feedList(_ feeds: Set<UInt64>) -> JSONValue {
+        .array(feeds.sorted().map { .object([("feed", .integer(Int64($0)))]) })
+    }
+
     func jsep(_ type: String, _ sdp: String) -> JSONValue {
         .object([("type", .string(type)), ("sdp", .string(sdp))])
     }

@@ -311,7 +311,7 @@ struct SFUBroker {
                             body: [
                                 ("request", .string("join")), ("ptype", .string("subscriber")),
                                 ("room", .integer(Int64(space.janusRoom))),
-                                ("streams", .array(wanted.sorted().map { .object([("feed", .integer(Int64($0)))]) })),
+                                ("streams", feedList(wanted)),
                             ], label: "join"))
                 ]
             }
