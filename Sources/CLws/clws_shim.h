@@ -13,6 +13,7 @@
 #include <openssl/err.h>
 #include <ev.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -279,6 +280,41 @@ static inline SSL *clws_loadgen_ssl_new(SSL_CTX *ctx, int fd, const char *sni) {
     SSL_set_tlsext_host_name(ssl, sni);
     SSL_set_connect_state(ssl);
     return ssl;
+}
+/*
+ * The loop thread's CPU time spent in TLS handshakes after the accept (the server's key
+ * exchange and signature run when the ClientHello arrives, often in a later iteration), so
+ * that the accept budget can count it. OpenSSL's info callback brackets each call into the
+ * handshake: from its first state change (SSL_CB_LOOP) to its return (SSL_CB_EXIT). The
+ * clock is the SSL_CTX's app data (ex_data index 0, which OpenSSL reserves for it; lws uses
+ * an index of its own). One loop thread per SSL_CTX, and calls on it do not nest.
+ */
+typedef struct clws_handshake_clock {
+    uint64_t nanos; /* CPU time counted so far */
+    uint64_t mark;  /* the thread's CPU time at the current call's first step, 0 outside one */
+} clws_handshake_clock;
+
+static inline uint64_t clws_thread_cpu_nanos(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void clws_handshake_info(const SSL *ssl, int where, int ret) {
+    (void)ret;
+    clws_handshake_clock *c = (clws_handshake_clock *)SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    if (!c) return;
+    if ((where & SSL_CB_LOOP) && c->mark == 0) {
+        c->mark = clws_thread_cpu_nanos();
+    } else if ((where & SSL_CB_EXIT) && c->mark != 0) {
+        c->nanos += clws_thread_cpu_nanos() - c->mark;
+        c->mark = 0;
+    }
+}
+
+static inline void clws_handshake_clock_install(SSL_CTX *ctx, clws_handshake_clock *clock) {
+    SSL_CTX_set_app_data(ctx, clock);
+    SSL_CTX_set_info_callback(ctx, clws_handshake_info);
 }
 /* The reason of the last OpenSSL error on this thread (and clears the queue), or NULL. */
 static inline const char *clws_ssl_error_reason(void) {

@@ -226,9 +226,11 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         /// close, told to the engine) may take in one loop iteration (0: no bound). Past it,
         /// they wait for the following iterations, joins first (`JoinPacer`), so that
         /// thousands of clients dropping or resuming at once do not stall the rooms already
-        /// running. 8 ms rather than 20: in a 10k reconnect storm the rooms' worst half second
-        /// at the drop went from 117–188 to 89–109 ms, all back no later (loadtest/RESULTS.md).
-        public var joinBudgetMilliseconds: Int = 8
+        /// running. 4 ms: with the TLS handshakes charged to the accept budget, a 10k reconnect
+        /// storm left the other rooms a chat p99 of 37–45 ms (51–54 ms at 8, 25–100 ms at 2),
+        /// all back as soon as at 8 (6.1–6.3 s), and joins at 2,000/s were admitted as fast
+        /// (loadtest/RESULTS.md, issue 16 part 2).
+        public var joinBudgetMilliseconds: Int = 4
         public var helloTimeoutSeconds: Int = 5
         public var pingIntervalSeconds: Int = 20
         public var hangupSeconds: Int = 40

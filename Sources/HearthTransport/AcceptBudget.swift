@@ -11,6 +11,14 @@
 /// clients not connected after 30 s in one of two runs), as a fixed number of accepts per
 /// iteration had (the `accept-pacing` branch).
 ///
+/// Handshake work that runs after the accept counts as accepting too: a ClientHello that
+/// arrives after its socket was adopted has the server's key exchange and signature done when
+/// lws services the socket, in a later iteration, outside the accept. Counted as the rooms'
+/// work, it raised the next iteration's budget, which accepted more, whose handshakes raised the
+/// one after: in a 10k storm, runs of 40-75 ms iterations, half of each accepting (a probe build
+/// on 2026-11-30). The worker times every handshake step with OpenSSL's info callback and
+/// charges it here (`Worker.chargeHandshakes`).
+///
 /// Pure bookkeeping in nanoseconds (no clock of its own): the worker times its accepts and its
 /// iterations in the loop thread's CPU time (`Worker+Listener.swift`), so that time the thread
 /// spent stopped or preempted is not taken for work.

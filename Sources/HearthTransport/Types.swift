@@ -258,6 +258,9 @@ public struct TransportCounters: Sendable, Equatable {
     /// Loop iterations whose accept budget ran out (`AcceptBudget`): the listener left the
     /// rest of its queue to the next iteration.
     public var acceptDeferrals: UInt64 = 0
+    /// The loop thread's CPU time in TLS handshakes (nanoseconds), as far as the accept budget
+    /// has counted it (`Worker.chargeHandshakes`).
+    public var handshakeNanoseconds: UInt64 = 0
     public var sessionsClosed: UInt64 = 0
     /// Sessions closed with 4008 because their send queue overflowed.
     public var queueOverflowCloses: UInt64 = 0

@@ -59,6 +59,7 @@ extension Worker {
     func acceptReady() {
         guard isServing, let vhost else { return }
         let bound = configuration.maxHandshakesInFlight
+        chargeHandshakes()
         let started = Worker.threadCPUNanos()
         let failure = listener.acceptAll(
             limit: bound > 0 ? max(0, bound - handshaking.count) : .max,
@@ -70,6 +71,8 @@ extension Worker {
             if let wsi = lws_adopt_socket_vhost(vhost, fd) { handshaking.insert(wsi) }
         }
         acceptBudget.accepted(for: Worker.threadCPUNanos() &- started)
+        // The handshake steps run inside this burst are in its time already.
+        handshakeCharged = handshakeClock.pointee.nanos
         if bound > 0 && handshaking.count >= bound {
             pauseListener(.handshakes)
         } else if acceptBudget.isSpent() && !listenerPauses.causes.contains(.budget) {
@@ -99,10 +102,22 @@ extension Worker {
     /// The loop iteration is over (its writes done): the next one's accept budget is as long as
     /// this one's other work.
     func listenerIterationEnded() {
+        chargeHandshakes()
         let now = Worker.threadCPUNanos()
         acceptBudget.iterationEnded(took: now &- iterationStart)
         iterationStart = now
         resumeListener(.budget)
+    }
+
+    /// Charges the accept budget with the TLS handshake work done since the last charge outside
+    /// the accept bursts: the key exchange and signature of connections accepted earlier, run
+    /// as their ClientHellos arrive. It is accepting's work too, not the rooms' (else it would
+    /// raise the next iteration's budget instead of using up this one's).
+    func chargeHandshakes() {
+        let total = handshakeClock.pointee.nanos
+        acceptBudget.accepted(for: total &- handshakeCharged)
+        handshakeCharged = total
+        counters.handshakeNanoseconds = total
     }
 
     /// CPU time this thread has used, in nanoseconds.

@@ -80,6 +80,10 @@ final class Worker {
     /// How long this iteration may accept, and the thread's CPU time when the last one ended.
     var acceptBudget = AcceptBudget()
     var iterationStart: UInt64 = 0
+    /// The loop thread's CPU time in TLS handshakes (OpenSSL's info callback adds to it; the
+    /// TLS vhost's SSL_CTX points at it), and how much of it the accept budget has been charged.
+    let handshakeClock: UnsafeMutablePointer<clws_handshake_clock>
+    var handshakeCharged: UInt64 = 0
 
     /// Marks a per-connection user word holding an `HTTPExchange` key (else a `Session` key).
     static let exchangeTag: UInt64 = 1 << 63
@@ -103,6 +107,8 @@ final class Worker {
         prepare.initialize(to: clws_prepare())
         acceptWatcher = .allocate(capacity: 1)
         acceptWatcher.initialize(to: clws_io())
+        handshakeClock = .allocate(capacity: 1)
+        handshakeClock.initialize(to: clws_handshake_clock())
     }
 
     deinit {
@@ -111,6 +117,7 @@ final class Worker {
         stopTimer.deallocate()
         prepare.deallocate()
         acceptWatcher.deallocate()
+        handshakeClock.deallocate()
     }
 
     static func from(_ wsi: OpaquePointer) -> Worker? {
@@ -408,6 +415,10 @@ final class Worker {
         switch reason {
         case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
             drainInbox()
+            return 0
+        case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+            // The TLS vhost's SSL_CTX is being set up (`user`): time its handshakes.
+            if let user { clws_handshake_clock_install(OpaquePointer(user), handshakeClock) }
             return 0
         case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
             handshakeEnded(wsi)

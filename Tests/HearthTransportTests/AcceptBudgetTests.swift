@@ -40,6 +40,16 @@ final class AcceptBudgetTests: XCTestCase {
         b.iterationEnded(took: 41 * ms)
         XCTAssertEqual(b.budget, AcceptBudget.minimum, "1 ms of other work: the rooms go next")
     }
+
+    func testHandshakesFinishedAfterTheirAcceptAreAcceptingsWorkNotTheRooms() {
+        var b = AcceptBudget()
+        b.accepted(for: 3 * ms)  // the accept burst
+        XCTAssertFalse(b.isSpent())
+        b.accepted(for: 20 * ms)  // earlier connections' key exchanges and signatures (the info callback's time)
+        XCTAssertTrue(b.isSpent(), "no more accepts in this iteration")
+        b.iterationEnded(took: 29 * ms)
+        XCTAssertEqual(b.budget, 6 * ms, "the next iteration gets the rooms' 6 ms, not 26")
+    }
 }
 
 /// The listener's pause causes: it stops on the first and starts again when the last is gone.

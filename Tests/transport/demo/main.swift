@@ -93,7 +93,7 @@ final class EchoDelegate: TransportDelegate {
                 ("originRejections", c.originRejections), ("httpRequests", c.httpRequests),
                 ("httpFramingRefusals", c.httpFramingRefusals),
                 ("connectionsAccepted", c.connectionsAccepted), ("acceptFailures", c.acceptFailures),
-                ("acceptDeferrals", c.acceptDeferrals),
+                ("acceptDeferrals", c.acceptDeferrals), ("handshakeNanoseconds", c.handshakeNanoseconds),
                 ("openSessions", UInt64(transport.openSessionCount)),
             ]
             let body = "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
