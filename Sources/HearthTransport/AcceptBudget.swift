@@ -15,7 +15,7 @@
 /// arrives after its socket was adopted has the server's key exchange and signature done when
 /// lws services the socket, in a later iteration, outside the accept. Counted as the rooms'
 /// work, it raised the next iteration's budget, which accepted more, whose handshakes raised the
-/// one after: in a 10k storm, runs of 40-75 ms iterations, half of each accepting (a probe build
+/// one after: in a 10k storm, runs of 26-75 ms iterations, most of each accepting (a probe build
 /// on 2026-11-30). The worker times every handshake step with OpenSSL's info callback and
 /// charges it here (`Worker.chargeHandshakes`).
 ///
