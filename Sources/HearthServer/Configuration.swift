@@ -226,8 +226,8 @@ public struct HearthConfiguration: Sendable, Codable, Equatable, CustomStringCon
         /// close, told to the engine) may take in one loop iteration (0: no bound). Past it,
         /// they wait for the following iterations, joins first (`JoinPacer`), so that
         /// thousands of clients dropping or resuming at once do not stall the rooms already
-        /// running. 4 ms: with the TLS handshakes charged to the accept budget, a 10k reconnect
-        /// storm left the other rooms a chat p99 of 37–45 ms (51–54 ms at 8, 25–100 ms at 2),
+        /// running. 4 ms: with the TLS handshakes charged to the accept budget, six 10k reconnect
+        /// storms left the other rooms a chat p99 of 37–45 ms (51–54 ms at 8, 25–100 ms at 2),
         /// all back in 6.1–6.7 s (6.1–6.3 s at 8), and joins at 2,000/s were admitted as fast
         /// (loadtest/RESULTS.md, issue 16 part 2).
         public var joinBudgetMilliseconds: Int = 4
