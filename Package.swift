@@ -100,7 +100,7 @@ let package = Package(
             ],
             path: "loadtest/loadgen"),
         .executableTarget(
-            name: "hearth-engine-bench", dependencies: ["HearthCore"], path: "loadtest/engine-bench"),
+            name: "hearth-engine-bench", dependencies: ["HearthCore", "HearthWire"], path: "loadtest/engine-bench"),
         .testTarget(name: "HearthCoreTests", dependencies: ["HearthCore"]),
         .testTarget(name: "HearthWireTests", dependencies: ["HearthWire"]),
         .testTarget(name: "HearthAuthTests", dependencies: ["HearthAuth"]),

@@ -57,20 +57,35 @@ enum JSON {
     @inline(__always)
     static func bool(_ value: Bool) -> JSONPointer? { cj_boolean(value ? 1 : 0) }
 
-    /// Serialises `value` compactly, appending its bytes to `out`; false if jansson failed.
+    /// Serialises `value` compactly, appending its bytes to `out`; false if jansson failed (then
+    /// `out` is unchanged). jansson writes into a buffer on the stack and the bytes are appended
+    /// in one copy; a message larger than that buffer is serialised again straight into `out`.
+    /// (`json_dump_callback` handed over every token separately, each an append to the array.)
     @discardableResult
     static func dump(_ value: JSONPointer, flags: Int, appendingTo out: inout [UInt8]) -> Bool {
-        withUnsafeMutablePointer(to: &out) { outPointer in
-            json_dump_callback(
-                value,
-                { bytes, count, context in
-                    guard let bytes, let context else { return -1 }
-                    let out = context.assumingMemoryBound(to: [UInt8].self)
-                    out.pointee.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: count))
-                    return 0
-                }, outPointer, flags) == 0
+        let needed = withUnsafeTemporaryAllocation(of: CChar.self, capacity: dumpBufferSize) { buffer -> Int in
+            let needed = json_dumpb(value, buffer.baseAddress, buffer.count, flags)
+            if needed > 0 && needed <= buffer.count {
+                out.append(contentsOf: UnsafeRawBufferPointer(start: buffer.baseAddress, count: needed))
+            }
+            return needed
         }
+        if needed == 0 { return false }
+        if needed <= dumpBufferSize { return true }
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: needed))
+        let written = out.withUnsafeMutableBytes { bytes in
+            json_dumpb(value, (bytes.baseAddress! + start).assumingMemoryBound(to: CChar.self), needed, flags)
+        }
+        if written != needed {
+            out.removeLast(needed)
+            return false
+        }
+        return true
     }
+
+    /// The stack buffer of `dump`: a chat, a signal or a presence update fits.
+    static let dumpBufferSize = 4096
 
     /// The Swift string of a jansson string value (jansson validated its UTF-8 on input).
     @inline(__always)

@@ -231,6 +231,25 @@ final class WireEncoderTests: XCTestCase {
         XCTAssertEqual(Array(out.dropFirst(16)), WireEncoder.encode(Message(event: .error(.rateLimited))))
     }
 
+    /// A 16 KB offer is relayed whole: messages around and past the size the encoder serialises
+    /// on the stack (4 KB) come out complete, after any headroom already in the buffer.
+    func testMessagesLargerThanTheStackBufferComeOutWhole() throws {
+        for sdpLength in [10, 4_000, 4_100, 16_000] {
+            let sdp = String(repeating: "a=candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host\\r\\n", count: 1)
+                .padding(toLength: sdpLength, withPad: "x", startingAt: 0)
+            let payload = #"{"type":"offer","sdp":""# + sdp + #""}"#
+            let message = Message(event: .signal(from: ParticipantID(1), kind: .offer, payload: payload))
+            var out = [UInt8](repeating: 7, count: 16)
+            WireEncoder.encode(message, appendingTo: &out)
+            XCTAssertEqual(out.prefix(16), [UInt8](repeating: 7, count: 16)[...])
+            let encoded = Array(out.dropFirst(16))
+            XCTAssertEqual(encoded, WireEncoder.encode(message))
+            XCTAssertEqual(
+                text(encoded), #"{"type":"signal","from":"p1","kind":"offer","payload":"# + payload + "}",
+                "payload of \(payload.utf8.count) bytes")
+        }
+    }
+
     func testSignalPayloadRoundTrip() throws {
         let payloads = [
             #"{"type":"offer","sdp":"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"}"#,

@@ -1,7 +1,9 @@
 import Foundation
-// Engine throughput: commands/s and delivered events/s for chat in a room of 12.
+// Engine throughput: commands/s and delivered events/s for chat in a room of 12; then the wire
+// encoding of the messages the engine produced (HearthWire's WireEncoder).
 // Run: swift run -c release hearth-engine-bench [commands]
 import HearthCore
+import HearthWire
 
 let commands = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 1_000_000
 
@@ -103,4 +105,45 @@ measure("hand up/down, 1,000 rooms of 12 through Engine") {
         delivered += deliveries(effects)
     }
     return (commands, delivered)
+}
+
+/// The messages one command made, largest first.
+func messages(_ effects: [Effect]) -> [Message] {
+    effects.compactMap { effect -> Message? in
+        if case .send(let message, _) = effect { return message }
+        return nil
+    }
+}
+
+func measureEncoding(_ label: String, _ message: Message) {
+    let encoded = WireEncoder.encode(message)
+    let size = encoded.count
+    // Every server message starts {"type":"…"
+    let type = String(decoding: encoded.dropFirst(9).prefix { $0 != UInt8(ascii: "\"") }, as: UTF8.self)
+    let clock = ContinuousClock()
+    var bytes = 0
+    let elapsed = clock.measure {
+        for _ in 0..<commands { bytes &+= WireEncoder.encode(message).count }
+    }
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let microseconds = String(format: "%.2f", seconds / Double(commands) * 1e6)
+    let megabytes = String(format: "%.1f", Double(bytes) / seconds / 1e6)
+    print(
+        "encode \(label) (`\(type)`), \(size) bytes: \(commands) times in \(String(format: "%.3f", seconds)) s = \(microseconds) µs/message, \(megabytes) MB/s"
+    )
+}
+
+do {
+    var (room, connections) = makeRoom()
+    let chat = messages(
+        room.handle(.chat(to: .room, text: "hello everyone, this is a message"), from: connections[1], at: now(1)))
+    measureEncoding("a room chat", chat[0])
+    // The 12th member again, after a drop: the resume's snapshot of the whole room.
+    let snapshot = messages(
+        room.connect(
+            ConnectionID(99), identity: Identity(userID: UserID("u11"), role: .participant, alias: "member 11"),
+            credential: ResumeCredential(secret: "s11", hash: "h11"), at: now(2)))
+    if let largest = snapshot.max(by: { WireEncoder.encode($0).count < WireEncoder.encode($1).count }) {
+        measureEncoding("the largest message of a rejoin to a room of 12", largest)
+    }
 }
