@@ -1,6 +1,6 @@
 import Foundation
 // Engine throughput: commands/s and delivered events/s for chat in a room of 12; then the wire
-// encoding of the messages the engine produced (HearthWire's WireEncoder).
+// encoding of the messages the engine produced (HearthWire's WireEncoder) and the decoding of a chat command.
 // Run: swift run -c release hearth-engine-bench [commands]
 import HearthCore
 import HearthWire
@@ -146,4 +146,19 @@ do {
     if let largest = snapshot.max(by: { WireEncoder.encode($0).count < WireEncoder.encode($1).count }) {
         measureEncoding("the largest message of a rejoin to a room of 12", largest)
     }
+}
+
+do {
+    let frame = Array(#"{"type":"chat","to":"room","text":"hello everyone, this is a message","rid":"r12"}"#.utf8)
+    let clock = ContinuousClock()
+    var decoded = 0
+    let elapsed = clock.measure {
+        for _ in 0..<commands {
+            if case .success = WireDecoder.decode(frame) { decoded += 1 }
+        }
+    }
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    print(
+        "decode a chat command, \(frame.count) bytes: \(decoded) of \(commands) in \(String(format: "%.3f", seconds)) s = \(String(format: "%.2f", seconds / Double(commands) * 1e6)) µs/message"
+    )
 }
