@@ -58,8 +58,8 @@ enum JSON {
     static func bool(_ value: Bool) -> JSONPointer? { cj_boolean(value ? 1 : 0) }
 
     /// Serialises `value` compactly, appending its bytes to `out`; false if jansson failed (then
-    /// `out` is unchanged). jansson writes into a buffer on the stack and the bytes are appended
-    /// in one copy; a message larger than that buffer is serialised again straight into `out`.
+    /// `out` is unchanged). jansson writes into a scratch buffer and the bytes are appended in
+    /// one copy; a message larger than that buffer is serialised again straight into `out`.
     /// (`json_dump_callback` handed over every token separately, each an append to the array.)
     @discardableResult
     static func dump(_ value: JSONPointer, flags: Int, appendingTo out: inout [UInt8]) -> Bool {
@@ -84,7 +84,8 @@ enum JSON {
         return true
     }
 
-    /// The stack buffer of `dump`: a chat, a signal or a presence update fits.
+    /// The scratch buffer of `dump` (a temporary allocation: over 1 KiB the Swift runtime puts it
+    /// on the heap, not the stack): a chat, a presence update, a 2 KB welcome fit.
     static let dumpBufferSize = 4096
 
     /// The Swift string of a jansson string value (jansson validated its UTF-8 on input).

@@ -18,7 +18,7 @@ public struct ICEServer: Sendable, Hashable {
 /// (the transport joins several messages in one frame with `\n`).
 ///
 /// Each message is encoded once, whatever the number of recipients, so the cost is one
-/// jansson tree and one serialisation straight into the output array (no intermediate C
+/// jansson tree and one serialisation, copied once into the output array (`JSON.dump`; no C
 /// string). Sanity figure, not a benchmark: a room `chat` event (187 bytes) takes 33 jansson
 /// allocations, all released before returning; keys are static literals, ids are formatted
 /// on the stack. A signal payload is parsed back once to embed it as JSON. The encoder writes

@@ -48,24 +48,24 @@ final class LegacyECDecodingTests: XCTestCase {
     /// Parses the PEM certificate at `path` (d2i_X509, as a TLS client parses the server's) and
     /// hands its public key to `body`.
     private func withCertificateKey(_ path: String, _ body: (OpaquePointer) throws -> Void) throws {
-        let pem = try XCTUnwrap(FileManager.default.contents(atPath: path))
-        let cert: OpaquePointer = try pem.withUnsafeBytes { raw in
-            let bio = try XCTUnwrap(BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)))
-            defer { BIO_free(bio) }
-            return try XCTUnwrap(PEM_read_bio_X509(bio, nil, nil, nil))
-        }
+        let cert = try readPEM(path) { PEM_read_bio_X509($0, nil, nil, nil) }
         defer { X509_free(cert) }
         try body(try XCTUnwrap(X509_get0_pubkey(cert)))
     }
 
-    /// ECDSA with SHA-256 over `message` by the private key at `keyPath`.
-    private func sign(_ message: [UInt8], keyPath: String) throws -> [UInt8] {
-        let pem = try XCTUnwrap(FileManager.default.contents(atPath: keyPath))
-        let key: OpaquePointer = try pem.withUnsafeBytes { raw in
+    /// The object `read` makes of the PEM file at `path`.
+    private func readPEM(_ path: String, _ read: (OpaquePointer) -> OpaquePointer?) throws -> OpaquePointer {
+        let pem = try XCTUnwrap(FileManager.default.contents(atPath: path))
+        return try pem.withUnsafeBytes { raw in
             let bio = try XCTUnwrap(BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)))
             defer { BIO_free(bio) }
-            return try XCTUnwrap(PEM_read_bio_PrivateKey(bio, nil, nil, nil))
+            return try XCTUnwrap(read(bio))
         }
+    }
+
+    /// ECDSA with SHA-256 over `message` by the private key at `keyPath`.
+    private func sign(_ message: [UInt8], keyPath: String) throws -> [UInt8] {
+        let key = try readPEM(keyPath) { PEM_read_bio_PrivateKey($0, nil, nil, nil) }
         defer { EVP_PKEY_free(key) }
         let ctx = try XCTUnwrap(EVP_MD_CTX_new())
         defer { EVP_MD_CTX_free(ctx) }

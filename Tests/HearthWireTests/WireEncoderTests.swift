@@ -231,9 +231,9 @@ final class WireEncoderTests: XCTestCase {
         XCTAssertEqual(Array(out.dropFirst(16)), WireEncoder.encode(Message(event: .error(.rateLimited))))
     }
 
-    /// A 16 KB offer is relayed whole: messages around and past the size the encoder serialises
-    /// on the stack (4 KB) come out complete, after any headroom already in the buffer.
-    func testMessagesLargerThanTheStackBufferComeOutWhole() throws {
+    /// A 16 KB offer is relayed whole: messages around and past the size of the encoder's
+    /// scratch buffer (4 KB) come out complete, after any headroom already in the buffer.
+    func testMessagesLargerThanTheScratchBufferComeOutWhole() throws {
         for sdpLength in [10, 4_000, 4_100, 16_000] {
             let sdp = String(repeating: "a=candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host\\r\\n", count: 1)
                 .padding(toLength: sdpLength, withPad: "x", startingAt: 0)
