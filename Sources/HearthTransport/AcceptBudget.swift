@@ -4,12 +4,15 @@
 /// server's flight, key exchange and signature included, as it adopts the socket. When thousands
 /// of clients reconnected at once, whole iterations went on handshakes while the established
 /// rooms waited for the next one (loadtest/RESULTS.md, issue 16 part 2). An iteration may now
-/// accept for as long as the previous one spent on everything else (at least `minimum`); past
-/// it the listener waits for the next iteration. The rooms then wait for about twice their own
-/// work, and a session start, whose own signalling fills the iterations, still gets half the
-/// loop for its handshakes. No upper bound: one of 50 ms starved a 10k session start (1,234
-/// clients not connected after 30 s in one of two runs), as a fixed number of accepts per
-/// iteration had (the `accept-pacing` branch).
+/// accept for half as long as the previous one spent on everything else (at least `minimum`);
+/// past it the listener waits for the next iteration. The rooms then wait for about one and a
+/// half times their own work, and a session start, whose own signalling fills the iterations,
+/// still gets a third of the loop for its handshakes. Half, not all of it: when thousands of
+/// reconnected rooms' output made the flush long, accepting as long again doubled iterations
+/// of 30-60 ms (a probe build, 2026-12-01), and 10k storms stalled in 5 of 8 runs against none
+/// of 8 at half, all back sooner too (RESULTS.md). No upper bound: one of 50 ms starved a 10k
+/// session start (1,234 clients not connected after 30 s in one of two runs), as a fixed number
+/// of accepts per iteration had (the `accept-pacing` branch).
 ///
 /// Handshake work that runs after the accept counts as accepting too: a ClientHello that
 /// arrives after its socket was adopted has the server's key exchange and signature done when
@@ -36,11 +39,11 @@ struct AcceptBudget: Equatable {
     /// Accepting took `duration`.
     mutating func accepted(for duration: UInt64) { spent += duration }
 
-    /// The iteration is over after `took` in all: the next may accept for as long as this one
-    /// did everything else (at least `minimum`).
+    /// The iteration is over after `took` in all: the next may accept for half as long as this
+    /// one did everything else (at least `minimum`).
     mutating func iterationEnded(took: UInt64) {
         let other = took > spent ? took - spent : 0
-        budget = max(Self.minimum, other)
+        budget = max(Self.minimum, other / 2)
         spent = 0
     }
 }

@@ -99,7 +99,7 @@ extension Worker {
         resumeListener(.handshakes)
     }
 
-    /// The loop iteration is over (its writes done): the next one's accept budget is as long as
+    /// The loop iteration is over (its writes done): the next one's accept budget is half of
     /// this one's other work.
     func listenerIterationEnded() {
         chargeHandshakes()
