@@ -8,11 +8,11 @@
 /// past it the listener waits for the next iteration. The rooms then wait for about one and a
 /// half times their own work, and a session start, whose own signalling fills the iterations,
 /// still gets a third of the loop for its handshakes. Half, not all of it: when thousands of
-/// reconnected rooms' output made the flush long, accepting as long again doubled iterations
-/// of 30-60 ms (a probe build, 2026-12-01), and 10k storms stalled in 5 of 8 runs against none
-/// of 8 at half, all back sooner too (RESULTS.md). No upper bound: one of 50 ms starved a 10k
-/// session start (1,234 clients not connected after 30 s in one of two runs), as a fixed number
-/// of accepts per iteration had (the `accept-pacing` branch).
+/// reconnected rooms' output made the flush long, accepting as long again made iterations of
+/// 29-62 ms (a probe build, 2026-12-01), and the unaffected rooms' p99 went over 50 ms in 5 of
+/// 8 10k storms, against none of 8 at half, all back sooner too (RESULTS.md). No upper bound:
+/// one of 50 ms starved a 10k session start (1,234 clients not connected after 30 s in one of
+/// two runs), as a fixed number of accepts per iteration had (the `accept-pacing` branch).
 ///
 /// Handshake work that runs after the accept counts as accepting too: a ClientHello that
 /// arrives after its socket was adopted has the server's key exchange and signature done when
