@@ -25,11 +25,14 @@ func makeRoom() -> (Room, [ConnectionID]) {
     return (room, connections)
 }
 
+func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
 func measure(_ label: String, _ body: () -> (commands: Int, deliveries: Int)) {
     let clock = ContinuousClock()
     var result = (commands: 0, deliveries: 0)
-    let elapsed = clock.measure { result = body() }
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let seconds = seconds(clock.measure { result = body() })
     let perSecond = Double(result.commands) / seconds
     let deliveredPerSecond = Double(result.deliveries) / seconds
     let secondsText = String(format: "%.3f", seconds)
@@ -107,7 +110,7 @@ measure("hand up/down, 1,000 rooms of 12 through Engine") {
     return (commands, delivered)
 }
 
-/// The messages one command made, largest first.
+/// The messages one command made, in order.
 func messages(_ effects: [Effect]) -> [Message] {
     effects.compactMap { effect -> Message? in
         if case .send(let message, _) = effect { return message }
@@ -122,10 +125,10 @@ func measureEncoding(_ label: String, _ message: Message) {
     let type = String(decoding: encoded.dropFirst(9).prefix { $0 != UInt8(ascii: "\"") }, as: UTF8.self)
     let clock = ContinuousClock()
     var bytes = 0
-    let elapsed = clock.measure {
-        for _ in 0..<commands { bytes &+= WireEncoder.encode(message).count }
-    }
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let seconds = seconds(
+        clock.measure {
+            for _ in 0..<commands { bytes &+= WireEncoder.encode(message).count }
+        })
     let microseconds = String(format: "%.2f", seconds / Double(commands) * 1e6)
     let megabytes = String(format: "%.1f", Double(bytes) / seconds / 1e6)
     print(
@@ -138,7 +141,7 @@ do {
     let chat = messages(
         room.handle(.chat(to: .room, text: "hello everyone, this is a message"), from: connections[1], at: now(1)))
     measureEncoding("a room chat", chat[0])
-    // The 12th member again, after a drop: the resume's snapshot of the whole room.
+    // The 12th member connects again: its `welcome` carries a snapshot of the whole room.
     let snapshot = messages(
         room.connect(
             ConnectionID(99), identity: Identity(userID: UserID("u11"), role: .participant, alias: "member 11"),
@@ -152,12 +155,12 @@ do {
     let frame = Array(#"{"type":"chat","to":"room","text":"hello everyone, this is a message","rid":"r12"}"#.utf8)
     let clock = ContinuousClock()
     var decoded = 0
-    let elapsed = clock.measure {
-        for _ in 0..<commands {
-            if case .success = WireDecoder.decode(frame) { decoded += 1 }
-        }
-    }
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let seconds = seconds(
+        clock.measure {
+            for _ in 0..<commands {
+                if case .success = WireDecoder.decode(frame) { decoded += 1 }
+            }
+        })
     print(
         "decode a chat command, \(frame.count) bytes: \(decoded) of \(commands) in \(String(format: "%.3f", seconds)) s = \(String(format: "%.2f", seconds / Double(commands) * 1e6)) µs/message"
     )
