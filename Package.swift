@@ -52,6 +52,7 @@ let package = Package(
         .target(
             name: "HearthAuth",
             dependencies: [
+                "CJansson",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
@@ -100,7 +101,8 @@ let package = Package(
             ],
             path: "loadtest/loadgen"),
         .executableTarget(
-            name: "hearth-engine-bench", dependencies: ["HearthCore", "HearthWire"], path: "loadtest/engine-bench"),
+            name: "hearth-engine-bench", dependencies: ["HearthCore", "HearthWire", "HearthAuth"],
+            path: "loadtest/engine-bench"),
         .testTarget(name: "HearthCoreTests", dependencies: ["HearthCore"]),
         .testTarget(name: "HearthWireTests", dependencies: ["HearthWire"]),
         .testTarget(name: "HearthAuthTests", dependencies: ["HearthAuth"]),

@@ -135,7 +135,7 @@ public struct AdminTokenMinter: Sendable {
 
 /// The admin JWT payload as it arrives: every field optional so the verifier can name the
 /// missing claim; a claim of the wrong JSON type is recorded in `typeErrors` by name.
-struct AdminWirePayload: JWTPayload {
+struct AdminWirePayload: TokenPayload, Encodable {
     var sub: String?
     var scope: String?
     var exp: Double?
@@ -148,15 +148,13 @@ struct AdminWirePayload: JWTPayload {
 
     init() {}
 
-    init(from decoder: any Decoder) throws {
-        var c = LenientClaims(try decoder.container(keyedBy: CodingKeys.self))
-        func field<T: Decodable>(_ key: CodingKeys) -> T? { c.field(key) }
-        sub = field(.sub)
-        scope = field(.scope)
-        exp = field(.exp)
-        nbf = field(.nbf)
-        iat = field(.iat)
-        jti = field(.jti)
+    init(claims c: inout TokenClaims) {
+        sub = c.string("sub")
+        scope = c.string("scope")
+        exp = c.number("exp")
+        nbf = c.number("nbf")
+        iat = c.number("iat")
+        jti = c.string("jti")
         typeErrors = c.typeErrors
     }
 
@@ -169,7 +167,4 @@ struct AdminWirePayload: JWTPayload {
         try c.encodeIfPresent(iat.flatMap { Int64(exactly: $0) }, forKey: .iat)
         try c.encodeIfPresent(jti, forKey: .jti)
     }
-
-    /// Claims are checked synchronously by ``AdminTokenVerifier``; jwt-kit's async hook is unused.
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
 }

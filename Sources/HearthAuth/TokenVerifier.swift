@@ -15,8 +15,8 @@ import JWTKit
 ///
 /// - **Parsing** uses jwt-kit's public, synchronous `DefaultJWTParser.getTokenParts` to split the
 ///   segments, swift-extras-base64 (jwt-kit's own base64 library, with jwt-kit's options) to
-///   decode them, and `JSONDecoder` for the header (`WireHeader`: the fields read below) and
-///   the payload.
+///   decode them, and jansson (``TokenJSON``) for the header (`WireHeader`: the fields read
+///   below) and the payload: strict JSON, duplicate member names refused.
 /// - **Signature checks** call swift-crypto directly: `HMAC<SHA256>.isValidAuthenticationCode`
 ///   (constant-time) for HS256, `Curve25519.Signing.PublicKey.isValidSignature` for EdDSA, and
 ///   `P256.Signing.PublicKey.isValidSignature` over the SHA-256 digest, with the JWS raw `r‖s`
@@ -117,34 +117,39 @@ public struct TokenVerifier: Sendable {
         guard !value.isEmpty, value.utf8.count <= maxClaimBytes else { throw .invalid(.invalidClaim(claim)) }
     }
 
+    /// jwt-kit's segment splitter (its JSON decoder is not used), made once: making one makes a
+    /// `JSONDecoder`.
+    private static let parser = DefaultJWTParser()
+
     /// Steps 1–3 of every verification, for join and admin tokens alike: size limit, parsing
     /// (jwt-kit), the header rules (algorithm allow-list, no `crit`, key by `kid`, `alg`
     /// matching the key's kind) and the signature (swift-crypto). Returns the decoded payload,
     /// whose claims the caller checks.
-    static func verifiedPayload<Payload: JWTPayload>(
+    static func verifiedPayload<Payload: TokenPayload>(
         _ token: String, keys: [TokenKey], as _: Payload.Type
     ) throws(TokenError) -> Payload {
         let bytes = Array(token.utf8)
         guard !bytes.isEmpty, bytes.count <= maxTokenBytes else { throw .invalid(.malformed) }
 
-        // 1. Parse: three segments (jwt-kit), base64url (swift-extras-base64), JSON (Foundation).
+        // 1. Parse: three segments (jwt-kit), base64url (swift-extras-base64), JSON (jansson).
         let header: WireHeader
         let payload: Payload
         let signature: Data
         let signingInput: ArraySlice<UInt8>
         do {
-            let parts = try DefaultJWTParser().getTokenParts(bytes)
+            let parts = try parser.getTokenParts(bytes)
             guard !parts.header.isEmpty, !parts.payload.isEmpty else {
                 throw TokenError.invalid(.malformed)
             }
             signingInput = bytes[..<parts.payload.endIndex]
             let base64URL: Base64.DecodingOptions = [.base64UrlAlphabet, .omitPaddingCharacter]
-            let headerJSON = Data(try Base64.decode(bytes: parts.header, options: base64URL))
-            let payloadJSON = Data(try Base64.decode(bytes: parts.payload, options: base64URL))
+            guard let headerJSON = TokenJSON(try Base64.decode(bytes: parts.header, options: base64URL)),
+                let payloadJSON = TokenJSON(try Base64.decode(bytes: parts.payload, options: base64URL))
+            else { throw TokenError.invalid(.malformed) }
             signature = Data(try Base64.decode(bytes: parts.signature, options: base64URL))
-            let decoder = JSONDecoder()
-            header = try decoder.decode(WireHeader.self, from: headerJSON)
-            payload = try decoder.decode(Payload.self, from: payloadJSON)
+            header = WireHeader(headerJSON)
+            var claims = TokenClaims(payloadJSON)
+            payload = Payload(claims: &claims)
         } catch {
             throw .invalid(.malformed)
         }
@@ -202,33 +207,27 @@ public struct TokenVerifier: Sendable {
 }
 
 /// The JOSE header fields the verifier reads: `alg` and `kid` when they are strings, and whether
-/// `alg`, `kid` and `crit` are present at all (of any type, `null` included). Decoded into this
-/// small type rather than jwt-kit's `JWTHeader`, whose decoding tries every JSON type for every
-/// field: that took 2.2% of the server's CPU over a join (perf, 3,000 clients joining), against
-/// 1.1% for the whole payload.
-struct WireHeader: Decodable {
+/// `alg`, `kid` and `crit` are present at all (of any type, `null` included).
+struct WireHeader {
     var alg: String?
     var kid: String?
     var hasAlg: Bool
     var hasKid: Bool
     var hasCrit: Bool
 
-    enum CodingKeys: String, CodingKey { case alg, kid, crit }
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        hasAlg = c.contains(.alg)
-        hasKid = c.contains(.kid)
-        hasCrit = c.contains(.crit)
-        alg = hasAlg ? try? c.decode(String.self, forKey: .alg) : nil
-        kid = hasKid ? try? c.decode(String.self, forKey: .kid) : nil
+    init(_ json: borrowing TokenJSON) {
+        hasAlg = json.contains("alg")
+        hasKid = json.contains("kid")
+        hasCrit = json.contains("crit")
+        if case .string(let value) = json["alg"] { alg = value }
+        if case .string(let value) = json["kid"] { kid = value }
     }
 }
 
 /// The JWT payload as it arrives. Every field is optional so the verifier can name the missing
 /// claim; a present claim of the wrong JSON type is recorded in `typeErrors` (by claim name, never
 /// by value) instead of failing the whole decode.
-struct WirePayload: JWTPayload {
+struct WirePayload: TokenPayload, Encodable {
     var sub: String?
     var room: String?
     var role: String?
@@ -252,24 +251,22 @@ struct WirePayload: JWTPayload {
             selfUnmute
     }
 
-    init(from decoder: any Decoder) throws {
-        var c = LenientClaims(try decoder.container(keyedBy: CodingKeys.self))
-        func field<T: Decodable>(_ key: CodingKeys) -> T? { c.field(key) }
-        sub = field(.sub)
-        room = field(.room)
-        role = field(.role)
-        name = field(.name)
-        exp = field(.exp)
-        nbf = field(.nbf)
-        iat = field(.iat)
-        jti = field(.jti)
-        capacity = field(.capacity)
-        waitingRoom = field(.waitingRoom)
-        consentVersion = field(.consentVersion)
-        requireLocation = field(.requireLocation)
-        chatPolicy = field(.chatPolicy)
-        privateMessages = field(.privateMessages)
-        selfUnmute = field(.selfUnmute)
+    init(claims c: inout TokenClaims) {
+        sub = c.string("sub")
+        room = c.string("room")
+        role = c.string("role")
+        name = c.string("name")
+        exp = c.number("exp")
+        nbf = c.number("nbf")
+        iat = c.number("iat")
+        jti = c.string("jti")
+        capacity = c.integer("capacity")
+        waitingRoom = c.bool("waitingRoom")
+        consentVersion = c.string("consentVersion")
+        requireLocation = c.bool("requireLocation")
+        chatPolicy = c.string("chatPolicy")
+        privateMessages = c.bool("privateMessages")
+        selfUnmute = c.bool("selfUnmute")
         typeErrors = c.typeErrors
     }
 
@@ -310,7 +307,4 @@ struct WirePayload: JWTPayload {
         try c.encodeIfPresent(privateMessages, forKey: .privateMessages)
         try c.encodeIfPresent(selfUnmute, forKey: .selfUnmute)
     }
-
-    /// Claims are checked synchronously by ``TokenVerifier``; jwt-kit's async hook is unused.
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
 }

@@ -57,6 +57,22 @@ final class AdminTokenVerifierTests: XCTestCase {
             .invalidClaim("scope"))
     }
 
+    /// A second `scope` (or any member twice) is not read as either value: the token is malformed.
+    func testDuplicateClaimsAreRefused() throws {
+        let payload = String(decoding: TestJWT.json(claims()), as: UTF8.self).dropLast()
+        let header = Array(#"{"alg":"HS256"}"#.utf8)
+        XCTAssertNoThrow(
+            try verifier().verify(
+                TestJWT.hs256(rawHeader: header, rawPayload: Array((payload + "}").utf8), secret: Self.adminSecret),
+                now: now
+            ).get())
+        for extra in [#","scope":"hearth-admin"}"#, #","sub":"operator-2"}"#] {
+            let token = TestJWT.hs256(
+                rawHeader: header, rawPayload: Array((payload + extra).utf8), secret: Self.adminSecret)
+            assertRefused(token, by: try verifier(), .malformed)
+        }
+    }
+
     func testMemberJoinTokenSignedWithTheAdminKeyIsRefused() throws {
         // A complete join token (sub, room, role, name, exp, iat) has no admin scope.
         let join = TestJWT.hs256(TestJWT.claims(), secret: Self.adminSecret)

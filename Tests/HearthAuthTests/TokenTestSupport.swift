@@ -42,6 +42,23 @@ enum TestJWT {
         b64url(json(header)) + "." + b64url(json(payload))
     }
 
+    /// An HS256 token over a header and a payload given as raw bytes: JSON no encoder would
+    /// write (duplicate members, NUL, invalid UTF-8), signed correctly.
+    static func hs256(rawHeader: [UInt8], rawPayload: [UInt8], secret: String = secret) -> String {
+        let input = b64url(Data(rawHeader)) + "." + b64url(Data(rawPayload))
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Data(input.utf8), using: SymmetricKey(data: Array(secret.utf8)))
+        return input + "." + b64url(Data(mac))
+    }
+
+    /// ``claims(_:)`` as raw JSON, its members in order, with `extra` (raw JSON members,
+    /// e.g. `"sub":"x"`) appended inside the object.
+    static func rawClaims(_ changes: [String: Any?] = [:], extra: String = "") -> [UInt8] {
+        var text = String(decoding: json(claims(changes)), as: UTF8.self)
+        if !extra.isEmpty { text = String(text.dropLast()) + "," + extra + "}" }
+        return Array(text.utf8)
+    }
+
     static func hs256(
         _ payload: [String: Any] = claims(), secret: String = secret,
         header: [String: Any] = ["alg": "HS256", "typ": "JWT"]

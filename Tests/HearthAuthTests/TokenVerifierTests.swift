@@ -241,6 +241,83 @@ final class TokenVerifierTests: XCTestCase {
         }
     }
 
+    /// Every optional claim against a value of every JSON type: its own type is read, `null` is
+    /// absence, anything else is `invalidClaim` naming the claim.
+    func testClaimsOfEveryJSONType() throws {
+        let verifier = try hsVerifier()
+        let t = Int(now.timeIntervalSince1970)
+        enum Kind { case string, number, integer, bool }
+        let claims: [(String, Kind, Any)] = [
+            ("jti", .string, "invite-1"), ("consentVersion", .string, "v2"), ("chatPolicy", .string, "off"),
+            ("capacity", .integer, 8), ("nbf", .number, t - 10), ("waitingRoom", .bool, false),
+            ("requireLocation", .bool, true), ("privateMessages", .bool, true), ("selfUnmute", .bool, false),
+        ]
+        // Values of every JSON type, with the kinds of claim that read them.
+        let values: [(Any, Set<Kind>)] = [
+            (true, [.bool]), ("text", [.string]), (7, [.number, .integer]), (7.5, [.number]),
+            (["a"], []), (["k": "v"], []),
+        ]
+        for (claim, kind, good) in claims {
+            XCTAssertNotNil(assertAccepted(TestJWT.hs256(TestJWT.claims([claim: good])), by: verifier), claim)
+            // null is the claim's absence.
+            XCTAssertNotNil(assertAccepted(TestJWT.hs256(TestJWT.claims([claim: NSNull()])), by: verifier), claim)
+            for (value, readBy) in values where !readBy.contains(kind) {
+                assertRefused(TestJWT.hs256(TestJWT.claims([claim: value])), by: verifier, .invalidClaim(claim))
+            }
+        }
+        // A fractional NumericDate is a date.
+        XCTAssertNotNil(assertAccepted(TestJWT.hs256(TestJWT.claims(["nbf": Double(t) - 0.5])), by: verifier))
+        // An integral number written as a real or with an exponent is an integer; a fraction, or
+        // one past what `Int` holds, is not.
+        let header = Array(#"{"alg":"HS256"}"#.utf8)
+        for (written, capacity) in [("12.0", 12), ("1e1", 10), ("1.2e1", 12)] {
+            let token = TestJWT.hs256(
+                rawHeader: header, rawPayload: TestJWT.rawClaims(extra: #""capacity":"# + written))
+            XCTAssertEqual(assertAccepted(token, by: verifier)?.capacity, capacity, written)
+        }
+        for written in ["12.5", "1e300"] {
+            let token = TestJWT.hs256(
+                rawHeader: header, rawPayload: TestJWT.rawClaims(extra: #""capacity":"# + written))
+            assertRefused(token, by: verifier, .invalidClaim("capacity"))
+        }
+    }
+
+    /// JSON no encoder writes makes the token malformed as a whole, whichever member it is in.
+    func testStrictJSONIsRequired() throws {
+        let verifier = try hsVerifier()
+        let header = Array(#"{"alg":"HS256"}"#.utf8)
+        XCTAssertNotNil(assertAccepted(TestJWT.hs256(rawHeader: header, rawPayload: TestJWT.rawClaims()), by: verifier))
+        // Whitespace around the object is JSON.
+        let spaced = TestJWT.hs256(rawHeader: Array(#" {"alg":"HS256"} "#.utf8), rawPayload: TestJWT.rawClaims())
+        XCTAssertNotNil(assertAccepted(spaced, by: verifier))
+        // Duplicate claim names (RFC 7519, section 4), in the payload and in the header.
+        for extra in [#""role":"facilitator""#, #""role":"participant""#] {
+            let token = TestJWT.hs256(rawHeader: header, rawPayload: TestJWT.rawClaims(extra: extra))
+            assertRefused(token, by: verifier, .malformed)
+        }
+        let unknownTwice = TestJWT.hs256(rawHeader: header, rawPayload: TestJWT.rawClaims(extra: #""x":1,"x":2"#))
+        assertRefused(unknownTwice, by: verifier, .malformed)
+        let twoAlgs = TestJWT.hs256(
+            rawHeader: Array(#"{"alg":"HS256","alg":"HS256"}"#.utf8), rawPayload: TestJWT.rawClaims())
+        assertRefused(twoAlgs, by: verifier, .malformed)
+        // NUL, a lone surrogate, a raw control character; numbers beyond 64 bits or a double's
+        // range, and numbers JSON does not allow.
+        let members = [
+            #""x":"a\u0000b""#, #""x":"\ud800""#, "\"x\":\"a\tb\"", #""x":99999999999999999999"#,
+            #""x":1e400"#, #""x":01"#, #""x":1."#, #""x":+1"#,
+        ]
+        for member in members {
+            let token = TestJWT.hs256(rawHeader: header, rawPayload: TestJWT.rawClaims(extra: member))
+            assertRefused(token, by: verifier, .malformed)
+        }
+        // Invalid UTF-8, and bytes after the object.
+        var invalidUTF8 = TestJWT.rawClaims(extra: #""x":"a""#)
+        invalidUTF8.insert(0xFF, at: invalidUTF8.count - 2)
+        assertRefused(TestJWT.hs256(rawHeader: header, rawPayload: invalidUTF8), by: verifier, .malformed)
+        let trailing = TestJWT.hs256(rawHeader: header, rawPayload: TestJWT.rawClaims() + Array(" x".utf8))
+        assertRefused(trailing, by: verifier, .malformed)
+    }
+
     func testExpiry() throws {
         let verifier = try hsVerifier()
         let t = Int(now.timeIntervalSince1970)

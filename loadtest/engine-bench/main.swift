@@ -1,7 +1,9 @@
 import Foundation
 // Engine throughput: commands/s and delivered events/s for chat in a room of 12; then the wire
-// encoding of the messages the engine produced (HearthWire's WireEncoder) and the decoding of a chat command.
+// encoding of the messages the engine produced (HearthWire's WireEncoder), the decoding of a chat
+// command, and the verification of a join token (HearthAuth's TokenVerifier).
 // Run: swift run -c release hearth-engine-bench [commands]
+import HearthAuth
 import HearthCore
 import HearthWire
 
@@ -163,5 +165,31 @@ do {
         })
     print(
         "decode a chat command, \(frame.count) bytes: \(decoded) of \(commands) in \(String(format: "%.3f", seconds)) s = \(String(format: "%.2f", seconds / Double(commands) * 1e6)) µs/message"
+    )
+}
+
+do {
+    // A join token as the load tests mint them: HS256, the room's settings among its claims.
+    let secret = "engine-bench-secret-at-least-32-bytes-long"
+    let issuedAt = Date()
+    let claims = JoinClaims(
+        sub: "bench-7-u3", room: "bench-7", role: "participant", name: "s3", exp: issuedAt + 590,
+        iat: issuedAt - 5, capacity: 12, waitingRoom: true, consentVersion: "v1")
+    guard let minter = try? TokenMinter(secret: secret), let key = try? TokenKey.hs256(secret: secret) else {
+        fatalError("the bench's token secret cannot sign HS256 tokens")
+    }
+    let token = minter.mint(claims: claims)
+    let verifier = TokenVerifier(keys: [key])
+    let rounds = max(1, commands / 10)
+    let clock = ContinuousClock()
+    var verified = 0
+    let seconds = seconds(
+        clock.measure {
+            for _ in 0..<rounds {
+                if case .success = verifier.verify(token, now: issuedAt, expectedRoom: "bench-7") { verified += 1 }
+            }
+        })
+    print(
+        "verify a join token, \(token.utf8.count) bytes: \(verified) of \(rounds) in \(String(format: "%.3f", seconds)) s = \(String(format: "%.2f", seconds / Double(rounds) * 1e6)) µs/token"
     )
 }
