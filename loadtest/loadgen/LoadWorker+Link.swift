@@ -192,6 +192,19 @@ extension LoadWorker {
     /// connection ended (it is closed).
     func readSome(_ c: LoadClient) -> Int {
         if let ssl = c.ssl {
+            // No TLS bytes buffered: read the socket first, as an SSL_read would only ask for
+            // them (two SSL_reads per message saved: before the read, and after the last one).
+            // OpenSSL holds no decrypted bytes back: `readBuffer` (64 KiB) takes a whole record
+            // (at most 16 KiB).
+            if BIO_ctrl_pending(SSL_get_rbio(ssl)) == 0 {
+                switch fill(c, ssl) {
+                case .added: break
+                case .none: return 0
+                case .ended(let why):
+                    closeLink(c, error: why)
+                    return -1
+                }
+            }
             while true {
                 let n = SSL_read(ssl, readBuffer, Int32(LoadWorker.readBufferSize))
                 if n > 0 { return Int(n) }
