@@ -29,4 +29,24 @@ static inline size_t cj_any_compact_flags(void) { return JSON_COMPACT | JSON_ENC
 static inline int cj_error_is_numeric_overflow(const json_error_t *e) {
     return json_error_code(e) == json_error_numeric_overflow;
 }
+/* Whether objects and arrays in `text` nest at most `max_depth` deep, brackets in strings
+   aside. Checked before json_loadb: jansson recurses once per level (up to 2048, about 100
+   bytes of stack each). Works on any bytes: UTF-8 continuation bytes never look like ASCII
+   punctuation. */
+static inline int cj_nesting_within(const unsigned char *text, size_t length, int max_depth) {
+    int depth = 0, in_string = 0, escaped = 0;
+    for (size_t i = 0; i < length; i++) {
+        unsigned char c = text[i];
+        if (in_string) {
+            if (escaped) escaped = 0;
+            else if (c == '\\') escaped = 1;
+            else if (c == '"') in_string = 0;
+            continue;
+        }
+        if (c == '"') in_string = 1;
+        else if (c == '[' || c == '{') { if (++depth > max_depth) return 0; }
+        else if (c == ']' || c == '}') depth--;
+    }
+    return 1;
+}
 #endif

@@ -5,7 +5,8 @@ import CJansson
 ///
 /// Parsing is strict: the segment must be one JSON object in UTF-8, with no duplicate member
 /// names (RFC 7519, section 4: a JWT with duplicate claim names is refused, not read as either
-/// value), no NUL in its strings, and numbers that fit in 64 bits. Anything else is not a token
+/// value), no NUL in its strings, numbers that fit in 64 bits, and at most ``maxDepth`` levels
+/// of nesting (checked before jansson, which recurses per level). Anything else is not a token
 /// and fails as a whole (`nil`). Foundation's `JSONDecoder`, used before, took the first of
 /// duplicate members and cost two thirds of a token's verification (callgrind, RESULTS).
 struct TokenJSON: ~Copyable {
@@ -23,9 +24,14 @@ struct TokenJSON: ~Copyable {
         case structure
     }
 
+    /// The deepest nesting of objects and arrays a token's JSON may have (the wire protocol's).
+    static let maxDepth = 32
+
     init?(_ bytes: [UInt8]) {
         let parsed = bytes.withUnsafeBufferPointer { buffer -> UnsafeMutablePointer<json_t>? in
-            guard let base = buffer.baseAddress else { return nil }
+            guard let base = buffer.baseAddress,
+                cj_nesting_within(base, buffer.count, Int32(Self.maxDepth)) != 0
+            else { return nil }
             return UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: buffer.count) {
                 json_loadb($0, buffer.count, cj_decode_flags(), nil)
             }

@@ -149,33 +149,11 @@ public enum WireDecoder {
 
     // MARK: Depth
 
-    /// Whether objects and arrays nest at most `maxDepth` deep, brackets in strings aside.
-    /// Works on any bytes: UTF-8 continuation bytes never look like ASCII punctuation.
+    /// Whether objects and arrays nest at most `maxDepth` deep, brackets in strings aside
+    /// (`cj_nesting_within`, shared with the token verifier).
     static func nestingWithinLimit(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var depth = 0
-        var inString = false
-        var escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                if depth > maxDepth { return false }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-            default: break
-            }
-        }
-        return true
+        guard let base = bytes.baseAddress else { return true }
+        return cj_nesting_within(base.assumingMemoryBound(to: UInt8.self), bytes.count, Int32(maxDepth)) != 0
     }
 }
 

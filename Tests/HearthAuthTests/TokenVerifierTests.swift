@@ -310,6 +310,20 @@ final class TokenVerifierTests: XCTestCase {
             let token = TestJWT.hs256(rawHeader: header, rawPayload: TestJWT.rawClaims(extra: member))
             assertRefused(token, by: verifier, .malformed)
         }
+        // Nesting: the object and 31 arrays in an unknown claim (32 levels) are read, one more
+        // level is not, in the payload or the header.
+        let nested = { (depth: Int) in
+            #""x":"# + String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+        }
+        XCTAssertNotNil(
+            assertAccepted(
+                TestJWT.hs256(rawHeader: header, rawPayload: TestJWT.rawClaims(extra: nested(31))), by: verifier))
+        for depth in [32, 2_000] {
+            let token = TestJWT.hs256(rawHeader: header, rawPayload: TestJWT.rawClaims(extra: nested(depth)))
+            assertRefused(token, by: verifier, .malformed)
+        }
+        let deepHeader = Array(("{\"alg\":\"HS256\"," + nested(32) + "}").utf8)
+        assertRefused(TestJWT.hs256(rawHeader: deepHeader, rawPayload: TestJWT.rawClaims()), by: verifier, .malformed)
         // Invalid UTF-8, and bytes after the object.
         var invalidUTF8 = TestJWT.rawClaims(extra: #""x":"a""#)
         invalidUTF8.insert(0xFF, at: invalidUTF8.count - 2)
