@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import JWTKit
 
 /// The claims of a verified operations-API (admin) token.
 ///

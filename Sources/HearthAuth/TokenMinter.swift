@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import JWTKit
 
 /// Mints HS256 join tokens: for the `hearthd token` development command and for tests.
 ///
