@@ -31,6 +31,19 @@ func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
 }
 
+/// Times `rounds` calls of `body` and prints how many succeeded and the time per call.
+func measureCalls(_ label: String, rounds: Int, unit: String, _ body: () -> Bool) {
+    let clock = ContinuousClock()
+    var succeeded = 0
+    let seconds = seconds(
+        clock.measure {
+            for _ in 0..<rounds where body() { succeeded += 1 }
+        })
+    print(
+        "\(label): \(succeeded) of \(rounds) in \(String(format: "%.3f", seconds)) s = \(String(format: "%.2f", seconds / Double(rounds) * 1e6)) µs/\(unit)"
+    )
+}
+
 func measure(_ label: String, _ body: () -> (commands: Int, deliveries: Int)) {
     let clock = ContinuousClock()
     var result = (commands: 0, deliveries: 0)
@@ -155,17 +168,10 @@ do {
 
 do {
     let frame = Array(#"{"type":"chat","to":"room","text":"hello everyone, this is a message","rid":"r12"}"#.utf8)
-    let clock = ContinuousClock()
-    var decoded = 0
-    let seconds = seconds(
-        clock.measure {
-            for _ in 0..<commands {
-                if case .success = WireDecoder.decode(frame) { decoded += 1 }
-            }
-        })
-    print(
-        "decode a chat command, \(frame.count) bytes: \(decoded) of \(commands) in \(String(format: "%.3f", seconds)) s = \(String(format: "%.2f", seconds / Double(commands) * 1e6)) µs/message"
-    )
+    measureCalls("decode a chat command, \(frame.count) bytes", rounds: commands, unit: "message") {
+        if case .success = WireDecoder.decode(frame) { return true }
+        return false
+    }
 }
 
 do {
@@ -180,16 +186,8 @@ do {
     }
     let token = minter.mint(claims: claims)
     let verifier = TokenVerifier(keys: [key])
-    let rounds = max(1, commands / 10)
-    let clock = ContinuousClock()
-    var verified = 0
-    let seconds = seconds(
-        clock.measure {
-            for _ in 0..<rounds {
-                if case .success = verifier.verify(token, now: issuedAt, expectedRoom: "bench-7") { verified += 1 }
-            }
-        })
-    print(
-        "verify a join token, \(token.utf8.count) bytes: \(verified) of \(rounds) in \(String(format: "%.3f", seconds)) s = \(String(format: "%.2f", seconds / Double(rounds) * 1e6)) µs/token"
-    )
+    measureCalls("verify a join token, \(token.utf8.count) bytes", rounds: max(1, commands / 10), unit: "token") {
+        if case .success = verifier.verify(token, now: issuedAt, expectedRoom: "bench-7") { return true }
+        return false
+    }
 }
