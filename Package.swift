@@ -61,6 +61,7 @@ let package = Package(
             name: "HearthStore",
             dependencies: [
                 "HearthCore", "CLibpq", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The web app and SDK (web/), embedded at build time by the EmbedWeb plugin.
@@ -103,6 +104,8 @@ let package = Package(
         .executableTarget(
             name: "hearth-engine-bench", dependencies: ["HearthCore", "HearthWire", "HearthAuth"],
             path: "loadtest/engine-bench"),
+        .executableTarget(
+            name: "hearth-store-bench", dependencies: ["HearthCore", "HearthStore"], path: "loadtest/store-bench"),
         .testTarget(name: "HearthCoreTests", dependencies: ["HearthCore"]),
         .testTarget(name: "HearthWireTests", dependencies: ["HearthWire"]),
         .testTarget(name: "HearthAuthTests", dependencies: ["HearthAuth"]),

@@ -47,29 +47,32 @@ enum AuditChain {
     /// The first `prev_hash` of a shared store's chain: binds the chain's rows to its name, so
     /// rows cannot be moved from one chain to another unnoticed.
     static func genesis(chain: String) -> String {
-        hex(Array(SHA256.hash(data: Array("hearth-audit-chain:\(chain)".utf8))))
+        hex(SHA256.hash(data: Array("hearth-audit-chain:\(chain)".utf8)))
     }
 
     static func hash(prev: String, id: Int64, record: AuditRecord) -> String {
-        var hasher = SHA256()
-        hasher.update(data: bytes(hex: prev))
-        hasher.update(data: canonical(id: id, record: record))
-        return hex(Array(hasher.finalize()))
+        var input = bytes(hex: prev)
+        input.reserveCapacity(input.count + 160)
+        appendCanonical(id: id, record: record, to: &input)
+        return hex(SHA256.hash(data: input))
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
         var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
+        out.reserveCapacity(64)
         for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0F)])
+            out.append(hexDigits[Int(b >> 4)])
+            out.append(hexDigits[Int(b & 0x0F)])
         }
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func canonical(id: Int64, record r: AuditRecord) -> [UInt8] {
-        var out: [UInt8] = [version]
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Appends `canonical(row)` (the layout above) to `out`: the hash's input is the previous
+    /// hash's bytes and this, in one buffer.
+    static func appendCanonical(id: Int64, record r: AuditRecord, to out: inout [UInt8]) {
+        out.append(version)
         func int(_ v: Int64?) {
             guard let v else { return out.append(0) }
             out.append(1)
@@ -78,9 +81,8 @@ enum AuditChain {
         func text(_ s: String?) {
             guard let s else { return out.append(0) }
             out.append(1)
-            let utf8 = Array(s.utf8)
-            withUnsafeBytes(of: UInt32(utf8.count).bigEndian) { out.append(contentsOf: $0) }
-            out.append(contentsOf: utf8)
+            withUnsafeBytes(of: UInt32(s.utf8.count).bigEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: s.utf8)
         }
         func party(_ p: Party?) {
             text(p?.userID.rawValue)
@@ -102,7 +104,6 @@ enum AuditChain {
             text(code.rawValue)
         }
         text(r.reason)
-        return out
     }
 
     /// Bytes of a hex string; a malformed one hashes as its UTF-8 bytes (and so never matches).

@@ -35,10 +35,15 @@ extension Store {
         func loadHead() throws -> (baseID: Int64, baseHash: String, lastID: Int64, lastHash: String, count: Int) {
             if let head { return head }
             // Both statements on the head run once per transaction: cached, not compiled each time.
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM audit_head WHERE id = 1")) else {
+            // Columns by position: by name, each is a case-insensitive search of the row's columns.
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: "SELECT base_id, base_hash, last_id, last_hash, count FROM audit_head WHERE id = 1"))
+            else {
                 throw DatabaseError(message: "audit_head row missing")
             }
-            return (row["base_id"], row["base_hash"], row["last_id"], row["last_hash"], row["count"])
+            return (row[0], row[1], row[2], row[3], row[4])
         }
         for operation in batch {
             switch operation {

@@ -132,7 +132,7 @@ public final class Store: Sendable {
             }
         }
         try Schema.migrator.migrate(pool)
-        writer = Writer(name: "hearth-store-writer", commitWindow: commitWindow, gate: writerGate) {
+        writer = Writer(name: "store-writer", commitWindow: commitWindow, gate: writerGate) {
             [pool] batch in try pool.writeWithoutTransaction { db in try Store.commit(batch, db) }
         }
         writer.start()

@@ -14,6 +14,7 @@ final class Writer<Operation>: @unchecked Sendable {
     typealias Commit = ([Operation]) throws -> Void
 
     private let commit: Commit
+    /// The thread's name, as `top -H` and perf show it: at most 15 bytes.
     private let name: String
     /// Group commit window: once woken by a first operation, the writer lets more gather for
     /// this long before it writes them in one transaction (see `Store.init`).
@@ -41,8 +42,12 @@ final class Writer<Operation>: @unchecked Sendable {
 
     func start() {
         condition.withLock { running = true }
-        let thread = Thread { [self] in run() }
-        thread.name = name
+        // Named from inside the thread: on Linux a name set before `start` never reaches the
+        // system thread, and the system keeps at most 15 bytes of one (a longer one is refused).
+        let thread = Thread { [self] in
+            Thread.current.name = name
+            run()
+        }
         thread.start()
     }
 

@@ -54,6 +54,39 @@ final class AuditTests: XCTestCase {
         return (store, records)
     }
 
+    /// The chain's hash is a stored format: every existing trail is verified against it. These
+    /// are the hashes of `records()` chained from the genesis, as the first implementation
+    /// computed them; a change that moves any of them breaks every stored trail.
+    func testTheHashOfARowIsStable() {
+        var prev = AuditChain.genesis
+        var hashes: [String] = []
+        for (i, record) in records().enumerated() {
+            prev = AuditChain.hash(prev: prev, id: Int64(i + 1), record: record)
+            hashes.append(prev)
+        }
+        XCTAssertEqual(hashes, Self.pinnedHashes)
+        XCTAssertEqual(
+            AuditChain.genesis(chain: "room:group-1"), Self.pinnedGenesis, "a shared store's first prev_hash")
+        // A malformed previous hash is hashed as its bytes, never as the hash it resembles.
+        XCTAssertNotEqual(
+            AuditChain.hash(prev: "0" + AuditChain.genesis.dropFirst(2), id: 1, record: records()[0]), hashes[0])
+    }
+
+    static let pinnedHashes: [String] = [
+        "c81c3a85f174321ba6d1b8571ff6af58bb22b85e9081207f52aa1649a23a6688",
+        "fc1385fa975f8cb8a455187cccaf27fc36ee0602ba5af398fdab8ba2be1fd140",
+        "0e91ac5465a58a85c45e82908f9fd7c155ffe5c420c78336a625e03a4f3bcb62",
+        "5da2e1dc554c6745d6f800b60403149948f63011ffaf2b3d39f312ed94fde0e3",
+        "c343d3bb5c66d7df7194b5163e4a249748463d4ded16e81ee41586412bc5363b",
+        "df8c33d5209b510487d64403d5d3175a420377f0fef9a5a734373499365d4146",
+        "aa1776b4d8c536f8f217515f4f097a848cf2f7638f1ae36f701ec5f0d7ca6578",
+        "3a63347e87f050f45132062b9f2f6d7cb407bc81ed256f79584e7f2b631ecafa",
+        "22a722f21364a05177e54ac8c8f7984989a8c85a484b0c6783fd8e5c12e24e54",
+        "c47ed396f2668328f9fd5aa47521b952e38ddb46dd128062c7cfe6fa7f73a66b",
+        "411b9adc87dbca4f385e65df5b878ce97ba2369076abcdb81d98ae87d098242f",
+    ]
+    static let pinnedGenesis = "7275e948b9d4e7c2a4a4cb66b86c0afbba36d1d4b92849345cb078318da9c45f"
+
     func testChainVerifiesAndExportsRoundTrip() throws {
         let (store, records) = try filled()
         XCTAssertEqual(try store.verifyAudit(), .ok(count: records.count))
@@ -68,6 +101,25 @@ final class AuditTests: XCTestCase {
         XCTAssertEqual(since.map(\.record.action), ["remove", "drop", "expire", "authenticate"])
         XCTAssertEqual(since.last?.record.reason, "expired")
         XCTAssertEqual(since.last?.record.outcome, .refused(.authenticationFailed))
+    }
+
+    /// Empty text is stored as empty text, not as NULL (the writer binds its values itself), and
+    /// each kind of value reads back as written, in the audit and the attendance tables alike.
+    func testEmptyTextAndEveryValueKindRoundTrip() throws {
+        let (store, _) = try openStore(self)
+        let blank = Party(userID: UserID(""), id: ParticipantID(UInt32.max), role: .participant)
+        let record = AuditRecord(
+            at: Instant(milliseconds: -5), room: RoomID(""), actor: blank, subject: nil, action: "remove",
+            outcome: .refused(.forbidden), reason: "")
+        let attendance = AttendanceRecord(
+            at: Instant(milliseconds: Int64.max), room: RoomID(""), member: blank, kind: .enterBreakout,
+            breakout: BreakoutID(7), breakoutName: "")
+        store.append(record)
+        store.append(attendance)
+        XCTAssertTrue(store.flush(timeout: 10), "not written: \(store.statistics.lastError ?? "")")
+        XCTAssertEqual(try store.auditRecords(room: nil).map(\.record), [record])
+        XCTAssertEqual(try store.verifyAudit(), .ok(count: 1))
+        XCTAssertEqual(try store.attendanceRecords(room: RoomID("")), [attendance])
     }
 
     func testAuthenticationFailureIsAnAuditRow() throws {

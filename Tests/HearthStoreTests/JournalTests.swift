@@ -21,6 +21,19 @@ final class JournalTests: XCTestCase {
         XCTAssertEqual(try full.pragma("synchronous"), "2")  // FULL
     }
 
+    /// The writer thread carries its name to the system (`top -H`, perf, /proc), where an
+    /// operator looks for it.
+    func testTheWriterThreadIsNamed() throws {
+        let (store, _) = try openStore(self)
+        store.append(.disconnected(connection: ConnectionID(1), room: RoomID("r"), at: Instant(milliseconds: 1)))
+        XCTAssertTrue(store.flush(timeout: 10))
+        let names = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap {
+            try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        XCTAssertTrue(names.contains("store-writer"), "\(names)")
+    }
+
     func testSignallingIsNeverJournaled() {
         let signal = ClientCommand.signal(to: p2, kind: .ice, payload: "{}")
         XCTAssertNil(JournaledCommand(signal))
@@ -201,6 +214,8 @@ final class JournalTests: XCTestCase {
         let deadline = Date(timeIntervalSinceNow: 10)
         while store.statistics.failures < 2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
         XCTAssertGreaterThanOrEqual(store.statistics.failures, 2, "the batch was not tried again")
+        XCTAssertTrue(
+            store.statistics.lastError?.contains("refused by the test") == true, "\(store.statistics.lastError ?? "")")
         XCTAssertEqual(store.committedTicket, 0)
         XCTAssertEqual(try store.verifyAudit(), .ok(count: 0))
         XCTAssertEqual(try store.attendanceRecords(room: room), [])

@@ -133,7 +133,7 @@ public final class SharedJournal: JournalStore, RecordStore, @unchecked Sendable
         try control.execute(Self.renewSQL, [node, String(leaseSeconds)])
         lastRenewal = renewedAt
         let writerConnection = try PostgresConnection(conninfo: conninfo)
-        writer = Writer(name: "hearth-shared-writer", commitWindow: commitWindow, gate: nil) { [unowned self] batch in
+        writer = Writer(name: "shared-writer", commitWindow: commitWindow, gate: nil) { [unowned self] batch in
             try self.write(batch, writerConnection)
         }
         writer.start()

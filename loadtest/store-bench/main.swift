@@ -1,0 +1,109 @@
+import Foundation
+import HearthCore
+import HearthStore
+
+// The embedded store's writer, alone: the rows a join writes (4 journal entries, 3 audit rows,
+// 3 attendance rows, as hearthd's peers scenario writes for each member) and chat journal
+// entries (6 to a transaction, from 6 rooms: what the 4 ms commit window gathers at 15k
+// deliveries/s in groups of 10). Each round enqueues one transaction's worth and waits for its
+// commit, so every transaction holds the same rows. Prints the process's CPU (both threads)
+// per join and per chat entry.
+// Run: swift run -c release hearth-store-bench [rounds]
+let rounds = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 2_000
+
+let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-store-bench-\(getpid())").path
+try? FileManager.default.removeItem(atPath: directory)
+defer { try? FileManager.default.removeItem(atPath: directory) }
+let store = try Store(directory: directory)
+
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return s(usage.ru_utime) + s(usage.ru_stime)
+}
+
+/// The CPU seconds of the store's writer thread so far (its name, as Linux keeps 15 bytes of it).
+func writerSeconds() -> Double {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+    for task in tasks {
+        guard let name = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
+            name.hasPrefix("store-writer"),
+            let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { continue }
+        // Fields after the name: state is the 3rd field of the line, utime and stime the 14th and 15th.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+    return 0
+}
+
+/// Runs `rounds` transactions of `body`'s rows and prints the CPU and wall time per `unit`.
+func measure(_ label: String, units: Int, unit: String, _ body: (Int) -> Void) {
+    let wall = ContinuousClock.now
+    let cpu = cpuSeconds()
+    let writer = writerSeconds()
+    for round in 0..<rounds {
+        body(round)
+        store.flush()
+    }
+    let cpuPer = (cpuSeconds() - cpu) / Double(rounds * units) * 1e6
+    let writerPer = (writerSeconds() - writer) / Double(rounds * units) * 1e6
+    let elapsed = ContinuousClock.now - wall
+    let wallSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    print(
+        "\(label): \(rounds) transactions of \(units) \(unit)s, \(String(format: "%.1f", cpuPer)) µs of CPU per \(unit), \(String(format: "%.1f", writerPer)) of them on the writer thread (\(String(format: "%.2f", wallSeconds)) s)"
+    )
+}
+
+let settings = RoomSettings()
+/// The rows one member's join writes: what the peers scenario's store holds per member.
+func join(round: Int) {
+    let room = RoomID("bench-\(round % 300)")
+    let at = Instant(milliseconds: 1_796_000_000_000 + Int64(round))
+    let connection = ConnectionID(UInt64(round + 2))
+    let user = UserID("bench-\(round % 300)-u\(round % 10)")
+    let member = Party(userID: user, id: ParticipantID(UInt32(round % 10 + 2)), role: .participant)
+    let facilitator = Party(userID: UserID("bench-\(round % 300)-u0"), id: ParticipantID(1), role: .facilitator)
+    let identity = Identity(userID: user, role: .participant, alias: "s\(round % 10)")
+    _ = store.append(
+        .connect(
+            .init(
+                connection: connection, room: room, identity: identity,
+                resumeHash: String(repeating: "6b", count: 32), settings: settings, at: at)))
+    for command in [ClientCommand.acknowledgeConsent(version: "lg-1"), .setMedia(audio: true, video: nil)] {
+        if let entry = JournalEntry.command(command, from: connection, room: room, at: at) { _ = store.append(entry) }
+    }
+    if let entry = JournalEntry.command(.admit(member.id), from: ConnectionID(1), room: room, at: at) {
+        _ = store.append(entry)
+    }
+    for action in ["arrive", "consent", "admit"] {
+        _ = store.append(
+            AuditRecord(
+                at: at, room: room, actor: action == "admit" ? facilitator : member, subject: member, action: action))
+    }
+    for kind in [AttendanceRecord.Kind.enterWaiting, .exitWaiting, .enterRoom] {
+        _ = store.append(AttendanceRecord(at: at, room: room, member: member, kind: kind))
+    }
+}
+
+let text = String(repeating: "x", count: 120)
+
+/// Six chat messages, each in its own room.
+func chats(round: Int) {
+    for i in 0..<6 {
+        let room = RoomID("bench-\((round * 6 + i) % 300)")
+        let at = Instant(milliseconds: 1_796_000_000_000 + Int64(round))
+        if let entry = JournalEntry.command(
+            .chat(to: .room, text: text), from: ConnectionID(UInt64(i + 1)), room: room, at: at)
+        {
+            _ = store.append(entry)
+        }
+    }
+}
+
+measure("joins", units: 1, unit: "join") { join(round: $0) }
+measure("chats", units: 6, unit: "chat") { chats(round: $0) }
+store.close()
