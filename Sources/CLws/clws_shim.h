@@ -21,6 +21,11 @@
 /* LWS_PRE is a function-like macro (_LWS_PAD(...)). */
 static inline size_t clws_pre(void) { return LWS_PRE; }
 
+// accept4(2) is declared only under _GNU_SOURCE, which Swift's Glibc module does not define.
+extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+/// The next waiting connection, already non-blocking and close-on-exec (-1 and errno as accept).
+static inline int clws_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
 /* lws context options (imported as Int64 otherwise; info.options is uint64_t). */
 static const uint64_t CLWS_OPT_DO_SSL_GLOBAL_INIT = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 static const uint64_t CLWS_OPT_VALIDATE_UTF8 = LWS_SERVER_OPTION_VALIDATE_UTF8;

@@ -1,3 +1,5 @@
+import CLws
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -120,7 +122,8 @@ final class Listener {
     func acceptAll(limit: Int = .max, until done: () -> Bool = { false }, _ take: (Int32) -> Void) -> Int32? {
         var taken = 0
         while taken < limit && !done() {
-            let client = Glibc.accept(fd, nil, nil)
+            // Non-blocking and close-on-exec from the start: four `fcntl` calls fewer per connection.
+            let client = clws_accept_nonblocking(fd)
             if client < 0 {
                 switch errno {
                 case EAGAIN, EWOULDBLOCK: return nil
@@ -128,7 +131,6 @@ final class Listener {
                 default: return errno
                 }
             }
-            Self.setDescriptorFlags(client)
             var one: Int32 = 1
             setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             take(client)
