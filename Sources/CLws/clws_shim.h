@@ -13,6 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/engine.h>
 #include <ev.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 #include <stdlib.h>
@@ -25,6 +26,11 @@ static inline size_t clws_pre(void) { return LWS_PRE; }
 extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
 /// The next waiting connection, already non-blocking and close-on-exec (-1 and errno as accept).
 static inline int clws_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+// pthread_setname_np(3), also a GNU extension. Linux keeps at most 15 bytes of a name.
+extern int pthread_setname_np(pthread_t thread, const char *name);
+/// Names the calling thread, as `top -H`, perf and /proc/<pid>/task show it.
+static inline void clws_name_this_thread(const char *name) { (void)pthread_setname_np(pthread_self(), name); }
 
 /* lws context options (imported as Int64 otherwise; info.options is uint64_t). */
 static const uint64_t CLWS_OPT_DO_SSL_GLOBAL_INIT = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;

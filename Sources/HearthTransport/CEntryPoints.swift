@@ -13,6 +13,7 @@ import Logging
 func hearthTransportThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     guard let arg else { return nil }
     let worker = Unmanaged<Worker>.fromOpaque(arg).takeRetainedValue()
+    clws_name_this_thread("hearth-loop")
     worker.run()
     return nil
 }

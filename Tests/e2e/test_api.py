@@ -531,3 +531,16 @@ def test_a_room_shows_its_breakouts_and_who_is_in_them(admin_server):
         assert all(m["breakout"] is None for m in room["members"])
 
     run(session())
+
+
+def test_the_server_threads_carry_their_names(admin_server):
+    """An operator finds hearthd's threads by name (`top -H`, perf, /proc/<pid>/task): the event
+    loop, the store's writer and, once the API has read the store, its reader."""
+    api = admin_server.api
+    status, room = api.call("POST", "/rooms", raw=b"")
+    assert status == 201
+    status, _ = api.call("GET", f"/rooms/{room['id']}/attendance")  # runs on the API's reader
+    assert status == 200
+    task = f"/proc/{admin_server.process.pid}/task"
+    names = {open(f"{task}/{t}/comm").read().strip() for t in os.listdir(task)}
+    assert {"hearth-loop", "store-writer", "api-reader"} <= names, names

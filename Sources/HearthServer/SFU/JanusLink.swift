@@ -53,11 +53,16 @@ final class JanusLink: Sendable {
             return .failure(JanusLinkError(errno: error))
         }
         let link = JanusLink(fd: fd, generation: generation)
-        let reader = Thread { link.read(onEvent: onEvent) }
-        reader.name = "hearth-janus-read"
+        // Named from inside, in at most 15 bytes: on Linux a name set before `start` is lost.
+        let reader = Thread {
+            Thread.current.name = "janus-read"
+            link.read(onEvent: onEvent)
+        }
         reader.start()
-        let writer = Thread { link.write() }
-        writer.name = "hearth-janus-write"
+        let writer = Thread {
+            Thread.current.name = "janus-write"
+            link.write()
+        }
         writer.start()
         return .success(link)
     }

@@ -138,8 +138,10 @@ public final class SharedJournal: JournalStore, RecordStore, @unchecked Sendable
         }
         writer.start()
         let leaseConnection = try PostgresConnection(conninfo: conninfo)
-        let thread = Thread { [self] in keepLease(leaseConnection) }
-        thread.name = "hearth-lease"
+        let thread = Thread { [self] in
+            Thread.current.name = "hearth-lease"  // from inside: see `Writer.start`
+            keepLease(leaseConnection)
+        }
         thread.start()
     }
 
