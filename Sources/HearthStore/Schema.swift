@@ -152,6 +152,12 @@ enum Schema {
                 message: String(cString: sqlite3_errmsg(sqlite3_db_handle(handle))),
                 sql: sql)
         }
+        // One value per parameter, as GRDB checked: a missing one would keep the last row's.
+        guard sqlite3_bind_parameter_count(handle) == values.count else {
+            throw DatabaseError(
+                resultCode: .SQLITE_RANGE,
+                message: "\(values.count) values for \(sqlite3_bind_parameter_count(handle)) parameters", sql: sql)
+        }
         for (i, value) in values.enumerated() {
             let index = Int32(i + 1)
             switch value {

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HearthCore
 import XCTest
 
@@ -326,5 +327,29 @@ func XCTAssertBroken(
         XCTAssertTrue(reason.contains(text), "\"\(reason)\" lacks \"\(text)\" \(message)", file: file, line: line)
     } catch {
         XCTFail("verify threw \(error)", file: file, line: line)
+    }
+}
+
+/// The writer's own binding (`Schema.insert`): every value kind, and the wrong number of values.
+final class InsertTests: XCTestCase {
+    func testValuesAreBoundAsWrittenAndAMissingOneIsRefused() throws {
+        let queue = try DatabaseQueue()
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE t (a INTEGER, b TEXT, c TEXT)")
+            let sql = "INSERT INTO t (a, b, c) VALUES (?, ?, ?)"
+            try Schema.insert(sql, [.integer(Int64.min), .text(""), .null], db)
+            try Schema.insert(sql, [.integer(7), .text("naïve 🙂"), Schema.Value(String?.none)], db)
+            XCTAssertThrowsError(try Schema.insert(sql, [.integer(8), .text("two of three")], db)) {
+                XCTAssertEqual(($0 as? DatabaseError)?.resultCode, .SQLITE_RANGE)
+            }
+            XCTAssertThrowsError(try Schema.insert(sql, [.integer(9), .null, .null, .null], db))
+            let rows = try Row.fetchAll(db, sql: "SELECT a, b, c, typeof(b), typeof(c) FROM t ORDER BY rowid")
+            XCTAssertEqual(rows.count, 2, "a refused insert writes nothing")
+            XCTAssertEqual(rows[0][0] as Int64, Int64.min)
+            XCTAssertEqual(rows[0][1] as String, "")
+            XCTAssertEqual(rows[0][3] as String, "text")
+            XCTAssertEqual(rows[0][4] as String, "null")
+            XCTAssertEqual(rows[1][1] as String, "naïve 🙂")
+        }
     }
 }
