@@ -139,7 +139,7 @@ enum Schema {
 
     /// Runs one cached insert statement with `values` bound by SQLite's own calls. GRDB's
     /// `execute(arguments:)` boxes each value and runs its statement observation around every
-    /// statement: a fifth of the writer thread's instructions (`hearth-store-bench` under
+    /// statement: about 17% of the writer thread's instructions (`hearth-store-bench` under
     /// callgrind), for rows nothing observes. Only the writer's inserts come here; their
     /// transaction is GRDB's, as every other statement is.
     static func insert(_ sql: String, _ values: [Value], _ db: Database) throws {
