@@ -115,6 +115,6 @@ let package = Package(
         .testTarget(name: "HearthServerTests", dependencies: ["HearthServer", "HearthTestSupport"]),
         .testTarget(name: "HearthStoreTests", dependencies: ["HearthStore", "HearthTestSupport"]),
         .testTarget(name: "HearthTransportTests", dependencies: ["HearthTransport"]),
-        .testTarget(name: "HearthLoadgenTests", dependencies: ["hearth-loadgen", "CLws"]),
+        .testTarget(name: "HearthLoadgenTests", dependencies: ["hearth-loadgen", "CLws", "HearthCore", "HearthWire"]),
     ]
 )

@@ -86,6 +86,9 @@ def test_loadgen_relay_mode_counts_every_delivery(cert):
     assert step["chatExpected"] == step["chatSent"] * 5
     assert step["chatDelivered"] == step["chatExpected"]
     assert step["chatLost"] == 0 and step["chatDuplicated"] == 0 and step["chatReordered"] == 0
+    # A relay acknowledges nothing, and none is awaited from it.
+    assert step["chatAcked"] == 0 and step["chatAckUnmatched"] == 0
+    assert "chat acks" not in r.stdout
 
 
 def test_loadgen_notices_a_relay_that_loses_messages(cert):
@@ -120,6 +123,10 @@ def test_loadgen_against_hearthd_plays_whole_groups(server):
     assert step["groupsReady"] == 4 and step["admittedCount"] == 20
     assert step["chatDelivered"] == step["chatExpected"] > 0
     assert step["chatLost"] == 0 and step["seqViolations"] == 0
+    # Chat is sent with a rid, as the web app sends it: hearthd acknowledges every message once
+    # it is journaled, and each ack names a message the generator sent.
+    assert step["chatAcked"] == step["chatSent"] and step["chatAckUnmatched"] == 0
+    assert f"chat acks        {step['chatSent']} of {step['chatSent']} sent, unmatched 0;" in r.stdout
 
 
 def test_loadtest_run_refuses_a_port_in_use():

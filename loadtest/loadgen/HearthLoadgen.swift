@@ -348,6 +348,7 @@ struct PlanSummary: Codable {
     var stormJitter: Double = 0
     var stormTLSResume = false
     var breakouts = 0
+    var relay = false
 
     init(_ p: Plan) {
         label = p.label
@@ -359,6 +360,7 @@ struct PlanSummary: Codable {
         slowPerGroup = p.slowPerGroup
         handRate = p.handRate
         controlRate = p.controlRate
+        relay = p.relay
         p99LimitMs = p.p99LimitMs
         stormAt = p.stormAt
         stormJitter = p.stormJitter
@@ -449,6 +451,11 @@ func report(
     )
     print("chat delivery    \(describe(s.chatDelivery))")
     print("last recipient   \(describe(s.chatLastRecipient))")
+    if !plan.relay {
+        print(
+            "chat acks        \(s.chatAcked) of \(s.chatSent) sent, unmatched \(s.chatAckUnmatched); "
+                + "\(describe(s.chatAck))  [intended send -> its ack, sent once journaled]")
+    }
     print("send lag         \(describe(s.sendLag))  [generator lateness, included in the latencies]")
     print("hands            sent \(s.handSent), expected \(s.handExpected), delivered \(s.handDelivered)")
     print(
@@ -547,6 +554,7 @@ func report(
             + "handshake_p99_ms=\(ms(s.handshake.valueAtPercentile(99))) "
             + "negotiated_p99_ms=\(ms(s.negotiated.valueAtPercentile(99))) lost=\(s.chatLost) dup=\(s.chatDuplicated) "
             + "reordered=\(s.chatReordered)"
+            + (plan.relay ? "" : " ack_p99_ms=\(ms(s.chatAck.valueAtPercentile(99)))")
             + (storm
                 ? " storm_clients=\(s.stormClients) all_back_s=\(formatFixed(s.stormAllBackSeconds, 3)) "
                     + "resume_p50_ms=\(ms(s.stormResume.valueAtPercentile(50))) resume_p99_ms=\(ms(s.stormResume.valueAtPercentile(99))) "

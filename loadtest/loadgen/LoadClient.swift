@@ -69,6 +69,8 @@ final class LoadClient {
     var ringSeq: [UInt32]
     var ringRemaining: [Int32]
     var ringMax: [UInt64]
+    /// The intended send time of each chat in the ring until its `ack` arrives (0 after).
+    var ringAckDue: [UInt64]
     // Steady-phase extras.
     var handUp = false
     var handsSent = 0
@@ -121,6 +123,7 @@ final class LoadClient {
         ringSeq = Array(repeating: 0, count: Self.ringSize)
         ringRemaining = Array(repeating: 0, count: Self.ringSize)
         ringMax = Array(repeating: 0, count: Self.ringSize)
+        ringAckDue = Array(repeating: 0, count: Self.ringSize)
         watcher = .allocate(capacity: 1)
         watcher.initialize(to: clws_sock())
     }

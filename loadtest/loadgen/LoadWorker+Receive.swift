@@ -49,6 +49,12 @@ extension LoadWorker {
             if seq != nil && c.replayLeft > 0 { replayedEvent(c, now: now) }
             return
         }
+        let ap = LoadWorker.ackPrefix
+        if n > ap.count && memcmp(p, ap, ap.count) == 0 {
+            // Acks carry nothing the generator needs but the chat's number (no seq: not logged).
+            if let number = LoadWorker.chatAckNumber(in: b, n) { chatAcked(c, number, now: now) }
+            return
+        }
         if n > LoadWorker.signalPrefix.count && memcmp(p, LoadWorker.signalPrefix, LoadWorker.signalPrefix.count) == 0,
             signal(c, b, n, now: now)
         {
@@ -64,6 +70,32 @@ extension LoadWorker {
         guard let type = jstr(jget(root, "type")) else { return }
         message(c, type, root, now: now)
         if seq != nil && c.replayLeft > 0 { replayedEvent(c, now: now) }
+    }
+
+    /// An ack, as the server encodes it: its rid comes first.
+    static let ackPrefix = Array("{\"type\":\"ack\",\"rid\":\"".utf8)
+    /// The ack of a chat sent with rid `k<n>` (`sendChat`).
+    static let chatAckPrefix = ackPrefix + Array("k".utf8)
+
+    /// `n` of a message that is the ack of chat `k<n>`; nil for any other message.
+    static func chatAckNumber(in b: UnsafePointer<UInt8>, _ n: Int) -> UInt32? {
+        let prefix = chatAckPrefix
+        guard n > prefix.count, memcmp(b, prefix, prefix.count) == 0 else { return nil }
+        return integer(after: prefix, in: b, n, limit: prefix.count).map { UInt32(truncatingIfNeeded: $0) }
+    }
+
+    /// The ack of the sender's chat number `number`: the time from its intended send to the ack
+    /// (which the server sends once the message is journaled). An ack that names no chat still
+    /// awaited is counted apart, never as a latency.
+    func chatAcked(_ c: LoadClient, _ number: UInt32, now: UInt64) {
+        let r = Int(number) & (LoadClient.ringSize - 1)
+        guard c.ringSeq[r] == number, c.ringAckDue[r] != 0 else {
+            stats.chatAckUnmatched += 1
+            return
+        }
+        stats.chatAcked += 1
+        stats.chatAck.record(micros(now, c.ringAckDue[r]))
+        c.ringAckDue[r] = 0
     }
 
     /// One replayed (logged) event after `resumed`; the last one brings the client back.

@@ -10,8 +10,12 @@ import HearthWire
 // of the server's `WireDecoder`) and framed into the connection's output (`+Link`), which the
 // loop writes before it next blocks.
 extension LoadWorker {
+    /// The `rid` of every command but chat (whose rid numbers it): the web app sends each
+    /// command with one, so the server answers each with an `ack`, and so does the generator.
+    static let commandRid = "r"
+
     func send(_ c: LoadClient, _ command: ClientCommand) {
-        send(c, .command(command, rid: nil))
+        send(c, .command(command, rid: LoadWorker.commandRid))
     }
 
     func send(_ c: LoadClient, _ message: Inbound) {
@@ -30,8 +34,10 @@ extension LoadWorker {
         return member
     }
 
-    /// A room chat message of exactly `chatBytes` bytes (at least one `x` of padding): the text
-    /// is `lg|<group>|<slot>|<seq>|<intended ns>|xxx…`, which the receive path parses back.
+    /// A room chat message of exactly `chatBytes` bytes (at least one `x` of padding), sent with
+    /// a `rid` as the web app sends it (`k<n>`, n the sender's chat number), so the server
+    /// acknowledges it once it is journaled: the text is `lg|<group>|<slot>|<seq>|<intended ns>|xxx…`,
+    /// which the receive path parses back, and the `ack` is matched by `rid` (`chatAcked`).
     func sendChat(_ c: LoadClient, intended: UInt64, now: UInt64) {
         c.chatSent += 1
         let n = c.chatSent
@@ -40,17 +46,24 @@ extension LoadWorker {
         c.ringSeq[r] = n
         c.ringRemaining[r] = Int32(c.group.recipients)
         c.ringMax[r] = 0
+        c.ringAckDue[r] = 0
         liveExpected += c.group.recipients
         if c.isOpen && !c.closed {
+            // A relay echoes the message and acknowledges nothing.
+            if !plan.relay { c.ringAckDue[r] = intended }
             // The steady phase's hot path (up to 15k sends/s in `throughput`, where the generator
-            // is the limit): the text is ASCII that JSON never escapes, so it goes between the
-            // two halves of a message HearthWire encoded once, instead of through a jansson
-            // tree per message.
+            // is the limit): the rid and the text are ASCII that JSON never escapes, so they go
+            // between the pieces of a message HearthWire encoded once, instead of through a
+            // jansson tree per message.
+            let rid = "k\(n)"
             let head = "lg|\(c.group.local)|\(c.slot)|\(n)|\(intended)|"
-            let pad = max(1, plan.chatBytes - chatTemplate.prefix.count - chatTemplate.suffix.count - head.utf8.count)
-            let length = chatTemplate.prefix.count + head.utf8.count + pad + chatTemplate.suffix.count
+            let fixed = chatTemplate.prefix.count + chatTemplate.middle.count + chatTemplate.suffix.count
+            let pad = max(1, plan.chatBytes - fixed - rid.utf8.count - head.utf8.count)
+            let length = fixed + rid.utf8.count + head.utf8.count + pad
             queueFrame(c, length: length) { out in
                 out += chatTemplate.prefix
+                out += rid.utf8
+                out += chatTemplate.middle
                 out += head.utf8
                 out += chatPadding[..<pad]
                 out += chatTemplate.suffix
@@ -106,7 +119,7 @@ extension LoadWorker {
     static func signalEnvelope(to: ParticipantID, kind: SignalKind) -> (prefix: [UInt8], suffix: [UInt8]) {
         let marker = #"{"lg":"lg-payload-marker"}"#
         return cut(
-            ClientMessageEncoder.encode(.command(.signal(to: to, kind: kind, payload: marker), rid: nil)),
+            ClientMessageEncoder.encode(.command(.signal(to: to, kind: kind, payload: marker), rid: commandRid)),
             around: marker)
     }
 
@@ -121,17 +134,20 @@ extension LoadWorker {
         return (Array(bytes[..<at]), Array(bytes[(at + marker.count)...]))
     }
 
-    /// A room chat message as HearthWire encodes it, cut around its text: the bytes before the
-    /// text and those after it.
-    static func chatEnvelope() -> (prefix: [UInt8], suffix: [UInt8]) {
-        let marker = "lg-text-marker"
-        return cut(ClientMessageEncoder.encode(.command(.chat(to: .room, text: marker), rid: nil)), around: marker)
+    /// A room chat message with a `rid` as HearthWire encodes it, cut around the rid and the
+    /// text: the bytes before the rid, those between it and the text, and those after the text.
+    static func chatEnvelope() -> (prefix: [UInt8], middle: [UInt8], suffix: [UInt8]) {
+        let (ridMarker, textMarker) = ("lg-rid-marker", "lg-text-marker")
+        let encoded = ClientMessageEncoder.encode(.command(.chat(to: .room, text: textMarker), rid: ridMarker))
+        let (prefix, rest) = cut(encoded, around: ridMarker)
+        let (middle, suffix) = cut(rest, around: textMarker)
+        return (prefix, middle, suffix)
     }
 
     /// The encoded size of an ICE signal without its payload and its `to` id.
     static func measureICEEnvelope() -> Int {
         let to = ParticipantID(0)
-        let bytes = ClientMessageEncoder.encode(.command(.signal(to: to, kind: .ice, payload: "{}"), rid: nil))
+        let bytes = ClientMessageEncoder.encode(.command(.signal(to: to, kind: .ice, payload: "{}"), rid: commandRid))
         return bytes.count - "{}".utf8.count - "p0".utf8.count
     }
 

@@ -324,7 +324,7 @@ final class LoadWorker {
         if c.away {
             stats.stormHandshake.record(micros(now, c.reconnectIntended))
             if let ssl = c.ssl, SSL_session_reused(ssl) == 1 { stats.stormTLSResumed += 1 }
-            send(c, .resume(secret: c.resumeSecret, lastSeq: UInt64(max(0, c.lastEventSeq)), rid: nil))
+            send(c, .resume(secret: c.resumeSecret, lastSeq: UInt64(max(0, c.lastEventSeq)), rid: "resume"))
             return
         }
         stats.established += 1
@@ -332,7 +332,7 @@ final class LoadWorker {
         if plan.relay {
             relayJoined(c, now: now)
         } else {
-            send(c, .hello(token: c.token, rid: nil))
+            send(c, .hello(token: c.token, rid: "hello"))
         }
     }
 

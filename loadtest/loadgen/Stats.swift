@@ -12,6 +12,7 @@ struct Stats: Codable {
     // Latency histograms (µs).
     var chatDelivery = newHistogram()  // every chat delivery: receipt - intended send time
     var chatLastRecipient = newHistogram()  // per chat message: the last recipient's receipt - intended
+    var chatAck = newHistogram()  // per chat message: its ack's receipt (after the journal commit) - intended
     var sendLag = newHistogram()  // generator lateness: actual send - intended (should stay small)
     var handshake = newHistogram()  // intended connect -> WebSocket established (TCP + TLS 1.3 + upgrade)
     var welcome = newHistogram()  // intended connect -> welcome
@@ -47,6 +48,9 @@ struct Stats: Codable {
     var chatDuplicated = 0
     var chatReordered = 0
     var chatLost = 0
+    /// Chat messages (sent in the step) whose `ack` came back; acks that named no chat awaited.
+    var chatAcked = 0
+    var chatAckUnmatched = 0
     var handSent = 0
     var handExpected = 0
     var handDelivered = 0
@@ -135,9 +139,12 @@ struct Stats: Codable {
     mutating func resetSteadyFigures() {
         chatDelivery = newHistogram()
         chatLastRecipient = newHistogram()
+        chatAck = newHistogram()
         sendLag = newHistogram()
         controlDelivery = newHistogram()
         chatSent = 0
+        chatAcked = 0
+        chatAckUnmatched = 0
         chatDelivered = 0
         deliveredInWindow = 0
         chatDuplicated = 0
@@ -196,6 +203,7 @@ struct Stats: Codable {
     mutating func add(_ o: Stats) {
         chatDelivery.add(o.chatDelivery)
         chatLastRecipient.add(o.chatLastRecipient)
+        chatAck.add(o.chatAck)
         sendLag.add(o.sendLag)
         handshake.add(o.handshake)
         welcome.add(o.welcome)
@@ -261,6 +269,8 @@ struct Stats: Codable {
         chatDuplicated += o.chatDuplicated
         chatReordered += o.chatReordered
         chatLost += o.chatLost
+        chatAcked += o.chatAcked
+        chatAckUnmatched += o.chatAckUnmatched
         handSent += o.handSent
         handExpected += o.handExpected
         handDelivered += o.handDelivered
