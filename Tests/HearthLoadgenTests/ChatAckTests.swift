@@ -29,6 +29,33 @@ final class ChatAckTests: XCTestCase {
         XCTAssertNil(number(in: Array(#"{"type":"ack","rid":"k"}"#.utf8)))
     }
 
+    /// A run against hearthd fails when a chat's ack never came or an ack named no chat awaited;
+    /// a relay's run awaits none, and a storm's drop may lose acks in flight.
+    func testTheRunFailsWhenAChatAckIsMissing() {
+        var stats = Stats()
+        stats.chatSent = 5
+        stats.chatAcked = 5
+        let hearthd = PlanSummary(Plan())
+        XCTAssertTrue(report(stats: stats, failures: [], plan: hearthd, label: "t", wall: 1))
+        stats.chatAcked = 4
+        XCTAssertFalse(report(stats: stats, failures: [], plan: hearthd, label: "t", wall: 1))
+        var storm = Plan()
+        storm.stormAt = 5
+        stats.stormClients = 1
+        (stats.stormResumed, stats.stormBack) = (1, 1)
+        XCTAssertTrue(report(stats: stats, failures: [], plan: PlanSummary(storm), label: "t", wall: 1))
+        stats = Stats()
+        stats.chatSent = 5
+        stats.chatAcked = 5
+        stats.chatAckUnmatched = 1
+        XCTAssertFalse(report(stats: stats, failures: [], plan: hearthd, label: "t", wall: 1))
+        var relay = Plan()
+        relay.relay = true
+        stats.chatAcked = 0
+        stats.chatAckUnmatched = 0
+        XCTAssertTrue(report(stats: stats, failures: [], plan: PlanSummary(relay), label: "t", wall: 1))
+    }
+
     private func number(in message: [UInt8]) -> UInt32? {
         message.withUnsafeBufferPointer { LoadWorker.chatAckNumber(in: $0.baseAddress!, $0.count) }
     }

@@ -401,6 +401,14 @@ func report(
         )
     }
     if s.slowStillOpen > 0 { problems.append("\(s.slowStillOpen) slow consumers were never cut off") }
+    if !plan.relay {
+        // hearthd acknowledges every chat once it is journaled; only a storm's drop and a slow
+        // consumer's cut-off lose acks in flight.
+        if plan.stormAt == 0 && plan.slowPerGroup == 0 && s.chatAcked < s.chatSent {
+            problems.append("MISSING \(s.chatSent - s.chatAcked) chat acks")
+        }
+        if s.chatAckUnmatched > 0 { problems.append("\(s.chatAckUnmatched) acks named no chat awaiting one") }
+    }
     if s.unexpectedDeliveries > 0 { problems.append("\(s.unexpectedDeliveries) chat deliveries more than were owed") }
     let breakouts = plan.breakouts > 0 && last
     if breakouts {
