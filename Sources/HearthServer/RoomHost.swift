@@ -13,8 +13,9 @@ import Logging
 /// actions; `RoomHost+Authentication.swift` verifies tokens and resume secrets); an engine
 /// input is journaled and applied by `dispatch`; `run` performs the engine's effects: sends
 /// (each message encoded once for all its recipients), closes, records, timers, ended rooms.
-/// Acks of inputs whose journal entries are not committed yet wait in the `AckGate`.
-/// Recovery, /healthz and gauges, retention and ICE servers have their own files.
+/// Acks of inputs whose journal entries are not committed yet wait in the `AckGate`, with
+/// what those inputs send their senders. Recovery, /healthz and gauges, retention and ICE
+/// servers have their own files.
 final class RoomHost: TransportDelegate {
     var engine: Engine
     var timers = TimerQueue()
@@ -304,14 +305,20 @@ final class RoomHost: TransportDelegate {
     }
 
     /// Performs the engine's effects, in order. Acks (and closes) of an input whose journal
-    /// entry is not committed yet wait in the `AckGate`.
+    /// entry is not committed yet wait in the `AckGate`, with what the input sends its sender
+    /// (a chat's own copy goes out with its ack, in one write).
     func run(_ effects: [Effect], ticket: UInt64?, transport: any ShellTransport) {
         // Decided once: the writer commits concurrently, and an ack held here must not be
         // overtaken by a close of the same input that found the entry committed a moment later.
         let committed = journal.committedTicket
         // What earlier inputs held and is now committed goes first, so replies stay in order.
         if !acks.isEmpty { releaseAcks(upTo: committed, transport: transport) }
+        // A journaled input that need not hold found every earlier ticket committed, and what
+        // waited for them released just above: its closes cannot overtake anything held. (A
+        // signal is not journaled and closes nothing; its sends wait behind what is held.)
         let hold = AckGate.mustHold(ticket: ticket, committed: committed)
+        // The member this input acknowledges: what it sends them waits with the ack.
+        let sender = hold ? ackedSession(effects) : nil
         for effect in effects {
             switch effect {
             case .send(let message, let to):
@@ -327,7 +334,9 @@ final class RoomHost: TransportDelegate {
                     acks.hold(.ack(OutboundMessage(bytes), first), ticket: ticket)
                     continue
                 }
-                send(bytes, type: message.event.type, to: sessions, transport: transport)
+                send(
+                    bytes, type: message.event.type, to: sessions, transport: transport, holdingFor: sender,
+                    ticket: ticket)
             case .close(let connection, let reason):
                 guard let session = session(connection) else { continue }
                 metrics.close(reason.code)
@@ -362,17 +371,49 @@ final class RoomHost: TransportDelegate {
             case .ack(let message, let session):
                 transport.send(message, to: session)
                 metrics.messageOut("ack", count: 1)
+            case .message(let message, let session):
+                transport.send(message, to: session)
             case .close(let session, let code, let reason):
                 transport.close(session, code: code, reason: reason)
             }
         }
     }
 
-    func send(_ bytes: [UInt8], type: String, to sessions: [SessionID], transport: any ShellTransport) {
+    /// The session the `ack` among `effects` goes to, if there is one.
+    func ackedSession(_ effects: [Effect]) -> SessionID? {
+        for effect in effects {
+            if case .send(let message, let to) = effect, case .ack = message.event, let first = to.first {
+                return session(first)
+            }
+        }
+        return nil
+    }
+
+    /// Sends `bytes` to `sessions`. The copy for `sender` (the member whose input, with
+    /// `ticket`, waits for its commit) is held with its ack, and so is a copy for any member
+    /// with something held already (it must not overtake that).
+    func send(
+        _ bytes: [UInt8], type: String, to sessions: [SessionID], transport: any ShellTransport,
+        holdingFor sender: SessionID? = nil, ticket: UInt64? = nil
+    ) {
         guard !sessions.isEmpty else { return }
         let message = OutboundMessage(bytes)
-        transport.send(message, toEach: sessions)
         metrics.messageOut(type, count: sessions.count)
         metrics.bytesOut.increment(by: bytes.count * sessions.count)
+        guard sessions.contains(where: { $0 == sender || acks.isWaiting($0) }) else {
+            return transport.send(message, toEach: sessions)
+        }
+        var now: [SessionID] = []
+        now.reserveCapacity(sessions.count)
+        for s in sessions {
+            if s == sender, let ticket {
+                acks.hold(.message(message, s), ticket: ticket)
+            } else if acks.isWaiting(s) {
+                acks.holdBehind(.message(message, s))
+            } else {
+                now.append(s)
+            }
+        }
+        if !now.isEmpty { transport.send(message, toEach: now) }
     }
 }

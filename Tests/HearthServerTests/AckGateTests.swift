@@ -36,4 +36,34 @@ final class AckGateTests: XCTestCase {
         XCTAssertTrue(gate.isEmpty)
         XCTAssertTrue(gate.release(upTo: 10).isEmpty, "each item once")
     }
+
+    func testAMemberWithAnAckOrMessageHeldWaitsUntilTheLastOfThemIsReleased() {
+        var gate = AckGate()
+        let copy = OutboundMessage(Array("copy".utf8))
+        let ack = OutboundMessage(Array("ack".utf8))
+        let later = OutboundMessage(Array("later".utf8))
+        gate.hold(.message(copy, a), ticket: 3)
+        gate.hold(.ack(ack, a), ticket: 3)
+        gate.hold(.close(b, code: 4001, reason: "left"), ticket: 4)
+        XCTAssertTrue(gate.isWaiting(a))
+        XCTAssertFalse(gate.isWaiting(b), "a held close keeps nothing else waiting")
+        gate.holdBehind(.message(later, a))  // after b's close: waits for ticket 4 too
+        XCTAssertEqual(gate.release(upTo: 3).map(\.session), [a, a])
+        XCTAssertTrue(gate.isWaiting(a), "the later message is still held")
+        let rest = gate.release(upTo: 4)
+        XCTAssertEqual(rest.map(\.session), [b, a])
+        guard case .message(let m, _) = rest.last else { return XCTFail("the later message last") }
+        XCTAssertTrue(m === later)
+        XCTAssertFalse(gate.isWaiting(a))
+    }
+
+    func testDiscardingAMemberForgetsEverythingHeldForThem() {
+        var gate = AckGate()
+        gate.hold(.message(OutboundMessage(Array("m".utf8)), a), ticket: 2)
+        gate.hold(.ack(OutboundMessage(Array("k".utf8)), b), ticket: 2)
+        gate.discard(a)
+        XCTAssertFalse(gate.isWaiting(a))
+        XCTAssertTrue(gate.isWaiting(b))
+        XCTAssertEqual(gate.release(upTo: 2).map(\.session), [b])
+    }
 }

@@ -191,7 +191,10 @@ extension LoadWorker {
         let latency = micros(now, intended)
         stats.chatDelivered += 1
         if now <= steadyEnd { stats.deliveredInWindow += 1 }
-        stats.chatDelivery.record(latency)
+        // The sender's own copy counts as a delivery but not in the delivery latencies: hearthd
+        // sends it with the chat's ack, once journaled, and `chat acks` measures that wait.
+        let own = senderSlot == c.slot
+        if !own { stats.chatDelivery.record(latency) }
         let last = c.lastFrom[senderSlot]
         if seq == last {
             stats.chatDuplicated += 1
@@ -204,11 +207,11 @@ extension LoadWorker {
         c.receivedFrom[senderSlot] += 1
         liveUnique += 1
         if c.stormed && senderSlot == c.slot && seq <= c.sentAtDrop { c.ownConfirmed = max(c.ownConfirmed, seq) }
-        if plan.stormAt > 0 && !c.group.stormed { unaffectedSamples.append((now, intended, latency)) }
-        let sender = connections[c.group.slots[senderSlot]]
+        if plan.stormAt > 0 && !c.group.stormed && !own { unaffectedSamples.append((now, intended, latency)) }
+        let sender = own ? c : connections[c.group.slots[senderSlot]]
         let r = Int(seq) & (LoadClient.ringSize - 1)
         if sender.ringSeq[r] == seq && sender.ringRemaining[r] > 0 {
-            sender.ringMax[r] = max(sender.ringMax[r], latency)
+            if !own { sender.ringMax[r] = max(sender.ringMax[r], latency) }
             sender.ringRemaining[r] -= 1
             if sender.ringRemaining[r] == 0 { stats.chatLastRecipient.record(sender.ringMax[r]) }
         }
