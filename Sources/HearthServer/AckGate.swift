@@ -5,8 +5,8 @@ import HearthTransport
 /// - the ack of a journaled input;
 /// - everything that input sends to the member who sent it (a chat's sender's own copy), so
 ///   that it goes out with the ack, in one write;
-/// - whatever follows to a member while something of theirs waits here (the `seq`s a member
-///   receives keep increasing);
+/// - whatever else follows to a member while something of theirs waits here, so a member's
+///   messages keep their order and `seq`s increase (refusals, pongs and signalling excepted);
 /// - closes from the same input, so a connection is not closed before its ack.
 ///
 /// The store's writer commits concurrently: `RoomHost` reads the committed ticket once per

@@ -334,9 +334,14 @@ final class RoomHost: TransportDelegate {
                     acks.hold(.ack(OutboundMessage(bytes), first), ticket: ticket)
                     continue
                 }
+                let inOrder: Bool
+                switch message.event {
+                case .error, .signal: inOrder = false
+                default: inOrder = true
+                }
                 send(
-                    bytes, type: message.event.type, to: sessions, transport: transport, holdingFor: sender,
-                    ticket: ticket)
+                    bytes, type: message.event.type, to: sessions, transport: transport, inOrder: inOrder,
+                    holdingFor: sender, ticket: ticket)
             case .close(let connection, let reason):
                 guard let session = session(connection) else { continue }
                 metrics.close(reason.code)
@@ -390,17 +395,19 @@ final class RoomHost: TransportDelegate {
     }
 
     /// Sends `bytes` to `sessions`. The copy for `sender` (the member whose input, with
-    /// `ticket`, waits for its commit) is held with its ack, and so is a copy for any member
-    /// with something held already (it must not overtake that).
+    /// `ticket`, waits for its commit) is held with its ack; an `inOrder` message for any member
+    /// with something held already waits behind that, so what a member receives keeps its order
+    /// (and its `seq`s increase). Refusals, pongs and signalling are not in order: a
+    /// `server-busy` must not wait for the commit it is about.
     func send(
         _ bytes: [UInt8], type: String, to sessions: [SessionID], transport: any ShellTransport,
-        holdingFor sender: SessionID? = nil, ticket: UInt64? = nil
+        inOrder: Bool = false, holdingFor sender: SessionID? = nil, ticket: UInt64? = nil
     ) {
         guard !sessions.isEmpty else { return }
         let message = OutboundMessage(bytes)
         metrics.messageOut(type, count: sessions.count)
         metrics.bytesOut.increment(by: bytes.count * sessions.count)
-        guard sessions.contains(where: { $0 == sender || acks.isWaiting($0) }) else {
+        guard sessions.contains(where: { $0 == sender || (inOrder && acks.isWaiting($0)) }) else {
             return transport.send(message, toEach: sessions)
         }
         var now: [SessionID] = []
@@ -408,7 +415,7 @@ final class RoomHost: TransportDelegate {
         for s in sessions {
             if s == sender, let ticket {
                 acks.hold(.message(message, s), ticket: ticket)
-            } else if acks.isWaiting(s) {
+            } else if inOrder && acks.isWaiting(s) {
                 acks.holdBehind(.message(message, s))
             } else {
                 now.append(s)

@@ -122,7 +122,7 @@ final class RoomHostAckTests: XCTestCase {
         XCTAssertFalse(host.acks.isWaiting(a))
     }
 
-    func testWhatFollowsToASenderWaitsBehindItsHeldCopySoSeqsKeepIncreasing() throws {
+    func testEventsThatFollowToASenderWaitBehindItsHeldCopySoSeqsKeepIncreasing() throws {
         let (a, b) = try twoMembers()
         gate.set(closed: true)
         let mark = transport.sent.count
@@ -130,16 +130,28 @@ final class RoomHostAckTests: XCTestCase {
         receive(b, #"{"type":"chat","rid":"k2","to":"room","text":"reply"}"#)
         receive(
             b, #"{"type":"signal","to":"p1","kind":"ice","payload":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}"#)
-        XCTAssertEqual(received(by: a, since: mark), [], "b's chat and signal to a wait behind a's own copy")
+        XCTAssertEqual(received(by: a, since: mark), ["signal"], "b's chat waits behind a's copy; signalling does not")
         XCTAssertEqual(received(by: b, since: mark), ["chat m1"], "b had nothing held when a's chat came")
         commit()
-        XCTAssertEqual(received(by: a, since: mark), ["chat m1", "ack k1", "chat m2", "signal"])
+        XCTAssertEqual(received(by: a, since: mark), ["signal", "chat m1", "ack k1", "chat m2"])
         XCTAssertEqual(received(by: b, since: mark), ["chat m1", "chat m2", "ack k2"])
         for s in [a, b] {
             let seqs = seqs(to: s)
             XCTAssertEqual(seqs, seqs.sorted(), "seqs increase for every member")
             XCTAssertEqual(Set(seqs).count, seqs.count)
         }
+    }
+
+    func testARefusalToASenderWithACopyHeldIsNotHeld() throws {
+        let (a, _) = try twoMembers()
+        gate.set(closed: true)
+        let mark = transport.sent.count
+        receive(a, #"{"type":"chat","rid":"k1","to":"room","text":"first"}"#)
+        receive(a, #"{"type":"chat","rid":"k2","to":"room","text":"   "}"#)
+        receive(a, #"{"type":"ping","rid":"p"}"#)
+        XCTAssertEqual(received(by: a, since: mark), ["error k2", "pong p"], "refusals and pongs wait for nothing")
+        commit()
+        XCTAssertEqual(received(by: a, since: mark), ["error k2", "pong p", "chat m1", "ack k1"])
     }
 
     func testAChatSentWithoutARidWaitsForNothing() throws {
