@@ -31,9 +31,11 @@ extension RoomHost {
         switch action {
         case .sendError(let code, let rid):
             metrics.refusal(code.rawValue)
-            send(WireEncoder.encodeError(code, rid: rid), type: "error", to: [session], transport: transport)
+            send(
+                WireEncoder.encodeError(code, rid: rid), type: "error", to: [session], transport: transport,
+                inOrder: false)
         case .sendPong(let rid):
-            send(WireEncoder.encodePong(rid: rid), type: "pong", to: [session], transport: transport)
+            send(WireEncoder.encodePong(rid: rid), type: "pong", to: [session], transport: transport, inOrder: false)
         case .sendAck(let rid):
             send(
                 WireEncoder.encode(Message(rid: rid, event: .ack(Ack()))), type: "ack", to: [session],
@@ -50,7 +52,8 @@ extension RoomHost {
             if JournaledCommand(command) != nil, command != .leave, !journal.acceptsNewWork || !store.acceptsNewWork {
                 metrics.refusal(ErrorCode.serverBusy.rawValue)
                 send(
-                    WireEncoder.encodeError(.serverBusy, rid: rid), type: "error", to: [session], transport: transport)
+                    WireEncoder.encodeError(.serverBusy, rid: rid), type: "error", to: [session], transport: transport,
+                    inOrder: false)
                 return
             }
             dispatch(.command(command, from: connection(session), rid: rid), room: room, at: at, transport: transport)

@@ -99,7 +99,9 @@ extension RoomHost {
             case .refuse(let code, let rid, let connection):
                 guard let session = session(connection) else { continue }
                 metrics.refusal(code.rawValue)
-                send(WireEncoder.encodeError(code, rid: rid), type: "error", to: [session], transport: transport)
+                send(
+                    WireEncoder.encodeError(code, rid: rid), type: "error", to: [session], transport: transport,
+                    inOrder: false)
             case .janusError(let request, let code, let reason):
                 logger.warning(
                     "media server refused a request",

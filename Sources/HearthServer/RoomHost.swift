@@ -401,7 +401,7 @@ final class RoomHost: TransportDelegate {
     /// `server-busy` must not wait for the commit it is about.
     func send(
         _ bytes: [UInt8], type: String, to sessions: [SessionID], transport: any ShellTransport,
-        inOrder: Bool = false, holdingFor sender: SessionID? = nil, ticket: UInt64? = nil
+        inOrder: Bool = true, holdingFor sender: SessionID? = nil, ticket: UInt64? = nil
     ) {
         guard !sessions.isEmpty else { return }
         let message = OutboundMessage(bytes)
