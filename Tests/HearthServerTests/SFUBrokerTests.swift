@@ -345,4 +345,77 @@ final class SFUBrokerTests: XCTestCase {
         XCTAssertEqual(rig.janusErrors, ["create"])
         XCTAssertTrue(rig.take(c3).isEmpty, "no session without a room")
     }
+
+    /// The requests among actions that ask the VideoRoom plugin for `what`.
+    func requests(_ actions: [SFUBroker.Action], _ what: String) -> [SFUBroker.Action] {
+        actions.filter {
+            if case .janus(let r) = $0 { FakeJanus.string(r["body"]?["request"]) == what } else { false }
+        }
+    }
+
+    // Janus handles requests on a pool of threads: two sent together may be handled in either
+    // order. A VideoRoom's destroy must not go out before Janus answered its create (it could
+    // overtake it, be refused "No such room", and leave the room on Janus).
+    func testARoomDroppedWhileJanusCreatesItIsDestroyedOnceCreated() {
+        var rig = Rig()
+        rig.run(rig.broker.linkUp())
+        let creating = rig.broker.plan(room, [p1: seat(c1)])
+        XCTAssertEqual(requests(creating, "create").count, 1)
+        let dropped = rig.broker.plan(room, [:])
+        XCTAssertTrue(requests(dropped, "destroy").isEmpty, "nothing to destroy before Janus has it")
+        // Needed again before Janus answered: a new room is made.
+        let again = rig.broker.plan(room, [p1: seat(c1)])
+        XCTAssertEqual(requests(again, "create").count, 1)
+        rig.run(creating)
+        let destroyed = rig.asked("destroy")
+        XCTAssertEqual(destroyed.count, 1, "the first room, once created")
+        XCTAssertEqual(destroyed.first?["body"]?["room"], rig.asked("create").first?["body"]?["room"])
+        XCTAssertTrue(rig.take(c1).isEmpty, "no session in the dropped room")
+        rig.run(again)
+        XCTAssertEqual(rig.asked("destroy").count, 1)
+        XCTAssertNotNil(session(rig.take(c1)), "a session in the new room")
+        XCTAssertTrue(rig.janusErrors.isEmpty)
+    }
+
+    func testAFailedCreateOfADroppedRoomLeavesItsSuccessorAlone() {
+        var rig = Rig()
+        rig.run(rig.broker.linkUp())
+        rig.janus.refuse = ["create"]
+        let first = rig.broker.plan(room, [p1: seat(c1)])
+        _ = rig.broker.plan(room, [:])
+        let second = rig.broker.plan(room, [p1: seat(c1)])
+        rig.run(first)
+        XCTAssertEqual(rig.janusErrors, ["create"])
+        XCTAssertTrue(rig.asked("destroy").isEmpty)
+        rig.janus.refuse = []
+        rig.run(second)
+        XCTAssertNotNil(session(rig.take(c1)), "the second room was not forgotten with the first")
+    }
+
+    // A mute and an unmute in quick succession: the second waits for Janus's answer to the first.
+    func testModeratesOfOneKindGoOneAtATime() {
+        var (rig, _, _) = twoPublishing()
+        let before = rig.asked("moderate").count
+        let mute = rig.broker.plan(room, [p1: seat(c1, audio: false), p2: seat(c2)])
+        XCTAssertEqual(requests(mute, "moderate").count, 1)
+        let unmute = rig.broker.plan(room, [p1: seat(c1), p2: seat(c2, audio: false)])
+        XCTAssertEqual(requests(unmute, "moderate").count, 1, "p2's mute goes; p1's unmute waits")
+        rig.run(unmute)
+        XCTAssertEqual(rig.asked("moderate").count, before + 1)
+        rig.run(mute)
+        let sent = rig.asked("moderate")[before...].map { ($0["body"]?["id"], $0["body"]?["mute"]) }
+        XCTAssertEqual(sent.count, 3)
+        XCTAssertEqual(sent.map(\.1), [.bool(true), .bool(true), .bool(false)], "p2 muted, p1 muted, then p1 unmuted")
+        XCTAssertEqual(sent[1].0, sent[2].0)
+        // Back and forth before the answer: only the last state is sent, once.
+        let off = rig.broker.plan(room, [p1: seat(c1, audio: false), p2: seat(c2, audio: false)])
+        XCTAssertTrue(
+            requests(rig.broker.plan(room, [p1: seat(c1, audio: true), p2: seat(c2, audio: false)]), "moderate").isEmpty
+        )
+        XCTAssertTrue(
+            requests(rig.broker.plan(room, [p1: seat(c1, audio: false), p2: seat(c2, audio: false)]), "moderate")
+                .isEmpty)
+        rig.run(off)
+        XCTAssertEqual(rig.asked("moderate").count, before + 4, "the mute; the answer finds the plan muted")
+    }
 }

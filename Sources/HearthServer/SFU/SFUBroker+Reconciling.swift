@@ -111,17 +111,19 @@ extension SFUBroker {
         return wanted
     }
 
-    /// Makes Janus forward exactly the kinds the plan allows (`moderate` per mid).
+    /// Makes Janus forward exactly the kinds the plan allows (`moderate` per mid, one at a time
+    /// per kind: a change while one is out is sent when it is answered).
     mutating func moderate(_ key: SFUMemberKey) -> [Action] {
         guard case .ready(let session, let control) = link, var member = members[key], !member.mids.isEmpty,
             let space = spaces[SFUSpace(room: key.room, breakout: member.plan.space)]
         else { return [] }
         var actions: [Action] = []
-        for kind in MediaKind.allCases {
+        for kind in MediaKind.allCases where !member.moderating.contains(kind) {
             guard let mid = member.mids[kind] else { continue }
             let allowed = kind == .audio ? member.plan.audio : member.plan.video
             guard allowed != member.forwarding.contains(kind) else { continue }
             if allowed { member.forwarding.insert(kind) } else { member.forwarding.remove(kind) }
+            member.moderating.insert(kind)
             actions.append(
                 .janus(
                     pluginMessage(
@@ -130,7 +132,7 @@ extension SFUBroker {
                             ("request", .string("moderate")), ("room", .integer(Int64(space.janusRoom))),
                             ("secret", .string(settings.roomSecret)), ("id", .integer(Int64(member.feed))),
                             ("mid", .string(mid)), ("mute", .bool(!allowed)),
-                        ], label: "moderate")))
+                        ], pending: .moderate(key, kind, mediaSession: member.session))))
         }
         members[key] = member
         return actions
@@ -168,16 +170,23 @@ extension SFUBroker {
         ]
     }
 
+    /// Forgets the space's VideoRoom and destroys it on Janus. A room whose `create` is still
+    /// unanswered is destroyed when the answer comes (`succeeded`): Janus handles requests on a
+    /// pool of threads, so a `destroy` sent now could overtake its `create`, be refused ("No such
+    /// room") and leave the room behind.
     private mutating func destroyRoom(_ space: SFUSpace) -> [Action] {
-        guard case .ready(let session, let control) = link, let state = spaces.removeValue(forKey: space) else {
-            return []
-        }
+        guard let state = spaces.removeValue(forKey: space), state.ready else { return [] }
+        return destroyRoom(janusRoom: state.janusRoom)
+    }
+
+    mutating func destroyRoom(janusRoom: UInt64) -> [Action] {
+        guard case .ready(let session, let control) = link else { return [] }
         return [
             .janus(
                 pluginMessage(
                     control, session: session,
                     body: [
-                        ("request", .string("destroy")), ("room", .integer(Int64(state.janusRoom))),
+                        ("request", .string("destroy")), ("room", .integer(Int64(janusRoom))),
                         ("secret", .string(settings.roomSecret)), ("permanent", .bool(false)),
                     ], label: "destroy"))
         ]

@@ -64,6 +64,7 @@ struct SFUBroker {
         case attachControl
         case createRoom(SFUSpace, janusRoom: UInt64)
         case attach(SFUMemberKey, SFUPeer, mediaSession: UInt64)
+        case moderate(SFUMemberKey, MediaKind, mediaSession: UInt64)
         case request(String)
     }
 
@@ -95,6 +96,9 @@ struct SFUBroker {
         var mids: [MediaKind: String] = [:]
         /// What Janus forwards now: it starts forwarding everything published.
         var forwarding: Set<MediaKind> = [.audio, .video]
+        /// Kinds with a `moderate` unanswered: the next waits for its answer (Janus handles
+        /// requests on a pool of threads, so a mute and an unmute sent together could swap).
+        var moderating: Set<MediaKind> = []
         /// The feeds of the last subscription offer.
         var subscribed: Set<UInt64> = []
         /// The subscriptions changed while a negotiation was under way: sync after it.
@@ -270,10 +274,11 @@ struct SFUBroker {
             return actions
         case .createRoom(let space, let janusRoom):
             if let error = pluginError(reply) {
-                spaces[space] = nil
+                if spaces[space]?.janusRoom == janusRoom { spaces[space] = nil }
                 return [.janusError(request: "create", code: error.code, reason: error.reason)]
             }
-            guard spaces[space]?.janusRoom == janusRoom else { return [] }
+            // Dropped (or made again) while Janus was creating it: now it can be destroyed.
+            guard spaces[space]?.janusRoom == janusRoom else { return destroyRoom(janusRoom: janusRoom) }
             spaces[space]?.ready = true
             return reconcile(space.room)
         case .attach(let key, let peer, let mediaSession):
@@ -320,7 +325,20 @@ struct SFUBroker {
                 return [.janusError(request: label, code: error.code, reason: error.reason)]
             }
             return []
+        case .moderate(let key, let kind, let mediaSession):
+            var actions: [Action] = []
+            if let error = pluginError(reply) {
+                actions.append(.janusError(request: "moderate", code: error.code, reason: error.reason))
+            }
+            return actions + moderated(key, kind, mediaSession: mediaSession)
         }
+    }
+
+    /// A `moderate` was answered: the plan may have changed meanwhile.
+    private mutating func moderated(_ key: SFUMemberKey, _ kind: MediaKind, mediaSession: UInt64) -> [Action] {
+        guard members[key]?.session == mediaSession else { return [] }
+        members[key]?.moderating.remove(kind)
+        return moderate(key)
     }
 
     private mutating func failed(_ request: Pending, code: Int64, reason: String) -> [Action] {
@@ -329,8 +347,8 @@ struct SFUBroker {
             // Janus is there but refuses us (e.g. a wrong api secret): stay down, say why.
             link = .down
             return [.janusError(request: "session", code: code, reason: reason)]
-        case .createRoom(let space, _):
-            spaces[space] = nil
+        case .createRoom(let space, let janusRoom):
+            if spaces[space]?.janusRoom == janusRoom { spaces[space] = nil }
             return [.janusError(request: "create", code: code, reason: reason)]
         case .attach(let key, let peer, _):
             if peer == .publish { members[key]?.publisher.attaching = false }
@@ -338,6 +356,9 @@ struct SFUBroker {
             return [.janusError(request: "attach", code: code, reason: reason)]
         case .request(let label):
             return [.janusError(request: label, code: code, reason: reason)]
+        case .moderate(let key, let kind, let mediaSession):
+            return [.janusError(request: "moderate", code: code, reason: reason)]
+                + moderated(key, kind, mediaSession: mediaSession)
         }
     }
 
