@@ -418,4 +418,17 @@ final class SFUBrokerTests: XCTestCase {
         rig.run(off)
         XCTAssertEqual(rig.asked("moderate").count, before + 4, "the mute; the answer finds the plan muted")
     }
+
+    // A refused moderate is reported and does not hold back the next one of its kind.
+    func testARefusedModerateDoesNotHoldBackTheNext() {
+        var (rig, _, _) = twoPublishing()
+        let before = rig.asked("moderate").count
+        rig.janus.refuse = ["moderate"]
+        rig.run(rig.broker.plan(room, [p1: seat(c1, audio: false), p2: seat(c2)]))
+        XCTAssertEqual(rig.janusErrors, ["moderate"])
+        rig.janus.refuse = []
+        rig.run(rig.broker.plan(room, [p1: seat(c1), p2: seat(c2)]))
+        let sent = rig.asked("moderate")[before...].map { $0["body"]?["mute"] }
+        XCTAssertEqual(sent, [.bool(true), .bool(false)], "the unmute went once the refusal was answered")
+    }
 }
