@@ -21,6 +21,8 @@ final class RoomHost: TransportDelegate {
     var timers = TimerQueue()
     /// The state machine of every open connection the shell has not forgotten.
     var connections: [SessionID: ConnectionStateMachine] = [:]
+    /// The connections the hello timeout may close, oldest first (what `tick` looks at).
+    var helloDeadlines = HelloDeadlines()
     let verifier: TokenVerifier
     let configuration: HearthConfiguration
     /// The node's records (audit, attendance): the embedded store (which is also the journal),
@@ -169,6 +171,7 @@ final class RoomHost: TransportDelegate {
         connections[session] = ConnectionStateMachine(
             room: room, peer: peerAddress, openedAt: now,
             budget: CommandBudget(limits: configuration.rateLimits, now: now), limits: connectionLimits)
+        helloDeadlines.opened(session, at: now)
         logger.debug("opened", metadata: ["session": "\(session)", "room": "\(room)"])
     }
 
@@ -217,9 +220,17 @@ final class RoomHost: TransportDelegate {
             dispatch(.timerFired(timer), room: timer.room, at: now, transport: transport)
         }
         releaseAcks(upTo: journal.committedTicket, transport: transport)
-        // Connections that have not said hello (or resumed) in time, and expired tokens.
-        for session in Array(connections.keys) {
+        // Connections that have not said hello (or resumed) in time: only those whose time is up
+        // are looked at, not every open connection (10 ticks a second, thousands of connections).
+        for session in helloDeadlines.takeDue(now: now, timeout: connectionLimits.helloTimeoutMilliseconds) {
             drive(session, at: now, transport: transport) { $0.tick(now: now) }
+            if connections[session]?.state == .verifying { helloDeadlines.keep(session) }
+        }
+        // Expired tokens, when they must be refreshed: any joined connection's may expire.
+        if connectionLimits.requireRefresh {
+            for session in Array(connections.keys) {
+                drive(session, at: now, transport: transport) { $0.tick(now: now) }
+            }
         }
         if now - lastRetention >= 3_600_000 { applyRetention(now: now) }
         if sfu != nil { tickSFU(now: now, transport: transport) }

@@ -228,6 +228,26 @@ final class RoomHostTests: XCTestCase {
         XCTAssertNil(host.connections[a])
     }
 
+    func testAJoinStillBeingVerifiedAtItsDeadlineIsClosedOnceItWaitsForItsHelloAgain() throws {
+        host.pacer = JoinPacer(budget: .nanoseconds(1))  // every join spends the whole budget
+        let a = open(1)
+        let b = open(2)
+        receive(a, #"{"type":"hello","token":"\#(try token("fac"))"}"#)  // runs, spends the budget
+        receive(b, #"{"type":"hello","token":"\#(try token("m1", role: "participant"))"}"#)
+        XCTAssertEqual(host.connections[b]?.state, .verifying)
+        host.tick(transport)  // the test's hello timeout is 0: b is due, but its join is under way
+        XCTAssertEqual(transport.closes.map(\.code), [])
+        XCTAssertEqual(host.helloDeadlines.count, 1, "b is kept; a joined and is forgotten")
+        // The join is refused and the connection left open to try again (a refusal of the shell's).
+        host.drive(b, at: RoomHost.now(), transport: transport) { $0.joinRefused(.authenticationFailed, rid: nil) }
+        XCTAssertEqual(host.connections[b]?.state, .awaitingHello)
+        host.tick(transport)
+        XCTAssertEqual(transport.closes.map(\.session), [b])
+        XCTAssertEqual(transport.closes.map(\.code), [4408])
+        XCTAssertEqual(host.helloDeadlines.count, 0)
+        XCTAssertEqual(host.connections[a]?.state, .joined)
+    }
+
     func testAnAckWaitsForItsJournalEntry() throws {
         let a = open(1)
         receive(a, #"{"type":"hello","token":"\#(try token("fac"))"}"#)
