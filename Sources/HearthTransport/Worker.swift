@@ -417,8 +417,12 @@ final class Worker {
             drainInbox()
             return 0
         case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
-            // The TLS vhost's SSL_CTX is being set up (`user`): time its handshakes.
-            if let user { clws_handshake_clock_install(OpaquePointer(user), handshakeClock) }
+            // The TLS vhost's SSL_CTX is being set up (`user`): time its handshakes, and issue no
+            // session tickets (no resumption; see `clws_tls_no_resumption`).
+            if let user {
+                clws_handshake_clock_install(OpaquePointer(user), handshakeClock)
+                clws_tls_no_resumption(OpaquePointer(user))
+            }
             return 0
         case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
             handshakeEnded(wsi)

@@ -168,3 +168,29 @@ def test_operational_log_has_no_names_or_tokens(server):
     log = server.log()
     for needle in ["Zelda", "secret-user-77", "my very private words", "eyJ"]:
         assert needle not in log, needle
+
+
+def https_get_with_session(port, ctx, session=None):
+    """GET /healthz over a fresh TLS connection made with `ctx` (offering `session`, if any, for
+    resumption); returns the connection's session and whether it was resumed. The response is
+    read whole first, so any TLS 1.3 session ticket the server sent has arrived by then."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        with ctx.wrap_socket(s, session=session) as tls:
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := tls.recv(4096):
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200"), data[:80]
+            return tls.session, tls.session_reused
+
+
+def test_tls_sessions_are_never_resumed(server):
+    """No session tickets (TLS 1.3 or 1.2) and no session cache: every connection does a full
+    handshake, also one that offers the session of an earlier connection."""
+    for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+        ctx = client_tls(minimum=version, maximum=version)  # a session resumes in its own context
+        first, resumed = https_get_with_session(server.port, ctx)
+        assert not resumed
+        assert not first.has_ticket, f"{version.name}: the server sent a session ticket"
+        _, resumed = https_get_with_session(server.port, ctx, session=first)
+        assert not resumed, f"{version.name}: the second connection resumed the first one's session"

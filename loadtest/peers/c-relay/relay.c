@@ -3,8 +3,10 @@
  * A benchmark peer for the Hearth load tests, not a product: no auth, no limits.
  * Every text message is relayed to every connection in the same room (the request path),
  * sender included, in order. Usage: relay --port P --cert C.pem --key K.pem [--plain]
+ * OpenSSL's default TLS session tickets (two per handshake) unless RELAY_NO_TICKETS is set.
  */
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 #include <ev.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,6 +52,14 @@ static int callback_relay(struct lws *wsi, enum lws_callback_reasons reason, voi
 	char path[512];
 
 	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		/* RELAY_NO_TICKETS=1: no TLS session tickets and no session cache, as hearthd */
+		if (getenv("RELAY_NO_TICKETS") && user) {
+			SSL_CTX_set_num_tickets(user, 0);
+			SSL_CTX_set_options(user, SSL_OP_NO_TICKET);
+			SSL_CTX_set_session_cache_mode(user, SSL_SESS_CACHE_OFF);
+		}
+		break;
 	case LWS_CALLBACK_PROTOCOL_INIT:
 		return lws_protocol_vh_priv_zalloc(lws_get_vhost(wsi), lws_get_protocol(wsi), sizeof(struct vhd)) ? 0 : -1;
 	case LWS_CALLBACK_ESTABLISHED: {
