@@ -355,9 +355,9 @@ static inline void clws_handshake_info(const SSL *ssl, int where, int ret) {
 }
 
 /* No TLS session resumption: no TLS 1.3 session tickets, no TLS 1.2 tickets or session cache.
- * OpenSSL's default of two TLS 1.3 tickets after every handshake cost hearthd 18-32% of its
- * CPU per admitted connection (loadtest/RESULTS.md), and every connection then does a full
- * handshake with its own key exchange. */
+ * OpenSSL's default of two TLS 1.3 tickets after every handshake cost hearthd two socket writes
+ * and about 15% of its CPU per admitted connection (loadtest/RESULTS.md); every connection does
+ * a full handshake with its own key exchange. */
 static inline void clws_tls_no_resumption(SSL_CTX *ctx) {
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
