@@ -3,15 +3,8 @@ import HearthCore
 
 /// What the embedded store's writer writes, and how (one SQLite transaction per batch).
 extension Store {
-    enum Operation {
-        case journal(JournalEntry)
-        case audit(AuditRecord)
-        case attendance(AttendanceRecord)
-        case ended(RoomID, Instant)
-        case compact(Instant)
-        case pruneAudit(Instant)
-        case pruneAttendance(Instant)
-    }
+    /// What the writer is handed (one type for both stores: `WriteOperation`).
+    typealias Operation = WriteOperation
 
     /// Writes one batch in one transaction, rolled back if any of it fails. `BEGIN` and
     /// `COMMIT` are cached statements: GRDB's `write` compiles both anew every transaction,

@@ -1,6 +1,18 @@
 import Foundation
 import HearthCore
 
+/// What a store's writer writes: the embedded store's and the shared journal's take the same
+/// operations, each writing them its own way (`Store+Writing.swift`, `SharedJournal+Writing.swift`).
+enum WriteOperation {
+    case journal(JournalEntry)
+    case audit(AuditRecord)
+    case attendance(AttendanceRecord)
+    case ended(RoomID, Instant)
+    case compact(Instant)
+    case pruneAudit(Instant)
+    case pruneAttendance(Instant)
+}
+
 /// A store's writer: a queue guarded by one lock (an `NSCondition`, which is a mutex and
 /// a condition variable together), and a dedicated thread that drains it with group commit:
 /// it hands everything queued to `commit` (one transaction), then repeats. The embedded

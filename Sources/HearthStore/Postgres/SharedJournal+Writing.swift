@@ -3,15 +3,8 @@ import HearthCore
 /// What the shared store's writer writes, and how: a batch of chat in one statement, anything
 /// else in one transaction fenced by the owner rows (see `SharedJournal`, "Fenced group commit").
 extension SharedJournal {
-    enum Operation {
-        case journal(JournalEntry)
-        case audit(AuditRecord)
-        case attendance(AttendanceRecord)
-        case ended(RoomID, Instant)
-        case compact(Instant)
-        case pruneAudit(Instant)
-        case pruneAttendance(Instant)
-    }
+    /// What the writer is handed (one type for both stores: `WriteOperation`).
+    typealias Operation = WriteOperation
 
     func write(_ batch: [Operation], _ connection: PostgresConnection) throws {
         var journal: [JournalEntry] = []
