@@ -54,13 +54,7 @@ final class Writer<Operation>: @unchecked Sendable {
 
     func start() {
         condition.withLock { running = true }
-        // Named from inside the thread: on Linux a name set before `start` never reaches the
-        // system thread, and the system keeps at most 15 bytes of one (a longer one is refused).
-        let thread = Thread { [self] in
-            Thread.current.name = name
-            run()
-        }
-        thread.start()
+        startNamedThread(name) { [self] in run() }
     }
 
     /// Queues `operation` and wakes the writer. O(1) under the lock; never touches the disk.

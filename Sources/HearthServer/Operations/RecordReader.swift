@@ -30,12 +30,7 @@ final class RecordReader: @unchecked Sendable {
             }
             if !started {
                 started = true
-                let thread = Thread { [self] in
-                    // From inside, in at most 15 bytes: on Linux a name set before `start` is lost.
-                    Thread.current.name = "api-reader"
-                    run()
-                }
-                thread.start()
+                startNamedThread("api-reader") { [self] in run() }
             }
             condition.signal()
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HearthStore
 import Synchronization
 
 /// The byte pipe to Janus: its Unix-socket API transport (`pfunix`, SOCK_SEQPACKET, one JSON
@@ -53,17 +54,8 @@ final class JanusLink: Sendable {
             return .failure(JanusLinkError(errno: error))
         }
         let link = JanusLink(fd: fd, generation: generation)
-        // Named from inside, in at most 15 bytes: on Linux a name set before `start` is lost.
-        let reader = Thread {
-            Thread.current.name = "janus-read"
-            link.read(onEvent: onEvent)
-        }
-        reader.start()
-        let writer = Thread {
-            Thread.current.name = "janus-write"
-            link.write()
-        }
-        writer.start()
+        startNamedThread("janus-read") { link.read(onEvent: onEvent) }
+        startNamedThread("janus-write") { link.write() }
         return .success(link)
     }
 

@@ -128,11 +128,7 @@ public final class SharedJournal: JournalStore, RecordStore, @unchecked Sendable
         }
         writer.start()
         let leaseConnection = try PostgresConnection(conninfo: conninfo)
-        let thread = Thread { [self] in
-            Thread.current.name = "hearth-lease"  // from inside: see `Writer.start`
-            keepLease(leaseConnection)
-        }
-        thread.start()
+        startNamedThread("hearth-lease") { [self] in keepLease(leaseConnection) }
     }
 
     /// The first connection id of this run (see `number`).
