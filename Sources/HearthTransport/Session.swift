@@ -1,16 +1,28 @@
 /// State of one WebSocket session. Owned by its worker, lws thread only.
+///
+/// `queue` and `closeRequest` are read several times for every message that goes out: release
+/// builds leave out the runtime's exclusivity checks on them, as on the worker's session table
+/// and dirty lists (see `Worker.sessions`).
 final class Session {
     let id: SessionID
     let wsi: OpaquePointer
     /// FIFO of outbound messages: `queue[head...]` is pending.
-    var queue: [OutboundMessage] = []
+    #if DEBUG
+        var queue: [OutboundMessage] = []
+    #else
+        @exclusivity(unchecked) var queue: [OutboundMessage] = []
+    #endif
     var head = 0
     var queuedBytes = 0
     /// Reassembly buffer for a fragmented inbound message, and how many callbacks it took.
     var rx: [UInt8] = []
     var rxPieces = 0
     /// Set once a close was decided: flush `queue`, then close with this.
-    var closeRequest: (code: UInt16, reason: String)?
+    #if DEBUG
+        var closeRequest: (code: UInt16, reason: String)?
+    #else
+        @exclusivity(unchecked) var closeRequest: (code: UInt16, reason: String)?
+    #endif
     /// Set once the close was handed to lws (its close frame, then the wait for the peer's).
     var closeHandedOver = false
     /// Set once the connection is being torn down: inbound data is ignored.
