@@ -41,7 +41,7 @@ final class Worker {
     //
     // `sessions`, `dirty` and `flushing` (and a session's `queue` and `closeRequest`) are
     // touched several times for every message that goes out. Release builds leave out the
-    // runtime's exclusivity checks on them: in a group of 10 those were 95 of the server's 131
+    // runtime's exclusivity checks on them: in a group of 10 those were 96 of the server's 131
     // `swift_beginAccess` calls per chat, about 6,500 instructions (loadtest/RESULTS.md,
     // "exclusivity checks"). Debug builds, which the tests run, keep them. Sound only because
     // each access is short (a lookup, an append, a removal, a copy for a `for` loop), never one
