@@ -195,9 +195,14 @@ def test_loadgen_slow_consumers_are_cut_off_by_hearthd_alone():
 
 def load_plot_module():
     """loadtest/plot as a module (its parser needs no matplotlib)."""
+    return load_loadtest_module("plot")
+
+
+def load_loadtest_module(name):
+    """A python script of loadtest/ (no .py suffix) as a module."""
     import importlib.machinery
     import importlib.util
-    loader = importlib.machinery.SourceFileLoader("loadtest_plot", str(ROOT / "loadtest" / "plot"))
+    loader = importlib.machinery.SourceFileLoader(f"loadtest_{name}", str(ROOT / "loadtest" / name))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     module = importlib.util.module_from_spec(spec)
     before, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in loadtest/
@@ -263,3 +268,38 @@ def test_loadtest_plot_check_fails_on_a_missing_figure(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1, r.stdout + r.stderr
     assert hearth.label in r.stderr and "server CPU per delivered message" in r.stderr
+
+
+def test_loadtest_instructions_reads_callgrinds_own_output(tmp_path):
+    """loadtest/instructions differences two callgrind runs: its readers, on the real
+    callgrind_annotate output of a small C program that calls `work` 100 and 300 times, find
+    exactly 200 more calls and the same instructions for each, and it refuses a run that lost
+    chats."""
+    tool = load_loadtest_module("instructions")
+    source = tmp_path / "calls.c"
+    source.write_text(
+        "#include <stdlib.h>\n"
+        "volatile int sink;\n"
+        "__attribute__((noinline)) void work(int i) { for (int k = 0; k < 10; k++) sink += i * k; }\n"
+        "int main(int argc, char **argv) { int n = atoi(argv[1]); for (int i = 0; i < n; i++) work(i); return 0; }\n")
+    program = tmp_path / "calls"
+    subprocess.run(["gcc", "-O1", "-o", str(program), str(source)], check=True, timeout=60)
+    runs = {}
+    for n in (100, 300):
+        out = tmp_path / f"callgrind-{n}.out"
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(program), str(n)],
+                       check=True, capture_output=True, timeout=120)
+        table, total = tool.costs(tool.annotate(str(out)))
+        calls = tool.calls_into(tool.annotate(str(out), "--tree=caller"), r"\?\?\?:work \[")
+        work = [v for k, v in table.items() if k.startswith("???:work [")]
+        assert len(work) == 1, sorted(table)[:20]
+        runs[n] = (total, work[0], calls)
+    assert runs[100][2] == 100 and runs[300][2] == 300
+    extra = runs[300][1] - runs[100][1]
+    assert extra > 0 and extra % 200 == 0 and extra // 200 == runs[100][1] // 100
+    assert runs[300][0] - runs[100][0] >= extra
+    log = "received         6000 messages in 5800 frames, 1 bytes\n"
+    assert tool.frames(log) == 5800
+    assert tool.sent_chats("chat             sent 600, expected 6000, delivered-unique 6000, lost 0, dup 0\n") == 600
+    with pytest.raises(SystemExit):
+        tool.sent_chats("chat             sent 600, expected 6000, delivered-unique 5990, lost 10, dup 0\n")
