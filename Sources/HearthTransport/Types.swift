@@ -1,6 +1,10 @@
 import CLws
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Settings for one ``Transport``: where to listen, which certificate to use,
 /// and the per-session limits.
 ///
@@ -109,7 +113,12 @@ public final class OutboundMessage: Sendable {
 
     public init(_ bytes: [UInt8]) {
         self.bytes = bytes
-        self.isBatchable = !bytes.isEmpty && !bytes.contains(0x0A)
+        // memchr, not `contains`: a byte-at-a-time scan cost about 2,000 instructions per chat
+        // (loadtest/instructions), for a line feed a compact JSON encoding never writes.
+        self.isBatchable = bytes.withUnsafeBytes { b in
+            guard let base = b.baseAddress, b.count > 0 else { return false }
+            return memchr(base, 0x0A, b.count) == nil
+        }
     }
 
     public convenience init(_ text: String) {
