@@ -298,6 +298,13 @@ def test_loadtest_instructions_reads_callgrinds_own_output(tmp_path):
     extra = runs[300][1] - runs[100][1]
     assert extra > 0 and extra % 200 == 0 and extra // 200 == runs[100][1] // 100
     assert runs[300][0] - runs[100][0] >= extra
+    # The report's arithmetic on the same two outputs: 200 extra calls of `work`, per call.
+    d = tool.difference(str(tmp_path / "callgrind-100.out"), str(tmp_path / "callgrind-300.out"), 200, str(program))
+    assert d["self"][0] == (extra / 200, "work"), d["self"][:3]
+    assert ("work", extra / 200) in [(name, value) for value, name in d["inclusive"]]
+    assert d["total"] == (runs[300][0] - runs[100][0]) / 200
+    assert dict(d["by_object"])["own"] >= extra / 200
+    assert d["begin_access"] == 0 and d["hashes"] == 0 and d["exclusivity"] == 0
     log = "received         6000 messages in 5800 frames, 1 bytes\n"
     assert tool.frames(log) == 5800
     assert tool.sent_chats("chat             sent 600, expected 6000, delivered-unique 6000, lost 0, dup 0\n") == 600
