@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "hearthd",
             dependencies: [
-                "HearthServer", "HearthStore", "HearthCore",
+                "HearthServer", "HearthStore", "HearthCore", "HearthTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // jemalloc (Debian's libjemalloc) replaces glibc's malloc in the whole process:

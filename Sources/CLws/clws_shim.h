@@ -375,4 +375,31 @@ static inline const char *clws_ssl_error_reason(void) {
     return e ? ERR_reason_error_string(e) : NULL;
 }
 
+/* OpenSSL's allocator for a process whose malloc is jemalloc (hearthd). libwebsockets clears
+ * OpenSSL's error queue before every SSL_read and SSL_write; ERR_clear_error() hands each of
+ * the queue's 16 slots' two strings to free(), NULL nearly always, 32 calls, and jemalloc's
+ * free(NULL) takes its slow path. These skip the NULLs; the rest is plain malloc. */
+static void *clws_openssl_malloc(size_t n, const char *file, int line) {
+    (void)file; (void)line;
+    return malloc(n);
+}
+static void *clws_openssl_realloc(void *p, size_t n, const char *file, int line) {
+    (void)file; (void)line;
+    return realloc(p, n);
+}
+static void clws_openssl_free(void *p, const char *file, int line) {
+    (void)file; (void)line;
+    if (p != NULL) free(p);
+}
+/* 1 if installed; 0 if OpenSSL already allocated in this process (then it keeps its own). */
+static inline int clws_openssl_skip_null_frees(void) {
+    return CRYPTO_set_mem_functions(clws_openssl_malloc, clws_openssl_realloc, clws_openssl_free);
+}
+/* Whether OpenSSL's frees are the ones above. */
+static inline int clws_openssl_skips_null_frees(void) {
+    CRYPTO_free_fn f = NULL;
+    CRYPTO_get_mem_functions(NULL, NULL, &f);
+    return f == clws_openssl_free;
+}
+
 #endif

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HearthAuth
 import HearthServer
+import HearthTransport
 import Logging
 
 @main
@@ -46,6 +47,8 @@ struct Serve: ParsableCommand {
     ) var janusSocket: String?
 
     func run() throws {
+        // Before anything can reach OpenSSL: it takes an allocator only before its first allocation.
+        let openSSLSkipsNullFrees = OpenSSLAllocator.skipNullFrees()
         var config = try options.load()
         if let janusSocket {
             let environment = ProcessInfo.processInfo.environment
@@ -67,6 +70,7 @@ struct Serve: ParsableCommand {
         }
         let logger = Logger(label: "hearthd")
         for warning in config.warnings { logger.warning("\(warning)") }
+        logger.debug("OpenSSL's allocator", metadata: ["skipsNullFrees": "\(openSSLSkipsNullFrees)"])
         let server = try HearthServer(configuration: config, logger: logger)
         try server.runUntilSignalled()
     }

@@ -274,7 +274,7 @@ def test_loadtest_instructions_reads_callgrinds_own_output(tmp_path):
     """loadtest/instructions differences two callgrind runs: its readers, on the real
     callgrind_annotate output of a small C program that calls `work` 100 and 300 times, find
     exactly 200 more calls and the same instructions for each, and it refuses a run that lost
-    chats."""
+    chats (or, per connection, did not admit every connection)."""
     tool = load_loadtest_module("instructions")
     source = tmp_path / "calls.c"
     source.write_text(
@@ -310,3 +310,12 @@ def test_loadtest_instructions_reads_callgrinds_own_output(tmp_path):
     assert tool.sent_chats("chat             sent 600, expected 6000, delivered-unique 6000, lost 0, dup 0\n") == 600
     with pytest.raises(SystemExit):
         tool.sent_chats("chat             sent 600, expected 6000, delivered-unique 5990, lost 10, dup 0\n")
+    # --per connection counts the admitted connections, and refuses a run where one was not.
+    summary = ("groups           40 x 10 (400 connections), ready 40\n"
+               "connections      established 400, welcomed 400, admitted {admitted}, connect errors {errors}\n")
+    assert tool.admitted_connections(summary.format(admitted=400, errors=0)) == 400
+    for admitted, errors in ((399, 0), (400, 1)):
+        with pytest.raises(SystemExit):
+            tool.admitted_connections(summary.format(admitted=admitted, errors=errors))
+    with pytest.raises(SystemExit):
+        tool.admitted_connections("chat             sent 600, expected 6000, delivered-unique 6000, lost 0, dup 0\n")

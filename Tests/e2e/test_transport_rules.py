@@ -194,3 +194,34 @@ def test_tls_sessions_are_never_resumed(server):
         assert not first.has_ticket, f"{version.name}: the server sent a session ticket"
         _, resumed = https_get_with_session(server.port, ctx, session=first)
         assert not resumed, f"{version.name}: the second connection resumed the first one's session"
+
+
+def test_openssl_frees_through_hearthds_allocator_and_tls_works():
+    """hearthd gives OpenSSL an allocator that skips free(NULL) (jemalloc's is slow, and
+    libwebsockets clears OpenSSL's error queue, 32 of them, before every read and write). It
+    must be installed before OpenSSL's first allocation, or OpenSSL refuses it: the debug log
+    says whether it took. Then TLS of both versions, a join and a chat work through it, and the
+    server stops cleanly."""
+    from hearth import Server
+
+    s = Server(logLevel="debug")
+    try:
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            ctx = client_tls(minimum=version, maximum=version)
+            https_get_with_session(s.port, ctx)
+
+        async def go():
+            token = mint("room-allocator", "facilitator", "Fran")
+            c = await Client.connect(s, "room-allocator")
+            await c.send("hello", token=token)
+            await c.expect("welcome")
+            ack = await c.request("chat", to="room", text="through OpenSSL's frees")
+            assert ack["type"] == "ack", ack
+            await c.close()
+
+        run(go())
+    finally:
+        code = s.stop()
+    log = s.log()
+    assert code == 0, log
+    assert "skipsNullFrees=true" in log, log
