@@ -319,3 +319,27 @@ def test_loadtest_instructions_reads_callgrinds_own_output(tmp_path):
             tool.admitted_connections(summary.format(admitted=admitted, errors=errors))
     with pytest.raises(SystemExit):
         tool.admitted_connections("chat             sent 600, expected 6000, delivered-unique 6000, lost 0, dup 0\n")
+
+
+def test_loadtest_instructions_runs_the_c_relay_under_callgrind(tmp_path, cert):
+    """--c-relay: the relay is built into the work directory, and `loadtest/peers/start` (as
+    `loadtest/run` calls it, with BUILD_DIR set to the wrapper's directory) starts it under
+    callgrind, which writes its output where CALLGRIND_OUT says when the relay stops."""
+    tool = load_loadtest_module("instructions")
+    peer, binary = tool.relay_wrapper(str(tmp_path))
+    assert os.access(binary, os.X_OK) and os.access(os.path.join(peer, "c-relay"), os.X_OK)
+    out = tmp_path / "callgrind-relay.out"
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(PEERS / "start"), "c-relay", "--port", str(port), "--cert", str(cert[0]), "--key", str(cert[1])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, BUILD_DIR=peer, CALLGRIND_OUT=str(out)))
+    try:
+        line = proc.stdout.readline()  # valgrind's own lines go to stderr
+        assert line.startswith("listening"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        assert "callgrind" in pathlib.Path(f"/proc/{proc.pid}/cmdline").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    table, total = tool.costs(tool.annotate(str(out)))
+    assert total > 0 and any(name.endswith(f"[{binary}]") for name in table), sorted(table)[:10]
