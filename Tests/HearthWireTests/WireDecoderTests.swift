@@ -263,6 +263,19 @@ final class WireDecoderTests: XCTestCase {
                         payload: String(repeating: "[", count: deepest) + String(repeating: "]", count: deepest)),
                     rid: nil)))
         XCTAssertEqual(WireDecoder.decode(signal(nesting: deepest + 1)), .failure(WireError(.badMessage)))
+        // More opening brackets than levels (one in a string) still nest only as deep as they do.
+        XCTAssertEqual(
+            WireDecoder.decode(
+                #"{"type":"signal","to":"p2","kind":"ice","payload":{"a":"{","b":"#
+                    + String(repeating: "[", count: deepest - 1)
+                    + String(repeating: "]", count: deepest - 1) + "}}"),
+            .success(
+                .command(
+                    .signal(
+                        to: ParticipantID(2), kind: .ice,
+                        payload: #"{"a":"{","b":"# + String(repeating: "[", count: deepest - 1)
+                            + String(repeating: "]", count: deepest - 1) + "}"),
+                    rid: nil)))
         // Brackets inside strings (escaped quotes included) are text, not nesting.
         let text = #"x\" "# + String(repeating: "[{", count: 200)
         XCTAssertEqual(
