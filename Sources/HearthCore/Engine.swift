@@ -121,14 +121,23 @@ public struct Engine: Sendable {
         return withRoom(timer.room, creating: defaultSettings, at: at) { $0.timerFired(timer.kind, at: at) }
     }
 
-    /// Runs `body` on the room, creating it if needed. The room is moved out of the
-    /// dictionary and back, so its storage stays uniquely referenced and is never copied.
-    /// An input that ends the room adds `.roomEnded` after the room's own effects.
+    /// Runs `body` on the room, creating it if needed. An existing room is changed in place in
+    /// the dictionary (through its index: one hashed lookup, no removal and insertion), so its
+    /// storage stays uniquely referenced and is never copied. An input that ends the room adds
+    /// `.roomEnded` after the room's own effects.
     mutating func withRoom(
         _ id: RoomID, creating settings: RoomSettings, at: Instant, _ body: (inout Room) -> [Effect]
     ) -> [Effect] {
-        var room = rooms.removeValue(forKey: id) ?? Room(id: id, settings: settings, at: at)
-        defer { rooms[id] = room }
+        if let index = rooms.index(forKey: id) {
+            return Self.run(&rooms.values[index], id, body)
+        }
+        var room = Room(id: id, settings: settings, at: at)
+        let effects = Self.run(&room, id, body)
+        rooms[id] = room
+        return effects
+    }
+
+    private static func run(_ room: inout Room, _ id: RoomID, _ body: (inout Room) -> [Effect]) -> [Effect] {
         let wasEnded = room.isEnded
         var effects = body(&room)
         room.settleMediaMode(into: &effects)
