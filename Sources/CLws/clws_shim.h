@@ -395,11 +395,5 @@ static void clws_openssl_free(void *p, const char *file, int line) {
 static inline int clws_openssl_skip_null_frees(void) {
     return CRYPTO_set_mem_functions(clws_openssl_malloc, clws_openssl_realloc, clws_openssl_free);
 }
-/* Whether OpenSSL's frees are the ones above. */
-static inline int clws_openssl_skips_null_frees(void) {
-    CRYPTO_free_fn f = NULL;
-    CRYPTO_get_mem_functions(NULL, NULL, &f);
-    return f == clws_openssl_free;
-}
 
 #endif

@@ -14,7 +14,4 @@ public enum OpenSSLAllocator {
     /// then, and OpenSSL keeps its own.
     @discardableResult
     public static func skipNullFrees() -> Bool { clws_openssl_skip_null_frees() == 1 }
-
-    /// Whether OpenSSL's frees are the ones `skipNullFrees` installs.
-    public static var skipsNullFrees: Bool { clws_openssl_skips_null_frees() == 1 }
 }
