@@ -378,7 +378,8 @@ static inline const char *clws_ssl_error_reason(void) {
 /* OpenSSL's allocator for a process whose malloc is jemalloc (hearthd). libwebsockets clears
  * OpenSSL's error queue before every SSL_read and SSL_write; ERR_clear_error() hands each of
  * the queue's 16 slots' two strings to free(), NULL nearly always, 32 calls, and jemalloc's
- * free(NULL) takes its slow path. These skip the NULLs; the rest is plain malloc. */
+ * free(NULL) costs about 46 instructions (callgrind; glibc's returns at once). These skip the
+ * NULLs; the rest is plain malloc. */
 static void *clws_openssl_malloc(size_t n, const char *file, int line) {
     (void)file; (void)line;
     return malloc(n);

@@ -6,7 +6,7 @@ import ssl
 import pytest
 import websockets
 from conftest import run
-from hearth import Client, client_tls, mint
+from hearth import Client, Server, client_tls, mint
 
 
 def plaintext_request(port):
@@ -202,8 +202,6 @@ def test_openssl_frees_through_hearthds_allocator_and_tls_works():
     must be installed before OpenSSL's first allocation, or OpenSSL refuses it: the debug log
     says whether it took. Then TLS of both versions, a join and a chat work through it, and the
     server stops cleanly."""
-    from hearth import Server
-
     s = Server(logLevel="debug")
     try:
         for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
