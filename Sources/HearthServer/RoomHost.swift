@@ -311,17 +311,28 @@ final class RoomHost: TransportDelegate {
         let start = ContinuousClock.now
         let effects = engine.apply(input, at: at)
         metrics.dispatch.recordNanoseconds(Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000))
-        run(effects, ticket: ticket, transport: transport)
+        guard run(effects, ticket: ticket, room: room, transport: transport) else { return }
         if sfu != nil { syncSFU(room, transport: transport) }
     }
 
     /// Performs the engine's effects, in order. Acks (and closes) of an input whose journal
     /// entry is not committed yet wait in the `AckGate`, with what the input sends its sender
-    /// (a chat's own copy goes out with its ack, in one write).
-    func run(_ effects: [Effect], ticket: UInt64?, transport: any ShellTransport) {
+    /// (a chat's own copy goes out with its ack, in one write). In a cluster, nothing goes out if
+    /// `room` was found taken over by a commit up to the one read here (then false: the room is
+    /// dropped).
+    @discardableResult
+    func run(_ effects: [Effect], ticket: UInt64?, room: RoomID, transport: any ShellTransport) -> Bool {
         // Decided once: the writer commits concurrently, and an ack held here must not be
         // overtaken by a close of the same input that found the entry committed a moment later.
         let committed = journal.committedTicket
+        // The writer may have committed this very input's entry already (at once, with no commit
+        // window), fenced: a room lost by a commit up to `committed` is reported before that
+        // ticket counts, so dropping the lost rooms now keeps an ack that did not hold from
+        // going out for an entry that was never written.
+        if let shared {
+            fence(transport)
+            guard shared.owns(room) else { return false }
+        }
         // What earlier inputs held and is now committed goes first, so replies stay in order.
         if !acks.isEmpty { releaseAcks(upTo: committed, transport: transport) }
         // A journaled input that need not hold found every earlier ticket committed, and what
@@ -376,6 +387,7 @@ final class RoomHost: TransportDelegate {
                 drive(session, at: Self.now(), transport: transport) { $0.resumeRefused() }
             }
         }
+        return true
     }
 
     /// Carries out the held acks (and closes) whose inputs' journal entries are now committed.

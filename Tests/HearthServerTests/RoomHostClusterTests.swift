@@ -121,6 +121,47 @@ final class RoomHostClusterTests: XCTestCase {
         XCTAssertEqual(command.command, .raiseHand)
     }
 
+    /// The writer commits concurrently (at once, with no commit window), so a stale node's
+    /// fenced commit can finish before the input's effects are carried out: its ack then finds its
+    /// ticket committed and need not hold, and must still never go out. The test above meets this
+    /// order by chance (it failed so in CI); here it is forced.
+    func testAnAckWhoseFencedCommitFinishedFirstIsNeverSent() throws {
+        let room = RoomID("first-\(UUID().uuidString.prefix(8))")
+        let a = try node("a")
+        let hostA = host(a)
+        let session = try hello(hostA, 1, room: room.rawValue, user: "fac")
+        commit(hostA, a)
+        a.releaseLease()
+        let b = try node("b")
+        guard case .owned = try b.claim(room, creating: false) else { return XCTFail("b takes the room") }
+
+        // The stale command's entry is committed (fenced) before its effects run.
+        let input = Engine.Input.command(.raiseHand, from: hostA.connection(session), rid: "stale")
+        let at = RoomHost.now()
+        let ticket = a.append(try XCTUnwrap(JournalEntry(input, room: room, at: at)))
+        a.flush()
+        XCTAssertGreaterThanOrEqual(a.committedTicket, ticket)
+        XCTAssertFalse(a.owns(room), "the commit found the room taken over")
+        let effects = hostA.engine.apply(input, at: at)
+        XCTAssertTrue(
+            effects.contains {
+                if case .send(let message, _) = $0, case .ack = message.event { return true }
+                return false
+            }, "the engine acknowledges the command")
+
+        let sentBefore = transport.sent.count
+        XCTAssertFalse(hostA.run(effects, ticket: ticket, room: room, transport: transport))
+        XCTAssertFalse(acked("stale", session), "never acknowledged: the room was lost")
+        XCTAssertEqual(transport.sent.count, sentBefore, "nothing of it went out")
+        XCTAssertEqual(transport.closes.last?.code, 1012)
+        XCTAssertNil(hostA.connections[session])
+        XCTAssertNil(hostA.rooms[room])
+        XCTAssertTrue(hostA.acks.isEmpty)
+        // b's copy of the journal ends with the hello's connect, not the stale command.
+        let last = try b.entries(of: room).last
+        guard case .connect? = last?.input else { return XCTFail("\(String(describing: last))") }
+    }
+
     func testJoinsWaitForTheClaimOffTheLoopAndARoomHeldElsewhereIsRefused() throws {
         let room = "claim-\(UUID().uuidString.prefix(8))"
         let a = try node("a")
