@@ -294,9 +294,11 @@ extension Route.Endpoint {
         case .endRoom(let id):
             try backend.hold(id, at: now)
             guard let room = backend.rooms[id] else { throw .unknownRoom }
-            guard !room.isEnded, backend.endRoom(id, at: now), let ended = backend.rooms[id] else {
-                throw .roomEnded
-            }
+            guard !room.isEnded, backend.endRoom(id, at: now) else { throw .roomEnded }
+            // In a cluster, a commit that found the room taken over (the end's own, when the
+            // writer was quick) drops it here before anything of the end goes out: it was not
+            // ended, another node holds it.
+            guard let ended = backend.rooms[id] else { throw APIError.roomElsewhere.about(id) }
             return Answer(status: 200, body: Rooms.object(ended))
         case .createRoom, .attendance, .audit:
             preconditionFailure("answered through the reader thread (OperationsAPI.handle)")
