@@ -320,15 +320,14 @@ final class RoomHost: TransportDelegate {
     /// (a chat's own copy goes out with its ack, in one write). In a cluster, nothing goes out if
     /// `room` was found taken over by a commit up to the one read here (then false: the room is
     /// dropped).
-    @discardableResult
     func run(_ effects: [Effect], ticket: UInt64?, room: RoomID, transport: any ShellTransport) -> Bool {
         // Decided once: the writer commits concurrently, and an ack held here must not be
         // overtaken by a close of the same input that found the entry committed a moment later.
         let committed = journal.committedTicket
-        // The writer may have committed this very input's entry already (at once, with no commit
-        // window), fenced: a room lost by a commit up to `committed` is reported before that
-        // ticket counts, so dropping the lost rooms now keeps an ack that did not hold from
-        // going out for an entry that was never written.
+        // The writer, on its own thread, may have committed this very input's entry already,
+        // fenced: a room lost by a commit up to `committed` is reported before that ticket
+        // counts, so dropping the lost rooms now keeps an ack that did not hold from going out
+        // for an entry that was never written.
         if let shared {
             fence(transport)
             guard shared.owns(room) else { return false }
