@@ -9,8 +9,11 @@ import HearthStore
 // commit, so every transaction holds the same rows. Prints the process's CPU (both threads)
 // per join and per chat entry, and the share of it on the writer thread (read from /proc in
 // clock ticks of 10 ms: with few rounds it can exceed the total, which getrusage gives in µs).
-// Run: swift run -c release hearth-store-bench [rounds]
+// With a second argument, that many chats (from as many rooms) to a transaction instead of 6:
+// the writer's cost per transaction and per chat can be told apart.
+// Run: swift run -c release hearth-store-bench [rounds] [chats per transaction]
 let rounds = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 2_000
+let chatsPerTransaction = max(1, CommandLine.arguments.dropFirst(2).first.flatMap(Int.init) ?? 6)
 
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-store-bench-\(getpid())").path
 try? FileManager.default.removeItem(atPath: directory)
@@ -97,10 +100,10 @@ func join(round: Int) {
 
 let text = String(repeating: "x", count: 120)
 
-/// Six chat messages, each in its own room.
+/// `chatsPerTransaction` chat messages, each in its own room (of 300).
 func chats(round: Int) {
-    for i in 0..<6 {
-        let room = RoomID("bench-\((round * 6 + i) % 300)")
+    for i in 0..<chatsPerTransaction {
+        let room = RoomID("bench-\((round * chatsPerTransaction + i) % 300)")
         let at = Instant(milliseconds: 1_796_000_000_000 + Int64(round))
         if let entry = JournalEntry.command(
             .chat(to: .room, text: text), from: ConnectionID(UInt64(i + 1)), room: room, at: at)
@@ -111,5 +114,5 @@ func chats(round: Int) {
 }
 
 measure("joins", units: 1, unit: "join") { join(round: $0) }
-measure("chats", units: 6, unit: "chat") { chats(round: $0) }
+measure("chats", units: chatsPerTransaction, unit: "chat") { chats(round: $0) }
 store.close()
