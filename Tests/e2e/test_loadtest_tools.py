@@ -343,3 +343,44 @@ def test_loadtest_instructions_runs_the_c_relay_under_callgrind(tmp_path, cert):
         proc.wait(timeout=30)
     table, total = tool.costs(tool.annotate(str(out)))
     assert total > 0 and any(name.endswith(f"[{binary}]") for name in table), sorted(table)[:10]
+
+
+def test_loadtest_loop_iterations_reads_perf_scripts_output():
+    """loadtest/loop-iterations: from `perf script` output in the form perf 6 prints it (a
+    header line per event, its call chain indented below), an iteration runs from an
+    epoll_wait's exit to the next one's entry, and its CPU samples are counted by the object of
+    their first frame; samples outside an iteration (the loop asleep in epoll_wait, or before
+    the first exit) count for none."""
+    tool = load_loadtest_module("loop-iterations")
+
+    def event(time, name, *frames):
+        lines = [f"{time:.6f}: {name}: "]
+        lines += [f"\t{0x1000 + i:16x} {symbol} ({obj})" for i, (symbol, obj) in enumerate(frames)]
+        return "\n".join(lines) + "\n\n"
+
+    libssl = ("[unknown]", "/usr/lib/x86_64-linux-gnu/libssl.so.3")
+    kernel = ("tcp_sendmsg", "[kernel.kallsyms]")
+    hearthd = ("$s15HearthTransport6WorkerC10flushDirtyyyF", "/opt/hearth/hearthd")
+    libc_epoll = ("epoll_wait", "/usr/lib/x86_64-linux-gnu/libc.so.6")
+    text = "".join([
+        event(100.000, "cpu-clock/freq=1999/", libssl),  # before any iteration: not counted
+        event(100.001, "syscalls:sys_exit_epoll_wait", libc_epoll),
+        event(100.002, "cpu-clock/freq=1999/", kernel, ("[unknown]", "[unknown]")),
+        event(100.003, "cpu-clock/freq=1999/", hearthd),
+        event(100.004, "cpu-clock/freq=1999/", kernel),
+        event(100.011, "syscalls:sys_enter_epoll_wait", libc_epoll),  # a 10 ms iteration
+        event(100.015, "cpu-clock/freq=1999/", libssl),  # asleep: not counted
+        event(100.020, "syscalls:sys_exit_epoll_wait", libc_epoll),
+        event(100.021, "cpu-clock/freq=1999/", libssl),
+        event(100.022, "syscalls:sys_enter_epoll_wait", libc_epoll),  # a 2 ms iteration
+        event(100.030, "syscalls:sys_exit_epoll_wait", libc_epoll),  # never ends: not counted
+        event(100.031, "cpu-clock/freq=1999/", hearthd),
+    ])
+    found = tool.parse(text)
+    assert [name for _, name, _ in found][:2] == ["cpu-clock/freq=1999/", "syscalls:sys_exit_epoll_wait"]
+    done = sorted(tool.iterations(found), key=lambda i: -i[0])
+    assert len(done) == 2
+    (longest, start, objects), (shorter, _, others) = done
+    assert round(longest * 1000) == 10 and start == pytest.approx(100.001)
+    assert sorted(objects) == ["[kernel.kallsyms]", "[kernel.kallsyms]", "hearthd"]
+    assert round(shorter * 1000) == 2 and others == ["libssl.so.3"]
