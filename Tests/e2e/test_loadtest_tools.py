@@ -5,6 +5,7 @@ hearthd. Small and bounded: a few groups for a few seconds, loopback only.
 import json
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -384,3 +385,17 @@ def test_loadtest_loop_iterations_reads_perf_scripts_output():
     assert round(longest * 1000) == 10 and start == pytest.approx(100.001)
     assert sorted(objects) == ["[kernel.kallsyms]", "[kernel.kallsyms]", "hearthd"]
     assert round(shorter * 1000) == 2 and others == ["libssl.so.3"]
+
+
+def test_loadtest_loop_iterations_says_why_it_cannot_read(tmp_path):
+    """Without perf, or with a file perf cannot read, loadtest/loop-iterations exits non-zero
+    with one line saying which, not a traceback."""
+    tool = str(ROOT / "loadtest" / "loop-iterations")
+    missing = str(tmp_path / "no-such.perf")
+    run = subprocess.run([sys.executable, tool, missing], env={"PATH": str(tmp_path)},
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and run.stderr.strip() == "perf is not installed (Debian: linux-perf)", run.stderr
+    if shutil.which("perf"):
+        run = subprocess.run([sys.executable, tool, missing], capture_output=True, text=True, timeout=60)
+        assert run.returncode != 0 and run.stderr.startswith(f"perf script could not read {missing}:"), run.stderr
+        assert "Traceback" not in run.stderr

@@ -9,11 +9,22 @@ import HearthStore
 // commit, so every transaction holds the same rows. Prints the process's CPU (both threads)
 // per join and per chat entry, and the share of it on the writer thread (read from /proc in
 // clock ticks of 10 ms: with few rounds it can exceed the total, which getrusage gives in µs).
-// With a second argument, that many chats (from as many rooms) to a transaction instead of 6:
-// the writer's cost per transaction and per chat can be told apart.
+// With a second argument, that many chats (from as many rooms, up to 300) to a transaction
+// instead of 6: the writer's cost per transaction and per chat can be told apart.
 // Run: swift run -c release hearth-store-bench [rounds] [chats per transaction]
-let rounds = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 2_000
-let chatsPerTransaction = max(1, CommandLine.arguments.dropFirst(2).first.flatMap(Int.init) ?? 6)
+
+/// The positive whole number given as argument `index`, `fallback` when there is none; exits
+/// with the usage line on anything else.
+func argument(_ index: Int, _ fallback: Int) -> Int {
+    guard CommandLine.arguments.count > index else { return fallback }
+    guard let value = Int(CommandLine.arguments[index]), value > 0 else {
+        FileHandle.standardError.write(Data("usage: hearth-store-bench [rounds] [chats per transaction]\n".utf8))
+        exit(64)
+    }
+    return value
+}
+let rounds = argument(1, 2_000)
+let chatsPerTransaction = argument(2, 6)
 
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-store-bench-\(getpid())").path
 try? FileManager.default.removeItem(atPath: directory)
